@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { checkCustomHeaders } from './headers.js';
+
+describe('checkCustomHeaders', () => {
+  it('keeps valid headers, with lower-case names', () => {
+    assert.deepEqual(checkCustomHeaders({ 'X-Api-Key': 'k1', 'x-tenant': 'a b' }), { 'x-api-key': 'k1', 'x-tenant': 'a b' });
+  });
+
+  const refused: [string, Record<string, string>, RegExp][] = [
+    ['host override', { Host: 'evil' }, /"Host" is set by the platform/],
+    ['content-type override', { 'content-type': 'text/plain' }, /set by the platform/],
+    ['content-length override', { 'Content-Length': '1' }, /set by the platform/],
+    ['user-agent override', { 'User-Agent': 'x' }, /set by the platform/],
+    ['webhook-* override', { 'Webhook-Signature': 'v1,x' }, /set by the platform/],
+    ['bad name', { 'x key': 'v' }, /not a valid header name/],
+    ['line break in value', { 'x-a': 'v\r\nx-b: injected' }, /line break or control character/],
+    ['twice in different case', { 'X-A': '1', 'x-a': '2' }, /given twice/],
+    ['too long value', { 'x-a': 'v'.repeat(1025) }, /longer than 1024/],
+    ['too many', Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`x-h${i}`, 'v'])), /at most 20 headers/],
+  ];
+  for (const [name, headers, reason] of refused) {
+    it(`refuses ${name}`, () => assert.throws(() => checkCustomHeaders(headers), reason));
+  }
+});

@@ -1,0 +1,9 @@
+// Webhook domain rules as plain functions: no transport, no database.
+export * from './errors.js';
+export * from './ids.js';
+export * from './signing.js';
+export * from './secret-box.js';
+export * from './retry-policy.js';
+export * from './event-types.js';
+export * from './headers.js';
+export * from './url-policy.js';

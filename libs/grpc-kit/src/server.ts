@@ -1,0 +1,69 @@
+// A gRPC server with what every service exposes: grpc.health.v1.Health and server reflection.
+import { dirname } from 'node:path';
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { protoRoot, publicProtoFiles } from '@webhooks/contracts';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+
+export interface ServiceBinding {
+  readonly definition: ServiceDefinition;
+  readonly implementation: UntypedServiceImplementation;
+}
+
+export interface GrpcServerOptions {
+  readonly host: string;
+  /** 0 picks a free port; the bound port is returned. */
+  readonly port: number;
+  readonly services: readonly ServiceBinding[];
+  /** Largest request accepted, in bytes. */
+  readonly maxReceiveBytes?: number;
+}
+
+export interface RunningGrpcServer {
+  readonly port: number;
+  readonly health: HealthImplementation;
+  /** Marks the server NOT_SERVING, waits for calls in progress (up to graceMs), then closes. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+let reflectionDefinition: ReturnType<typeof loadSync> | undefined;
+
+function reflection(): ReflectionService {
+  reflectionDefinition ??= loadSync([...publicProtoFiles, 'health.proto'], {
+    includeDirs: [protoRoot, dirname(healthProtoPath)],
+    keepCase: true,
+  });
+  return new ReflectionService(reflectionDefinition);
+}
+
+export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const server = new Server({
+    'grpc.max_receive_message_length': options.maxReceiveBytes ?? 4 * 1024 * 1024,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  for (const { definition, implementation } of options.services) server.addService(definition, implementation);
+  const health = new HealthImplementation({ '': 'NOT_SERVING' });
+  health.addToServer(server);
+  reflection().addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${options.host}:${options.port}`, ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  return {
+    port,
+    health,
+    async shutdown(graceMs) {
+      health.setStatus('', 'NOT_SERVING');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}

@@ -1,0 +1,8 @@
+// NATS JetStream for every service: the topology, its setup, and the routing-table mirror.
+export * from './topology.js';
+export * from './setup.js';
+export * from './routing-table.js';
+export type { NatsConnection } from '@nats-io/transport-node';
+export type { KV } from '@nats-io/kv';
+export type { JetStreamClient, JetStreamManager, JsMsg, Consumer } from '@nats-io/jetstream';
+export { jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';

@@ -1,0 +1,41 @@
+// Creating the topology is idempotent: every service ensures it at start, so start order does not matter.
+import { JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { streamConfigs, type Topology } from './topology.js';
+
+export async function connectNats(servers: string, name: string): Promise<NatsConnection> {
+  return connect({ servers: servers.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>): Promise<void> {
+  try {
+    await jsm.streams.info(config.name!);
+    await jsm.streams.update(config.name!, config);
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError) || error.status !== 404) throw error;
+    try {
+      await jsm.streams.add({ ...config, name: config.name! });
+    } catch (addError) {
+      // Another service created it at the same moment.
+      if (!(addError instanceof JetStreamApiError)) throw addError;
+      await jsm.streams.update(config.name!, config);
+    }
+  }
+}
+
+export interface Buckets {
+  readonly routes: KV;
+  readonly breaker: KV;
+}
+
+/** Creates or updates every stream and bucket of the topology, and opens the buckets. */
+export async function ensureTopology(nc: NatsConnection, t: Topology): Promise<{ jsm: JetStreamManager; buckets: Buckets }> {
+  const jsm = await jetstreamManager(nc);
+  for (const config of streamConfigs(t)) await ensureStream(jsm, config);
+  const kvm = new Kvm(jetstream(nc));
+  const kvOptions = { history: 1, replicas: t.options.replicas };
+  const routes = await kvm.create(t.buckets.routes, kvOptions);
+  const breaker = await kvm.create(t.buckets.breaker, kvOptions);
+  return { jsm, buckets: { routes, breaker } };
+}

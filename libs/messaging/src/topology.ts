@@ -1,0 +1,121 @@
+// The one place that names the messaging topology: streams, subjects, consumers and KV buckets, and their
+// configurations. Every service imports it; nobody spells a subject twice. A prefix (default "wh") lets
+// tests and side-by-side installations run on one NATS server without seeing each other.
+import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type ConsumerConfig, type StreamConfig } from '@nats-io/jetstream';
+
+const prefixPattern = /^[a-z][a-z0-9_]{0,31}$/;
+const nanosPerMs = 1_000_000;
+
+export interface TopologyOptions {
+  /** Lower-case letters, digits and "_", starting with a letter. Default "wh". */
+  readonly prefix: string;
+  /** JetStream replicas per stream and bucket (1 for one server, 3 for a production cluster). */
+  readonly replicas: number;
+  /** How long a repeated event id is recognised and not queued again. */
+  readonly idempotencyWindowMs: number;
+  /** How long attempt records and breaker trips are kept for consumers that were away. */
+  readonly recordRetentionMs: number;
+}
+
+export const defaultTopologyOptions: TopologyOptions = {
+  prefix: 'wh',
+  replicas: 1,
+  idempotencyWindowMs: 10 * 60_000,
+  recordRetentionMs: 7 * 24 * 3_600_000,
+};
+
+export type Topology = ReturnType<typeof topology>;
+
+export function topology(options: Partial<TopologyOptions> = {}) {
+  const o = { ...defaultTopologyOptions, ...options };
+  if (!prefixPattern.test(o.prefix)) throw new Error(`messaging prefix "${o.prefix}" must be lower-case letters, digits or "_", starting with a letter`);
+  const p = o.prefix;
+  const P = p.toUpperCase();
+  return {
+    options: o,
+    streams: {
+      /** One delivery task per (event, webhook), on the webhook's own subject. */
+      deliver: `${P}_DELIVER`,
+      /** One record per delivery attempt. */
+      attempts: `${P}_ATTEMPTS`,
+      /** Breaker trips. */
+      breaker: `${P}_BREAKER`,
+    },
+    subjects: {
+      deliver: (workspaceId: string, webhookId: string) => `${p}.deliver.${workspaceId}.${webhookId}`,
+      deliverAll: `${p}.deliver.*.*`,
+      attempt: (workspaceId: string, webhookId: string) => `${p}.attempts.${workspaceId}.${webhookId}`,
+      attemptsAll: `${p}.attempts.*.*`,
+      breakerTripped: (workspaceId: string) => `${p}.breaker.tripped.${workspaceId}`,
+      breakerTrippedAll: `${p}.breaker.tripped.*`,
+    },
+    consumers: {
+      /** The durable consumer that delivers one webhook's events, one at a time. */
+      delivery: (webhookId: string) => `deliver_${webhookId}`,
+      /** The control plane's consumer of attempt records. */
+      attemptLog: 'attempt_log',
+      /** The control plane's and the notifier's consumers of breaker trips. */
+      tripsToControlPlane: 'trips_control_plane',
+      tripsToNotifier: 'trips_notifier',
+    },
+    buckets: {
+      /** The routing table, written by the control plane, mirrored by ingest and dispatcher. */
+      routes: `${p}_routes`,
+      /** Failure windows per workspace, shared by dispatcher replicas. */
+      breaker: `${p}_breaker`,
+    },
+    keys: {
+      workspace: (workspaceId: string) => `ws.${workspaceId}`,
+      webhook: (workspaceId: string, webhookId: string) => `wh.${workspaceId}.${webhookId}`,
+      webhooksOf: (workspaceId: string) => `wh.${workspaceId}.*`,
+    },
+  };
+}
+
+export function streamConfigs(t: Topology): Partial<StreamConfig>[] {
+  const common = { storage: StorageType.File, num_replicas: t.options.replicas, discard: DiscardPolicy.Old };
+  return [
+    {
+      ...common,
+      name: t.streams.deliver,
+      subjects: [t.subjects.deliverAll],
+      // A task leaves the stream only when the dispatcher acks (delivered) or terms (dropped and recorded):
+      // no age or size limit may remove an accepted event silently.
+      retention: RetentionPolicy.Workqueue,
+      duplicate_window: t.options.idempotencyWindowMs * nanosPerMs,
+    },
+    {
+      ...common,
+      name: t.streams.attempts,
+      subjects: [t.subjects.attemptsAll],
+      retention: RetentionPolicy.Limits,
+      max_age: t.options.recordRetentionMs * nanosPerMs,
+      duplicate_window: 2 * 60_000 * nanosPerMs,
+    },
+    {
+      ...common,
+      name: t.streams.breaker,
+      subjects: [t.subjects.breakerTrippedAll],
+      retention: RetentionPolicy.Limits,
+      max_age: t.options.recordRetentionMs * nanosPerMs,
+      duplicate_window: 10 * 60_000 * nanosPerMs,
+    },
+  ];
+}
+
+/**
+ * The delivery consumer of one webhook. max_ack_pending 1 makes the server hand out one task at a time
+ * for this subject, across every dispatcher replica: order per webhook holds and a crashed replica's
+ * task is redelivered after ack_wait.
+ */
+export function deliveryConsumerConfig(t: Topology, workspaceId: string, webhookId: string, ackWaitMs: number): Partial<ConsumerConfig> {
+  return {
+    durable_name: t.consumers.delivery(webhookId),
+    filter_subject: t.subjects.deliver(workspaceId, webhookId),
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    max_ack_pending: 1,
+    max_deliver: -1,
+    ack_wait: ackWaitMs * nanosPerMs,
+  };
+}

@@ -1,0 +1,7 @@
+// Real things for tests, each with a unique name so parallel runs never meet: PostgreSQL databases,
+// NATS topologies, HTTP receivers, and the built services started as processes.
+export * from './names.js';
+export * from './database.js';
+export * from './nats.js';
+export * from './http-receiver.js';
+export * from './service-process.js';
