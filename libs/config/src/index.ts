@@ -2,3 +2,4 @@
 // and gets every problem reported together, naming the variable.
 export { defineConfig, ConfigError, parseDuration, field } from './schema.js';
 export type { Field, ConfigOf, EnvSource } from './schema.js';
+export { withProfileDefaults, localProfileDefaults, localDevToken } from './profile.js';

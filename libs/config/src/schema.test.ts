@@ -52,3 +52,23 @@ describe('defineConfig', () => {
     }
   });
 });
+
+import { localDevToken, withProfileDefaults } from './index.js';
+
+describe('profiles', () => {
+  it('fills the local defaults under what is set', () => {
+    const env = withProfileDefaults({ API_TOKENS: 'mine-12345' });
+    assert.equal(env.API_TOKENS, 'mine-12345');
+    assert.equal(env.ALLOW_HTTP_ENDPOINTS, 'true');
+    assert.ok(env.SECRET_ENCRYPTION_KEY);
+    assert.equal(withProfileDefaults({}).API_TOKENS, localDevToken);
+  });
+
+  it('adds nothing in production, so missing secrets are reported', () => {
+    const env = withProfileDefaults({ PROFILE: 'production' });
+    assert.equal(env.API_TOKENS, undefined);
+    assert.equal(env.SECRET_ENCRYPTION_KEY, undefined);
+    const config = defineConfig({ key: field.string('SECRET_ENCRYPTION_KEY', 'key') });
+    assert.throws(() => config.parse(env), /SECRET_ENCRYPTION_KEY: is required/);
+  });
+});

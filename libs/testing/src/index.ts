@@ -5,3 +5,5 @@ export * from './database.js';
 export * from './nats.js';
 export * from './http-receiver.js';
 export * from './service-process.js';
+export * from './grpc-client.js';
+export * from './system.js';

@@ -1,4 +1,11 @@
 import { connectNats, ensureTopology, jetstreamManager, topology, type NatsConnection, type Topology } from '@webhooks/messaging';
+
+/** Deletes every stream and bucket of a topology. */
+export async function removeTopology(nc: NatsConnection, t: Topology): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const names = [...Object.values(t.streams), ...Object.values(t.buckets).map((bucket) => `KV_${bucket}`)];
+  for (const name of names) await jsm.streams.delete(name).catch(() => false);
+}
 import { testEnvironment, uniqueName } from './names.js';
 
 export interface TestTopology {
@@ -20,9 +27,7 @@ export async function createTestTopology(options: Partial<Topology['options']> =
     topology: t,
     nc,
     async remove() {
-      const jsm = await jetstreamManager(nc);
-      const names = [...Object.values(t.streams), ...Object.values(t.buckets).map((bucket) => `KV_${bucket}`)];
-      for (const name of names) await jsm.streams.delete(name).catch(() => false);
+      await removeTopology(nc, t);
       await nc.close();
     },
   };

@@ -1,0 +1,63 @@
+// One attempt of one delivery, as stages: build the signed request, send it, decide what comes next.
+// The decision is made by the pure retry policy; the consumer only applies it.
+import type { DeliveryTask, Route } from '@webhooks/contracts';
+import { checkEndpointUrl, nextAttempt, signatureHeaders, type RetryPolicy, type SecretBox, type UrlPolicy } from '@webhooks/domain';
+import type { HttpSender, OutboundRequest, SendResult } from './http-sender.js';
+
+export const userAgent = 'WebhookPlatform-Dispatcher/0.1.0';
+
+export type Decision =
+  | { readonly kind: 'succeeded' }
+  | { readonly kind: 'retry'; readonly delayMs: number; readonly retryAt: number }
+  | { readonly kind: 'dropped'; readonly reason: string };
+
+export interface AttemptResult {
+  readonly startedAt: Date;
+  readonly result: SendResult;
+  readonly decision: Decision;
+  /** What was sent, with custom header values redacted (they may hold the customer's credentials). */
+  readonly loggedHeaders: Record<string, string>;
+}
+
+export class Deliverer {
+  private readonly secretCache = new WeakMap<Route, { secret: string; expiresAt: number }[]>();
+
+  constructor(
+    private readonly sender: HttpSender,
+    private readonly secretBox: SecretBox,
+    private readonly urlPolicy: UrlPolicy,
+    private readonly retryPolicy: RetryPolicy,
+  ) {}
+
+  async attempt(task: DeliveryTask, route: Route, attempt: number, firstAttemptAt: number): Promise<AttemptResult> {
+    const startedAt = new Date();
+    const { outbound, loggedHeaders } = this.prepare(task, route, startedAt);
+    const verdict = checkEndpointUrl(route.url, this.urlPolicy);
+    const result: SendResult = verdict.ok ? await this.sender.send(outbound) : { kind: 'failed', statusCode: 0, reason: verdict.reason, durationMs: 0, excerpt: '' };
+    return { startedAt, result, loggedHeaders, decision: this.decide(result, attempt, firstAttemptAt) };
+  }
+
+  private decide(result: SendResult, attempt: number, firstAttemptAt: number): Decision {
+    if (result.kind === 'succeeded') return { kind: 'succeeded' };
+    const next = nextAttempt(attempt, firstAttemptAt, Date.now(), this.retryPolicy);
+    return next.kind === 'retry' ? { kind: 'retry', delayMs: next.delayMs, retryAt: next.retryAt } : { kind: 'dropped', reason: next.reason };
+  }
+
+  private prepare(task: DeliveryTask, route: Route, now: Date): { outbound: OutboundRequest; loggedHeaders: Record<string, string> } {
+    const signed = signatureHeaders(this.validSecrets(route, now.getTime()), task.eventId, Math.floor(now.getTime() / 1000), task.body);
+    const headers: Record<string, string> = { ...route.headers, 'content-type': 'application/json', 'user-agent': userAgent, ...signed };
+    const loggedHeaders: Record<string, string> = { 'content-type': 'application/json', 'user-agent': userAgent, ...signed };
+    for (const name of Object.keys(route.headers)) loggedHeaders[name] = '[redacted]';
+    return { outbound: { url: route.url, headers, body: task.body }, loggedHeaders };
+  }
+
+  /** The current secret, and the previous one while its rotation grace period lasts. */
+  private validSecrets(route: Route, now: number): string[] {
+    let secrets = this.secretCache.get(route);
+    if (!secrets) {
+      secrets = route.secrets.map((s) => ({ secret: this.secretBox.open(s.encrypted), expiresAt: s.expireTime?.getTime() ?? Infinity }));
+      this.secretCache.set(route, secrets);
+    }
+    return secrets.filter((s) => s.expiresAt > now).map((s) => s.secret);
+  }
+}

@@ -1,0 +1,120 @@
+// Applies one attempt's decision to its JetStream message: the attempt record is stored first, then the
+// task is acked (delivered), nak'ed with the retry delay, or terminated (dropped).
+import { AttemptDecision, AttemptRecord, DeliveryTask } from '@webhooks/contracts';
+import type { RetryPolicy } from '@webhooks/domain';
+import type { JetStreamClient, JsMsg, RoutingTable, Topology } from '@webhooks/messaging';
+import type { Logger } from '@webhooks/telemetry';
+import type { AttemptResult, Deliverer } from './delivery.js';
+
+export class Dispatch {
+  /** When each task's first attempt started, by "<webhook id>:<stream sequence>". */
+  private readonly firstAttempts = new Map<string, number>();
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly topology: Topology,
+    private readonly routes: RoutingTable,
+    private readonly deliverer: Deliverer,
+    private readonly retryPolicy: RetryPolicy,
+    private readonly logger: Logger,
+  ) {}
+
+  readonly handle = async (message: JsMsg): Promise<void> => {
+    let task: DeliveryTask;
+    try {
+      task = DeliveryTask.decode(message.data);
+    } catch (error) {
+      this.logger.error({ err: error, seq: message.seq }, 'undecodable delivery task terminated');
+      message.term('undecodable');
+      return;
+    }
+    const route = this.routes.route(task.workspaceId, task.webhookId);
+    if (!route) {
+      await this.record(task, 1, Date.now(), undefined, { kind: 'dropped', reason: 'webhook deleted' });
+      message.term('webhook deleted');
+      return;
+    }
+    if (!route.active) {
+      // The consumer loop is being stopped; hand the task back for when the webhook is active again.
+      message.nak();
+      return;
+    }
+    const attempt = message.info.deliveryCount;
+    const key = `${task.webhookId}:${message.seq}`;
+    const firstAttemptAt = this.firstAttemptTime(key, attempt);
+    const outcome = await this.deliverer.attempt(task, route, attempt, firstAttemptAt);
+    try {
+      await this.record(task, attempt, firstAttemptAt, outcome, outcome.decision);
+    } catch (error) {
+      // Without a durable record the attempt is not finished: it is made again shortly.
+      this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId }, 'attempt record not stored; the attempt will be repeated');
+      message.nak(1_000);
+      return;
+    }
+    const decision = outcome.decision;
+    if (decision.kind === 'succeeded') {
+      this.firstAttempts.delete(key);
+      message.ack();
+    } else if (decision.kind === 'retry') {
+      this.logger.info({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason: outcome.result.kind === 'failed' ? outcome.result.reason : '', retryInMs: decision.delayMs }, 'attempt failed, will retry');
+      message.nak(decision.delayMs);
+    } else {
+      this.firstAttempts.delete(key);
+      this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason: decision.reason }, 'event dropped');
+      message.term(decision.reason);
+    }
+  };
+
+  /**
+   * The first attempt's start time: remembered in memory; after a restart the earliest time consistent
+   * with the schedule is assumed, which can only make the event give up sooner, never later.
+   */
+  private firstAttemptTime(key: string, attempt: number): number {
+    const now = Date.now();
+    if (attempt === 1) {
+      this.firstAttempts.set(key, now);
+      return now;
+    }
+    let known = this.firstAttempts.get(key);
+    if (known === undefined) {
+      known = now - this.retryPolicy.delaysMs.slice(0, attempt - 1).reduce((sum, d) => sum + d, 0);
+      this.firstAttempts.set(key, known);
+    }
+    return known;
+  }
+
+  private async record(
+    task: DeliveryTask,
+    attempt: number,
+    firstAttemptAt: number,
+    outcome: AttemptResult | undefined,
+    decision: AttemptResult['decision'],
+  ): Promise<void> {
+    const result = outcome?.result;
+    const record: AttemptRecord = {
+      eventId: task.eventId,
+      workspaceId: task.workspaceId,
+      webhookId: task.webhookId,
+      eventType: task.eventType,
+      attemptNumber: attempt,
+      startTime: outcome?.startedAt ?? new Date(),
+      durationMs: result?.durationMs ?? 0,
+      statusCode: result?.statusCode ?? 0,
+      failureReason: result?.kind === 'failed' ? result.reason : '',
+      responseExcerpt: result?.excerpt ?? '',
+      decision:
+        decision.kind === 'succeeded'
+          ? AttemptDecision.ATTEMPT_DECISION_SUCCEEDED
+          : decision.kind === 'retry'
+            ? AttemptDecision.ATTEMPT_DECISION_RETRY
+            : AttemptDecision.ATTEMPT_DECISION_DROPPED,
+      retryTime: decision.kind === 'retry' ? new Date(decision.retryAt) : undefined,
+      dropReason: decision.kind === 'dropped' ? decision.reason : '',
+      requestHeaders: outcome?.loggedHeaders ?? {},
+      firstAttemptTime: new Date(firstAttemptAt),
+    };
+    await this.js.publish(this.topology.subjects.attempt(task.workspaceId, task.webhookId), AttemptRecord.encode(record).finish(), {
+      msgID: `${task.eventId}.${task.webhookId}.${attempt}`,
+    });
+  }
+}

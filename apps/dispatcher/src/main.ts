@@ -1,0 +1,52 @@
+// The dispatcher's composition root: configuration, NATS, the routing-table mirror, the consumers of
+// every active webhook, the HTTP client, the health server, shutdown.
+import { dispatcherConfig } from './config.js';
+import { ConfigError, withProfileDefaults } from '@webhooks/config';
+import { SecretBox } from '@webhooks/domain';
+import { onShutdownSignal, startGrpcServer } from '@webhooks/grpc-kit';
+import { connectNats, ensureTopology, jetstream, RoutingTable, topology, type RouteChange } from '@webhooks/messaging';
+import { createLogger } from '@webhooks/telemetry';
+import { DeliveryConsumers } from './consumers.js';
+import { Deliverer } from './delivery.js';
+import { Dispatch } from './dispatch.js';
+import { HttpSender } from './http-sender.js';
+
+const logger = createLogger('dispatcher');
+
+async function main(): Promise<void> {
+  const config = dispatcherConfig.parse(withProfileDefaults(process.env));
+  const urlPolicy = { allowHttp: config.allowHttp, allowedHosts: config.allowedHosts, maxLength: 2048 };
+  const retryPolicy = { delaysMs: config.retryDelays, giveUpAfterMs: config.giveUpAfter };
+
+  const nc = await connectNats(config.natsUrl, 'dispatcher');
+  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
+  const { jsm, buckets } = await ensureTopology(nc, t);
+  const js = jetstream(nc);
+  const sender = new HttpSender(urlPolicy, config.attemptTimeout);
+  const deliverer = new Deliverer(sender, SecretBox.fromBase64(config.secretKey), urlPolicy, retryPolicy);
+
+  let consumers: DeliveryConsumers | undefined;
+  const routes = await RoutingTable.open(buckets.routes, (change: RouteChange) => consumers?.onRouteChange(change));
+  const dispatch = new Dispatch(js, t, routes, deliverer, retryPolicy, logger);
+  consumers = new DeliveryConsumers(js, jsm, t, config.ackWait, dispatch.handle, logger);
+  consumers.startAll(routes);
+
+  const server = await startGrpcServer({ host: config.host, port: config.port, services: [] });
+  server.health.setStatus('', 'SERVING');
+
+  onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
+    server.health.setStatus('', 'NOT_SERVING');
+    await consumers.stop();
+    routes.stop();
+    await sender.close();
+    await server.shutdown(1_000);
+    await nc.drain();
+  });
+  logger.info({ healthPort: server.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix }, 'ready');
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) logger.fatal({ problems: error.problems }, error.message);
+  else logger.fatal({ err: error }, 'start-up failed');
+  process.exit(1);
+});

@@ -1,0 +1,75 @@
+// Turns accepted events into delivery tasks: one per subscribed, active webhook, on that webhook's own
+// subject, deduplicated by JetStream on "<event id>.<webhook id>". It answers only once JetStream has
+// stored every task, so an event the caller saw accepted is durable.
+import type { Event, PublishResult } from '@webhooks/contracts';
+import { DeliveryTask } from '@webhooks/contracts';
+import { acceptEvent, DomainError, notFound, type AcceptedEvent } from '@webhooks/domain';
+import type { Caller } from '@webhooks/grpc-kit';
+import type { JetStreamClient, RoutingTable, Topology } from '@webhooks/messaging';
+import type { Logger } from '@webhooks/telemetry';
+
+export interface IngestLimits {
+  readonly maxEventBytes: number;
+  readonly maxBatchEvents: number;
+}
+
+export class Ingestor {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly routes: RoutingTable,
+    private readonly topology: Topology,
+    private readonly limits: IngestLimits,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Validates every event first; only when all are valid is anything queued. */
+  async publish(events: readonly (Event | undefined)[], caller: Caller, batch: boolean): Promise<PublishResult[]> {
+    if (batch && events.length === 0) throw new DomainError('invalid-argument', 'events: send at least one event');
+    if (events.length > this.limits.maxBatchEvents) {
+      throw new DomainError('invalid-argument', `events: at most ${this.limits.maxBatchEvents} events per call, got ${events.length}`);
+    }
+    const now = new Date();
+    const accepted = events.map((event, i) => acceptEvent(event, now, this.limits.maxEventBytes, batch ? `events[${i}]` : 'event'));
+    for (const event of accepted) caller.authorize(event.workspaceId);
+
+    // See every routing change that completed before this call: a webhook created a moment ago gets the event.
+    await this.routes.sync();
+    for (const event of accepted) {
+      if (!this.routes.workspace(event.workspaceId)) throw notFound(`workspace "${event.workspaceId}" (create it with UpsertWorkspace first)`);
+    }
+    return Promise.all(accepted.map((event) => this.queue(event, now)));
+  }
+
+  private async queue(event: AcceptedEvent, acceptedAt: Date): Promise<PublishResult> {
+    const targets = [...this.routes.webhooksOf(event.workspaceId)].filter((route) => route.active && route.eventTypes.includes(event.type));
+    let acks;
+    try {
+      // Issued together, so one connection carries them to the server in this order.
+      acks = await Promise.all(
+        targets.map((route) =>
+          this.js.publish(
+            this.topology.subjects.deliver(event.workspaceId, route.webhookId),
+            DeliveryTask.encode({
+              eventId: event.id,
+              workspaceId: event.workspaceId,
+              webhookId: route.webhookId,
+              eventType: event.type,
+              occurredAt: event.occurredAt,
+              acceptedAt,
+              body: event.body,
+            }).finish(),
+            { msgID: `${event.id}.${route.webhookId}`, expect: { streamName: this.topology.streams.deliver } },
+          ),
+        ),
+      );
+    } catch (error) {
+      this.logger.error({ err: error, eventId: event.id, workspaceId: event.workspaceId }, 'queueing an event failed');
+      throw new DomainError('unavailable', 'the delivery queue did not confirm the event; retry the call with the same event id (it is idempotent)');
+    }
+    return {
+      eventId: event.id,
+      webhookIds: targets.map((route) => route.webhookId),
+      duplicate: acks.length > 0 && acks.every((ack) => ack.duplicate),
+    };
+  }
+}

@@ -1,0 +1,53 @@
+// event-ingest's composition root: configuration, NATS, the routing-table mirror, gRPC, shutdown.
+import { ingestConfig } from './config.js';
+import { ConfigError, localDevToken, withProfileDefaults } from '@webhooks/config';
+import { IngestServiceService, type IngestServiceServer } from '@webhooks/contracts';
+import { onShutdownSignal, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
+import { connectNats, ensureTopology, jetstream, RoutingTable, topology } from '@webhooks/messaging';
+import { createLogger } from '@webhooks/telemetry';
+import { Ingestor } from './ingestor.js';
+
+const logger = createLogger('event-ingest');
+
+async function main(): Promise<void> {
+  const config = ingestConfig.parse(withProfileDefaults(process.env));
+  const auth = new TokenAuthenticator(config.apiTokens);
+  const nc = await connectNats(config.natsUrl, 'event-ingest');
+  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas, idempotencyWindowMs: config.idempotencyWindow });
+  const { buckets } = await ensureTopology(nc, t);
+  const routes = await RoutingTable.open(buckets.routes);
+  const ingestor = new Ingestor(jetstream(nc), routes, t, config, logger);
+
+  const unary = unaryHandlers(auth, logger);
+  const ingest: IngestServiceServer = {
+    publishEvent: unary('PublishEvent', async (request, { caller }) => {
+      const [result] = await ingestor.publish([request.event], caller, false);
+      return { result };
+    }),
+    publishEvents: unary('PublishEvents', async (request, { caller }) => ({ results: await ingestor.publish(request.events, caller, true) })),
+  };
+  const server = await startGrpcServer({
+    host: config.host,
+    port: config.port,
+    services: [{ definition: IngestServiceService, implementation: ingest }],
+    // A full batch of the largest events, plus framing.
+    maxReceiveBytes: Math.max(4 * 1024 * 1024, config.maxEventBytes * 2 * Math.min(config.maxBatchEvents, 64)),
+  });
+  server.health.setStatus('', 'SERVING');
+
+  onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
+    await server.shutdown(config.shutdownGrace);
+    routes.stop();
+    await nc.drain();
+  });
+  if (config.profile === 'local' && config.apiTokens.includes(localDevToken)) {
+    logger.info({ token: localDevToken }, 'local profile: accepting the development token');
+  }
+  logger.info({ grpcPort: server.port, host: config.host, prefix: config.messagingPrefix }, 'ready');
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) logger.fatal({ problems: error.problems }, error.message);
+  else logger.fatal({ err: error }, 'start-up failed');
+  process.exit(1);
+});

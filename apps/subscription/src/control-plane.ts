@@ -1,0 +1,302 @@
+// What a workspace admin does in Settings > Integrations > Webhooks, as transactions on PostgreSQL
+// followed by writes to the routing table. No gRPC here: handlers translate in grpc.ts.
+import { LockMode, OptimisticLockError, UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import {
+  aborted,
+  alreadyExists,
+  checkCustomHeaders,
+  checkEndpointUrl,
+  checkEventTypes,
+  checkResourceId,
+  checkWorkspaceId,
+  failedPrecondition,
+  generateSigningSecret,
+  invalidArgument,
+  maskSecret,
+  newId,
+  notFound,
+  type SecretBox,
+  type UrlPolicy,
+} from '@webhooks/domain';
+import { WebhookEntity, WorkspaceEntity, type PlanName, type Webhook, type Workspace } from './persistence/entities.js';
+import type { RoutePublisher } from './routes.js';
+
+const plansWithWebhooks: ReadonlySet<PlanName> = new Set(['ADVANCED', 'ENTERPRISE']);
+const emailPattern = /^[^\s@<>(),;:"]+@[^\s@<>(),;:"]+\.[^\s@<>(),;:"]+$/;
+const maxPageSize = 100;
+const defaultPageSize = 50;
+
+export interface ControlPlaneSettings {
+  readonly urlPolicy: UrlPolicy;
+  readonly maxWebhooksPerWorkspace: number;
+  readonly secretRotationGraceMs: number;
+}
+
+export interface WorkspaceInput {
+  readonly id: string;
+  readonly name: string;
+  readonly plan: PlanName | undefined;
+  readonly notificationEmails: readonly string[];
+}
+
+export interface WebhookInput {
+  readonly name: string;
+  readonly url: string;
+  readonly eventTypes: readonly string[];
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export type WebhookField = keyof WebhookInput;
+
+function checkName(name: string, field: string): string {
+  const trimmed = name.trim();
+  if (trimmed.length === 0 || trimmed.length > 200) throw invalidArgument(field, 'must be 1-200 characters');
+  return trimmed;
+}
+
+function checkUrl(url: string, policy: UrlPolicy, field = 'url'): string {
+  const verdict = checkEndpointUrl(url, policy);
+  if (!verdict.ok) throw invalidArgument(field, verdict.reason);
+  return verdict.url.toString();
+}
+
+function encodeCursor(id: string): string {
+  return Buffer.from(id).toString('base64url');
+}
+
+function decodeCursor(token: string): string {
+  const id = Buffer.from(token, 'base64url').toString('utf8');
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw invalidArgument('page_token', 'is not a token from a previous response');
+  return id;
+}
+
+export class ControlPlane {
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly routes: RoutePublisher,
+    private readonly secrets: SecretBox,
+    private readonly settings: ControlPlaneSettings,
+  ) {}
+
+  private em(): EntityManager {
+    return this.orm.em.fork();
+  }
+
+  maskedSecret(webhook: Webhook): string {
+    return maskSecret(this.secrets.open(webhook.secretSealed));
+  }
+
+  async upsertWorkspace(input: WorkspaceInput): Promise<{ workspace: Workspace; created: boolean }> {
+    const id = checkWorkspaceId(input.id, 'workspace.id');
+    const name = checkName(input.name, 'workspace.name');
+    if (!input.plan) throw invalidArgument('workspace.plan', 'choose one of STARTER, GROWTH, ADVANCED, ENTERPRISE');
+    if (input.notificationEmails.length > 20) throw invalidArgument('workspace.notification_emails', 'at most 20 addresses');
+    for (const email of input.notificationEmails) {
+      if (!emailPattern.test(email) || email.length > 254) throw invalidArgument('workspace.notification_emails', `"${email.slice(0, 80)}" is not an email address`);
+    }
+    const plan = input.plan;
+    const { workspace, created, planDisabled } = await this.em().transactional(async (em) => {
+      let workspace = await em.findOne(WorkspaceEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+      const created = !workspace;
+      workspace ??= em.create(WorkspaceEntity, { id, name, plan, notificationEmails: [] });
+      workspace.name = name;
+      workspace.plan = plan;
+      workspace.notificationEmails = [...new Set(input.notificationEmails)];
+      let planDisabled: Webhook[] = [];
+      // A plan without webhooks switches them off but keeps their configuration for a later upgrade.
+      if (!plansWithWebhooks.has(plan)) {
+        planDisabled = await em.find(WebhookEntity, { workspace: id, status: 'active' });
+        const now = new Date();
+        for (const webhook of planDisabled) {
+          webhook.status = 'disabled';
+          webhook.disabledReason = 'plan';
+          webhook.disabledDetail = `the workspace moved to plan ${plan}, which does not include webhooks`;
+          webhook.disabledAt = now;
+        }
+      }
+      await em.flush();
+      return { workspace, created, planDisabled };
+    });
+    await this.routes.publishAfterCommit(`workspace ${id}`, async () => {
+      await this.routes.putWorkspace(workspace);
+      for (const webhook of planDisabled) await this.routes.putWebhook(webhook, id);
+    });
+    return { workspace, created };
+  }
+
+  async getWorkspace(workspaceId: string): Promise<Workspace> {
+    checkWorkspaceId(workspaceId);
+    const workspace = await this.em().findOne(WorkspaceEntity, { id: workspaceId });
+    if (!workspace) throw notFound(`workspace "${workspaceId}"`);
+    return workspace;
+  }
+
+  async createWebhook(workspaceId: string, input: WebhookInput): Promise<{ webhook: Webhook; secret: string }> {
+    checkWorkspaceId(workspaceId);
+    const name = checkName(input.name, 'name');
+    const url = checkUrl(input.url, this.settings.urlPolicy);
+    const eventTypes = checkEventTypes(input.eventTypes);
+    const headers = checkCustomHeaders(input.headers);
+    const secret = generateSigningSecret();
+    let webhook: Webhook;
+    try {
+      webhook = await this.em().transactional(async (em) => {
+        // Locking the workspace row serialises creates per workspace, so the limit holds under concurrency.
+        const workspace = await em.findOne(WorkspaceEntity, { id: workspaceId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+        if (!workspace) throw notFound(`workspace "${workspaceId}"`);
+        this.requireWebhookPlan(workspace);
+        const count = await em.count(WebhookEntity, { workspace: workspaceId });
+        if (count >= this.settings.maxWebhooksPerWorkspace) {
+          throw failedPrecondition(`workspace "${workspaceId}" already has ${count} webhooks, the limit is ${this.settings.maxWebhooksPerWorkspace}; delete one first`);
+        }
+        const webhook = em.create(WebhookEntity, {
+          id: newId('wh'),
+          workspace,
+          name,
+          url,
+          eventTypes,
+          headers,
+          status: 'active',
+          secretSealed: this.secrets.seal(secret),
+        });
+        await em.flush();
+        return webhook;
+      });
+    } catch (error) {
+      if (error instanceof UniqueConstraintViolationException) throw alreadyExists(`a webhook named "${name}" in workspace "${workspaceId}"`);
+      throw error;
+    }
+    await this.routes.publishAfterCommit(`webhook ${webhook.id}`, () => this.routes.putWebhook(webhook, workspaceId));
+    return { webhook, secret };
+  }
+
+  async getWebhook(workspaceId: string, webhookId: string): Promise<Webhook> {
+    return this.findWebhook(this.em(), workspaceId, webhookId);
+  }
+
+  async listWebhooks(
+    workspaceId: string,
+    options: { pageSize: number; pageToken: string; status: 'active' | 'disabled' | undefined },
+  ): Promise<{ webhooks: Webhook[]; nextPageToken: string }> {
+    checkWorkspaceId(workspaceId);
+    if (options.pageSize < 0 || options.pageSize > maxPageSize) throw invalidArgument('page_size', `must be between 0 and ${maxPageSize}`);
+    const limit = options.pageSize || defaultPageSize;
+    const em = this.em();
+    const workspace = await em.findOne(WorkspaceEntity, { id: workspaceId });
+    if (!workspace) throw notFound(`workspace "${workspaceId}"`);
+    const after = options.pageToken ? decodeCursor(options.pageToken) : undefined;
+    // Ids are time-sortable, so id order is creation order and a stable cursor.
+    const webhooks = await em.find(
+      WebhookEntity,
+      { workspace: workspaceId, ...(options.status ? { status: options.status } : {}), ...(after ? { id: { $gt: after } } : {}) },
+      { orderBy: { id: 'asc' }, limit: limit + 1 },
+    );
+    const more = webhooks.length > limit;
+    const page = webhooks.slice(0, limit);
+    return { webhooks: page, nextPageToken: more ? encodeCursor(page[page.length - 1]!.id) : '' };
+  }
+
+  async updateWebhook(workspaceId: string, webhookId: string, fields: readonly WebhookField[], input: WebhookInput, expectedVersion: number): Promise<Webhook> {
+    if (fields.length === 0) throw invalidArgument('update_mask', 'name at least one of name, url, event_types, headers');
+    const changes: { name?: string; url?: string; eventTypes?: string[]; headers?: Record<string, string> } = {};
+    for (const f of fields) {
+      if (f === 'name') changes.name = checkName(input.name, 'webhook.name');
+      else if (f === 'url') changes.url = checkUrl(input.url, this.settings.urlPolicy, 'webhook.url');
+      else if (f === 'eventTypes') changes.eventTypes = checkEventTypes(input.eventTypes, 'webhook.event_types');
+      else if (f === 'headers') changes.headers = checkCustomHeaders(input.headers, 'webhook.headers');
+    }
+    let webhook: Webhook;
+    try {
+      webhook = await this.em().transactional(async (em) => {
+        const webhook = await this.findWebhook(em, workspaceId, webhookId);
+        if (expectedVersion !== 0 && webhook.version !== expectedVersion) {
+          throw aborted(`webhook "${webhookId}" is at version ${webhook.version}, not ${expectedVersion}; read it again and reapply the change`);
+        }
+        em.assign(webhook, changes);
+        await em.flush();
+        return webhook;
+      });
+    } catch (error) {
+      if (error instanceof UniqueConstraintViolationException) throw alreadyExists(`a webhook named "${changes.name}" in workspace "${workspaceId}"`);
+      if (error instanceof OptimisticLockError) throw aborted(`webhook "${webhookId}" was changed at the same time; read it again and reapply the change`);
+      throw error;
+    }
+    await this.routes.publishAfterCommit(`webhook ${webhookId}`, () => this.routes.putWebhook(webhook, workspaceId));
+    return webhook;
+  }
+
+  async deleteWebhook(workspaceId: string, webhookId: string): Promise<void> {
+    await this.em().transactional(async (em) => {
+      const webhook = await this.findWebhook(em, workspaceId, webhookId);
+      em.remove(webhook);
+      await em.flush();
+    });
+    await this.routes.publishAfterCommit(`webhook ${webhookId}`, () => this.routes.removeWebhook(workspaceId, webhookId));
+  }
+
+  async activateWebhook(workspaceId: string, webhookId: string): Promise<Webhook> {
+    const webhook = await this.em().transactional(async (em) => {
+      const webhook = await this.findWebhook(em, workspaceId, webhookId);
+      this.requireWebhookPlan(await em.findOneOrFail(WorkspaceEntity, { id: workspaceId }));
+      webhook.status = 'active';
+      webhook.disabledReason = null;
+      webhook.disabledDetail = null;
+      webhook.disabledAt = null;
+      await em.flush();
+      return webhook;
+    });
+    await this.routes.publishAfterCommit(`webhook ${webhookId}`, () => this.routes.putWebhook(webhook, workspaceId));
+    return webhook;
+  }
+
+  async deactivateWebhook(workspaceId: string, webhookId: string): Promise<Webhook> {
+    const webhook = await this.em().transactional(async (em) => {
+      const webhook = await this.findWebhook(em, workspaceId, webhookId);
+      if (webhook.status === 'active') {
+        webhook.status = 'disabled';
+        webhook.disabledReason = 'manual';
+        webhook.disabledDetail = 'deactivated by a workspace admin';
+        webhook.disabledAt = new Date();
+        await em.flush();
+      }
+      return webhook;
+    });
+    await this.routes.publishAfterCommit(`webhook ${webhookId}`, () => this.routes.putWebhook(webhook, workspaceId));
+    return webhook;
+  }
+
+  async rotateSecret(workspaceId: string, webhookId: string): Promise<{ webhook: Webhook; secret: string; previousExpiresAt: Date }> {
+    const secret = generateSigningSecret();
+    const previousExpiresAt = new Date(Date.now() + this.settings.secretRotationGraceMs);
+    const webhook = await this.em().transactional(async (em) => {
+      const webhook = await this.findWebhook(em, workspaceId, webhookId, LockMode.PESSIMISTIC_WRITE);
+      webhook.previousSecretSealed = webhook.secretSealed;
+      webhook.previousSecretExpiresAt = previousExpiresAt;
+      webhook.secretSealed = this.secrets.seal(secret);
+      await em.flush();
+      return webhook;
+    });
+    await this.routes.publishAfterCommit(`webhook ${webhookId}`, () => this.routes.putWebhook(webhook, workspaceId));
+    return { webhook, secret, previousExpiresAt };
+  }
+
+  async reconcileRoutes(): Promise<{ written: number; deleted: number }> {
+    return this.routes.reconcile(this.em());
+  }
+
+  private requireWebhookPlan(workspace: Workspace): void {
+    if (!plansWithWebhooks.has(workspace.plan)) {
+      throw failedPrecondition(`plan ${workspace.plan} of workspace "${workspace.id}" does not include webhooks; they are available on ADVANCED and ENTERPRISE`);
+    }
+  }
+
+  private async findWebhook(em: EntityManager, workspaceId: string, webhookId: string, lockMode?: LockMode): Promise<Webhook> {
+    checkWorkspaceId(workspaceId);
+    checkResourceId(webhookId, 'webhook_id');
+    // Scoped by workspace: another workspace's webhook is indistinguishable from a missing one.
+    const webhook = await em.findOne(WebhookEntity, { id: webhookId, workspace: workspaceId }, lockMode ? { lockMode } : {});
+    if (!webhook) throw notFound(`webhook "${webhookId}" in workspace "${workspaceId}"`);
+    return webhook;
+  }
+}

@@ -1,0 +1,153 @@
+// SubscriptionService over gRPC: authenticate, scope to the workspace, translate to ControlPlane calls.
+import { status } from '@grpc/grpc-js';
+import {
+  DisabledReason,
+  Plan,
+  WebhookStatus,
+  type SubscriptionServiceServer,
+  type Webhook as WebhookMessage,
+  type Workspace as WorkspaceMessage,
+  type DeliveryLogServiceServer,
+} from '@webhooks/contracts';
+import { eventTypes, invalidArgument } from '@webhooks/domain';
+import { serviceError, type unaryHandlers } from '@webhooks/grpc-kit';
+import type { ControlPlane, WebhookField } from './control-plane.js';
+import { planNames, type PlanName, type Webhook, type Workspace } from './persistence/entities.js';
+import { planToProto } from './routes.js';
+
+type Unary = ReturnType<typeof unaryHandlers>;
+
+const disabledReasons = { manual: DisabledReason.DISABLED_REASON_MANUAL, plan: DisabledReason.DISABLED_REASON_PLAN, failure_threshold: DisabledReason.DISABLED_REASON_FAILURE_THRESHOLD } as const;
+const maskPaths: Record<string, WebhookField> = { name: 'name', url: 'url', event_types: 'eventTypes', headers: 'headers' };
+
+function planFromProto(plan: Plan): PlanName | undefined {
+  const name = Plan[plan]?.replace(/^PLAN_/, '');
+  return planNames.find((p) => p === name);
+}
+
+function workspaceMessage(workspace: Workspace): WorkspaceMessage {
+  return {
+    id: workspace.id,
+    name: workspace.name,
+    plan: planToProto(workspace.plan),
+    notificationEmails: workspace.notificationEmails,
+    createTime: workspace.createdAt,
+    updateTime: workspace.updatedAt,
+  };
+}
+
+export function subscriptionService(controlPlane: ControlPlane, unary: Unary): SubscriptionServiceServer {
+  const webhookMessage = (webhook: Webhook): WebhookMessage => ({
+    id: webhook.id,
+    workspaceId: webhook.workspace.id,
+    name: webhook.name,
+    url: webhook.url,
+    eventTypes: webhook.eventTypes,
+    headers: webhook.headers,
+    status: webhook.status === 'active' ? WebhookStatus.WEBHOOK_STATUS_ACTIVE : WebhookStatus.WEBHOOK_STATUS_DISABLED,
+    disabled:
+      webhook.status === 'disabled'
+        ? {
+            reason: webhook.disabledReason ? disabledReasons[webhook.disabledReason] : DisabledReason.DISABLED_REASON_UNSPECIFIED,
+            detail: webhook.disabledDetail ?? '',
+            disableTime: webhook.disabledAt ?? undefined,
+            lastError: webhook.lastError ?? '',
+          }
+        : undefined,
+    maskedSecret: controlPlane.maskedSecret(webhook),
+    version: webhook.version,
+    createTime: webhook.createdAt,
+    updateTime: webhook.updatedAt,
+  });
+
+  return {
+    upsertWorkspace: unary('UpsertWorkspace', async (request, { caller }) => {
+      const input = request.workspace;
+      if (!input) throw invalidArgument('workspace', 'is required');
+      caller.authorize(input.id);
+      const { workspace, created } = await controlPlane.upsertWorkspace({
+        id: input.id,
+        name: input.name,
+        plan: planFromProto(input.plan),
+        notificationEmails: input.notificationEmails,
+      });
+      return { workspace: workspaceMessage(workspace), created };
+    }),
+
+    getWorkspace: unary('GetWorkspace', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      return { workspace: workspaceMessage(await controlPlane.getWorkspace(request.workspaceId)) };
+    }),
+
+    createWebhook: unary('CreateWebhook', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      const { webhook, secret } = await controlPlane.createWebhook(request.workspaceId, request);
+      return { webhook: webhookMessage(webhook), signingSecret: secret };
+    }),
+
+    getWebhook: unary('GetWebhook', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      return { webhook: webhookMessage(await controlPlane.getWebhook(request.workspaceId, request.webhookId)) };
+    }),
+
+    listWebhooks: unary('ListWebhooks', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      const statusFilter =
+        request.status === WebhookStatus.WEBHOOK_STATUS_ACTIVE ? 'active' : request.status === WebhookStatus.WEBHOOK_STATUS_DISABLED ? 'disabled' : undefined;
+      const page = await controlPlane.listWebhooks(request.workspaceId, { pageSize: request.pageSize, pageToken: request.pageToken, status: statusFilter });
+      return { webhooks: page.webhooks.map(webhookMessage), nextPageToken: page.nextPageToken };
+    }),
+
+    updateWebhook: unary('UpdateWebhook', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      if (!request.webhook) throw invalidArgument('webhook', 'is required, with its id and the fields to change');
+      const fields = (request.updateMask ?? []).map((path) => {
+        const field = maskPaths[path];
+        if (!field) throw invalidArgument('update_mask', `"${path}" cannot be updated; use name, url, event_types or headers`);
+        return field;
+      });
+      const webhook = await controlPlane.updateWebhook(request.workspaceId, request.webhook.id, fields, request.webhook, request.expectedVersion);
+      return { webhook: webhookMessage(webhook) };
+    }),
+
+    deleteWebhook: unary('DeleteWebhook', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      await controlPlane.deleteWebhook(request.workspaceId, request.webhookId);
+      return {};
+    }),
+
+    activateWebhook: unary('ActivateWebhook', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      return { webhook: webhookMessage(await controlPlane.activateWebhook(request.workspaceId, request.webhookId)) };
+    }),
+
+    deactivateWebhook: unary('DeactivateWebhook', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      return { webhook: webhookMessage(await controlPlane.deactivateWebhook(request.workspaceId, request.webhookId)) };
+    }),
+
+    rotateWebhookSecret: unary('RotateWebhookSecret', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      const { webhook, secret, previousExpiresAt } = await controlPlane.rotateSecret(request.workspaceId, request.webhookId);
+      return { webhook: webhookMessage(webhook), signingSecret: secret, previousSecretExpireTime: previousExpiresAt };
+    }),
+
+    listEventTypes: unary('ListEventTypes', async () => ({
+      eventTypes: eventTypes.map((type) => ({ name: type.name, description: type.description, dataSchemaJson: '', exampleBodyJson: '' })),
+    })),
+  };
+}
+
+/** The delivery log arrives with the attempt persistence; until then every call says so. */
+export function deliveryLogService(unary: Unary): DeliveryLogServiceServer {
+  const unimplemented = (method: string) =>
+    unary(method, async () => {
+      throw serviceError(status.UNIMPLEMENTED, `${method} is not available yet: the delivery log is not persisted in this version`);
+    });
+  return {
+    listDeliveries: unimplemented('ListDeliveries'),
+    getDelivery: unimplemented('GetDelivery'),
+    retryDelivery: unimplemented('RetryDelivery'),
+    sendTestEvent: unimplemented('SendTestEvent'),
+  };
+}

@@ -1,0 +1,70 @@
+// The subscription service's composition root: configuration, PostgreSQL, NATS, gRPC, shutdown.
+import { subscriptionConfig } from './config.js';
+import { ConfigError, localDevToken, withProfileDefaults } from '@webhooks/config';
+import { DeliveryLogServiceService, SubscriptionServiceService } from '@webhooks/contracts';
+import { SecretBox } from '@webhooks/domain';
+import { onShutdownSignal, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
+import { connectNats, ensureTopology, topology } from '@webhooks/messaging';
+import { createLogger } from '@webhooks/telemetry';
+import { ControlPlane } from './control-plane.js';
+import { deliveryLogService, subscriptionService } from './grpc.js';
+import { migrate, openOrm } from './persistence/orm.js';
+import { RoutePublisher } from './routes.js';
+
+const logger = createLogger('subscription');
+
+async function main(): Promise<void> {
+  const config = subscriptionConfig.parse(withProfileDefaults(process.env));
+  const secrets = SecretBox.fromBase64(config.secretKey);
+  const auth = new TokenAuthenticator(config.apiTokens);
+
+  const orm = await openOrm(config.databaseUrl, (message) => logger.debug({ component: 'orm' }, message));
+  if (config.migrateOnStart) {
+    const applied = await migrate(orm);
+    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+  }
+
+  const nc = await connectNats(config.natsUrl, 'subscription');
+  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
+  const { buckets } = await ensureTopology(nc, t);
+  const routes = new RoutePublisher(buckets.routes, t, logger);
+  const controlPlane = new ControlPlane(orm, routes, secrets, {
+    urlPolicy: { allowHttp: config.allowHttp, allowedHosts: config.allowedHosts, maxLength: 2048 },
+    maxWebhooksPerWorkspace: config.maxWebhooksPerWorkspace,
+    secretRotationGraceMs: config.secretRotationGrace,
+  });
+
+  // Repair any drift a crash between a PostgreSQL commit and its routing-table write left behind.
+  await controlPlane.reconcileRoutes();
+  const reconcileTimer = setInterval(() => {
+    controlPlane.reconcileRoutes().catch((error: unknown) => logger.error({ err: error }, 'routing table reconcile failed'));
+  }, config.reconcileInterval);
+
+  const unary = unaryHandlers(auth, logger);
+  const server = await startGrpcServer({
+    host: config.host,
+    port: config.port,
+    services: [
+      { definition: SubscriptionServiceService, implementation: subscriptionService(controlPlane, unary) },
+      { definition: DeliveryLogServiceService, implementation: deliveryLogService(unary) },
+    ],
+  });
+  server.health.setStatus('', 'SERVING');
+
+  onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
+    clearInterval(reconcileTimer);
+    await server.shutdown(config.shutdownGrace);
+    await nc.drain();
+    await orm.close();
+  });
+  if (config.profile === 'local' && config.apiTokens.includes(localDevToken)) {
+    logger.info({ token: localDevToken }, 'local profile: accepting the development token');
+  }
+  logger.info({ grpcPort: server.port, host: config.host, prefix: config.messagingPrefix }, 'ready');
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) logger.fatal({ problems: error.problems }, error.message);
+  else logger.fatal({ err: error }, 'start-up failed');
+  process.exit(1);
+});

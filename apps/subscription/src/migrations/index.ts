@@ -1,0 +1,5 @@
+// Committed migrations, in order. Create new ones with `npm run migration:create -- <name>` and add them
+// at the end; never edit one that has shipped.
+import { Migration20261124213658_initial } from './Migration20261124213658_initial.js';
+
+export const migrations = [Migration20261124213658_initial];

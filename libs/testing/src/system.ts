@@ -1,0 +1,93 @@
+import { DeliveryLogServiceClient, IngestServiceClient, SubscriptionServiceClient } from '@webhooks/contracts';
+import { createTestDatabase, type TestDatabase } from './database.js';
+import { insecure } from './grpc-client.js';
+import { testEnvironment, uniqueName } from './names.js';
+import { ServiceProcess, type ServiceName } from './service-process.js';
+import { connectNats, topology } from '@webhooks/messaging';
+import { removeTopology as removeTopologyOn } from './nats.js';
+
+export const testToken = 'test-token-0123456789';
+
+export interface RunningSystem {
+  readonly prefix: string;
+  readonly database: TestDatabase;
+  readonly env: Record<string, string>;
+  readonly services: Map<ServiceName, ServiceProcess[]>;
+  readonly subscription: SubscriptionServiceClient;
+  readonly deliveryLog: DeliveryLogServiceClient;
+  readonly ingest: IngestServiceClient;
+  /** Starts one more process of a service with the system's environment (e.g. a second dispatcher). */
+  startService(name: ServiceName, extraEnv?: Record<string, string>): Promise<ServiceProcess>;
+  /** Stops every process, then removes the database, streams and buckets. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The four services as processes from their builds, on a fresh database and messaging prefix, with
+ * ports chosen by the OS. `env` is added to every service's environment (e.g. scaled retry delays).
+ */
+export async function startSystem(env: Record<string, string> = {}): Promise<RunningSystem> {
+  const database = await createTestDatabase();
+  const prefix = uniqueName('t');
+  const baseEnv: Record<string, string> = {
+    PROFILE: 'local',
+    DATABASE_URL: database.url,
+    NATS_URL: testEnvironment.natsUrl,
+    MESSAGING_PREFIX: prefix,
+    API_TOKENS: testToken,
+    SUBSCRIPTION_GRPC_PORT: '0',
+    INGEST_GRPC_PORT: '0',
+    DISPATCHER_HEALTH_PORT: '0',
+    NOTIFIER_HEALTH_PORT: '0',
+    ...env,
+  };
+  const services = new Map<ServiceName, ServiceProcess[]>();
+  const startService = async (name: ServiceName, extraEnv: Record<string, string> = {}) => {
+    const service = await ServiceProcess.start(name, { ...baseEnv, ...extraEnv });
+    services.set(name, [...(services.get(name) ?? []), service]);
+    return service;
+  };
+  const clients: { close(): void }[] = [];
+  const stopAll = async () => {
+    for (const client of clients) client.close();
+    await Promise.all([...services.values()].flat().map((service) => service.stop()));
+  };
+  try {
+    // The control plane first: it migrates the database and fills the routing table.
+    const subscriptionProcess = await startService('subscription');
+    const [ingestProcess] = await Promise.all([startService('event-ingest'), startService('dispatcher'), startService('notifier')]);
+    const subscription = new SubscriptionServiceClient(subscriptionProcess.address(), insecure);
+    const deliveryLog = new DeliveryLogServiceClient(subscriptionProcess.address(), insecure);
+    const ingest = new IngestServiceClient(ingestProcess.address(), insecure);
+    clients.push(subscription, deliveryLog, ingest);
+    return {
+      prefix,
+      database,
+      env: baseEnv,
+      services,
+      subscription,
+      deliveryLog,
+      ingest,
+      startService,
+      async stop() {
+        await stopAll();
+        await removeTopology(prefix);
+        await database.drop();
+      },
+    };
+  } catch (error) {
+    await stopAll();
+    await removeTopology(prefix);
+    await database.drop();
+    throw error;
+  }
+}
+
+async function removeTopology(prefix: string): Promise<void> {
+  const nc = await connectNats(testEnvironment.natsUrl, `cleanup-${prefix}`);
+  try {
+    await removeTopologyOn(nc, topology({ prefix }));
+  } finally {
+    await nc.close();
+  }
+}
