@@ -25,10 +25,12 @@ async function main(): Promise<void> {
   const sender = new HttpSender(urlPolicy, config.attemptTimeout);
   const deliverer = new Deliverer(sender, SecretBox.fromBase64(config.secretKey), urlPolicy, retryPolicy);
 
-  let consumers: DeliveryConsumers | undefined;
-  const routes = await RoutingTable.open(buckets.routes, (change: RouteChange) => consumers?.onRouteChange(change));
+  // The consumers follow the routing table, and the dispatch reads it: wire them through a forwarder.
+  const followers: { consumers?: DeliveryConsumers } = {};
+  const routes = await RoutingTable.open(buckets.routes, (change: RouteChange) => followers.consumers?.onRouteChange(change));
   const dispatch = new Dispatch(js, t, routes, deliverer, retryPolicy, logger);
-  consumers = new DeliveryConsumers(js, jsm, t, config.ackWait, dispatch.handle, logger);
+  const consumers = new DeliveryConsumers(js, jsm, t, config.ackWait, dispatch.handle, logger);
+  followers.consumers = consumers;
   consumers.startAll(routes);
 
   const server = await startGrpcServer({ host: config.host, port: config.port, services: [] });

@@ -18,7 +18,7 @@ export async function expectStatus(promise: Promise<unknown>, code: number): Pro
     await promise;
   } catch (error) {
     const serviceError = error as ServiceError;
-    if (serviceError.code !== code) throw new Error(`expected status ${code}, got ${serviceError.code}: ${serviceError.details ?? serviceError.message}`);
+    if (serviceError.code !== code) throw new Error(`expected status ${code}, got ${serviceError.code}: ${serviceError.details ?? serviceError.message}`, { cause: error });
     return serviceError.details;
   }
   throw new Error(`expected status ${code}, but the call succeeded`);
