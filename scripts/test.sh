@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite: install, make sure PostgreSQL and NATS are up, then build, lint and test every
-# project (unit, integration and end-to-end) through nx.
+# project (unit, integration and end-to-end) through nx. Ends with one line adding up every project's
+# test counts. In CI nothing is taken from nx's cache: every test runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 bash scripts/ensure-services.sh
-export NX_DAEMON=false NX_NO_CLOUD=true
-exec node_modules/.bin/nx run-many -t build lint test --output-style=stream "$@"
+export NX_DAEMON=false NX_NO_CLOUD=true NO_COLOR=1 FORCE_COLOR=0
+cache_flag=()
+[ "${CI:-}" = "true" ] && cache_flag=(--skip-nx-cache)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+node_modules/.bin/nx run-many -t build lint test --output-style=stream "${cache_flag[@]}" "$@" 2>&1 | tee "$log" || status=$?
+awk '/ℹ pass [0-9]+$/ { p += $NF } /ℹ fail [0-9]+$/ { f += $NF } /ℹ skipped [0-9]+$/ { s += $NF }
+     END { if (p + f == 0) print "no test ran: every result came from the nx cache (add --skip-nx-cache to run them again)";
+           else printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"
