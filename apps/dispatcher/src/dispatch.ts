@@ -1,5 +1,7 @@
 // Applies one attempt's decision to its JetStream message: the attempt record is stored first, then the
-// task is acked (delivered), nak'ed with the retry delay, or terminated (dropped).
+// task is acked (delivered), nak'ed with the retry delay, or terminated (dropped). term() carries no
+// reason: NATS servers before 2.10 do not understand "+TERM <reason>" and would leave the task pending,
+// blocking the webhook until ack_wait; the reason is in the attempt record.
 import { AttemptDecision, AttemptRecord, DeliveryTask } from '@webhooks/contracts';
 import type { RetryPolicy } from '@webhooks/domain';
 import type { JetStreamClient, JsMsg, RoutingTable, Topology } from '@webhooks/messaging';
@@ -25,13 +27,13 @@ export class Dispatch {
       task = DeliveryTask.decode(message.data);
     } catch (error) {
       this.logger.error({ err: error, seq: message.seq }, 'undecodable delivery task terminated');
-      message.term('undecodable');
+      message.term();
       return;
     }
     const route = this.routes.route(task.workspaceId, task.webhookId);
     if (!route) {
       await this.record(task, 1, Date.now(), undefined, { kind: 'dropped', reason: 'webhook deleted' });
-      message.term('webhook deleted');
+      message.term();
       return;
     }
     if (!route.active) {
@@ -61,7 +63,7 @@ export class Dispatch {
     } else {
       this.firstAttempts.delete(key);
       this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason: decision.reason }, 'event dropped');
-      message.term(decision.reason);
+      message.term();
     }
   };
 

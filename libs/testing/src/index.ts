@@ -7,3 +7,4 @@ export * from './http-receiver.js';
 export * from './service-process.js';
 export * from './grpc-client.js';
 export * from './system.js';
+export * from './attempts.js';

@@ -18,8 +18,8 @@ export interface RunningSystem {
   readonly ingest: IngestServiceClient;
   /** Starts one more process of a service with the system's environment (e.g. a second dispatcher). */
   startService(name: ServiceName, extraEnv?: Record<string, string>): Promise<ServiceProcess>;
-  /** Stops every process, then removes the database, streams and buckets. */
-  stop(): Promise<void>;
+  /** Stops every process (SIGTERM), removes the database, streams and buckets; returns each exit code. */
+  stop(): Promise<Record<string, (number | null)[]>>;
 }
 
 /**
@@ -50,7 +50,13 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Run
   const clients: { close(): void }[] = [];
   const stopAll = async () => {
     for (const client of clients) client.close();
-    await Promise.all([...services.values()].flat().map((service) => service.stop()));
+    const codes: Record<string, (number | null)[]> = {};
+    await Promise.all(
+      [...services.entries()].map(async ([name, processes]) => {
+        codes[name] = await Promise.all(processes.map((service) => service.stop()));
+      }),
+    );
+    return codes;
   };
   try {
     // The control plane first: it migrates the database and fills the routing table.
@@ -70,9 +76,10 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Run
       ingest,
       startService,
       async stop() {
-        await stopAll();
+        const codes = await stopAll();
         await removeTopology(prefix);
         await database.drop();
+        return codes;
       },
     };
   } catch (error) {

@@ -2,33 +2,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import {
-  Plan,
-  type CreateWebhookResponse,
-  type Event,
-  type PublishEventResponse,
-  type UpsertWorkspaceResponse,
-} from '@webhooks/contracts';
+import { Plan, type CreateWebhookResponse, type PublishEventResponse, type UpsertWorkspaceResponse } from '@webhooks/contracts';
 import { callUnary, expectStatus, HttpReceiver, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
-
-function contactCreated(id: string, workspaceId: string): Event {
-  return {
-    id,
-    workspaceId,
-    type: 'contact.created',
-    occurredAt: new Date('2026-11-24T10:00:00.000Z'),
-    data: {
-      $case: 'contactCreated',
-      value: {
-        contact: {
-          id: 'c_42', firstName: 'Ana', lastName: 'Lima', email: 'ana@example.com', phone: '+5511999999999', language: 'pt',
-          countryCode: 'BR', profilePicUrl: '', assignee: undefined, tags: ['lead'], customFields: {}, createdAt: new Date('2026-11-24T10:00:00.000Z'), updatedAt: undefined,
-        },
-      },
-    },
-  };
-}
+import { contactCreated } from './support.js';
 
 describe('one signed event delivered end to end', () => {
   let system: RunningSystem;

@@ -1,0 +1,39 @@
+// What the end-to-end tests share: sample events and short-hands for the calls every test makes.
+import { Plan, type CreateWebhookResponse, type Event, type PublishEventResponse } from '@webhooks/contracts';
+import { callUnary, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
+
+export function contactCreated(id: string, workspaceId: string): Event {
+  return {
+    id,
+    workspaceId,
+    type: 'contact.created',
+    occurredAt: new Date('2026-11-24T10:00:00.000Z'),
+    data: {
+      $case: 'contactCreated',
+      value: {
+        contact: {
+          id: 'c_42', firstName: 'Ana', lastName: 'Lima', email: 'ana@example.com', phone: '+5511999999999', language: 'pt',
+          countryCode: 'BR', profilePicUrl: '', assignee: undefined, tags: ['lead'], customFields: {}, createdAt: new Date('2026-11-24T10:00:00.000Z'), updatedAt: undefined,
+        },
+      },
+    },
+  };
+}
+
+/** A new ADVANCED workspace with one webhook for contact.created pointing at `url`. */
+export async function workspaceWithWebhook(system: RunningSystem, url: string): Promise<{ workspaceId: string; webhookId: string; secret: string }> {
+  const workspaceId = uniqueName('ws');
+  await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: 'Acme', plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, testToken);
+  const created = await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, {
+    workspaceId,
+    name: 'hook',
+    url,
+    eventTypes: ['contact.created'],
+    headers: {},
+  }, testToken);
+  return { workspaceId, webhookId: created.webhook!.id, secret: created.signingSecret };
+}
+
+export function publish(system: RunningSystem, event: Event): Promise<PublishEventResponse> {
+  return callUnary<typeof system.ingest, unknown, PublishEventResponse>(system.ingest, system.ingest.publishEvent, { event }, testToken);
+}
