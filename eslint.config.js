@@ -13,7 +13,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.test.ts', 'apps/cli/**', 'libs/testing/**', 'tests/**', 'bench/**', 'scripts/**'],
+    files: ['**/*.test.ts', '**/test/**', '**/scripts/**', 'apps/cli/**', 'libs/testing/**', 'tests/**', 'bench/**'],
     rules: { 'no-console': 'off' },
   },
 );
