@@ -47,7 +47,13 @@ export class ServiceProcess {
     const early = service.exited.then((code) => {
       throw new Error(`${name} exited with code ${code} before it was ready:\n${service.logText()}`);
     });
-    await Promise.race([ready, early]);
+    try {
+      await Promise.race([ready, early]);
+    } catch (error) {
+      // Never leave a half-started service behind.
+      child.kill('SIGKILL');
+      throw error;
+    }
     return service;
   }
 

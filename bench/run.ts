@@ -1,0 +1,150 @@
+// npm run bench: the delivery pipeline (ingest -> NATS -> dispatcher -> endpoint) against the direct
+// ceiling (the same endpoint hit by undici from one process, same concurrency and bodies, no queue).
+// Prints a table and writes bench/results/<time>.json. Options (env): BENCH_EVENTS (default 20000),
+// BENCH_WEBHOOKS (comma-separated, default "100,1000"), BENCH_CONCURRENCY (publishers, default 64).
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Plan, type CreateWebhookResponse, type Event } from '@webhooks/contracts';
+import { callUnary, startSystem, testToken, type RunningSystem } from '@webhooks/testing';
+import { Agent, request } from 'undici';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const events = Number(process.env.BENCH_EVENTS ?? 20_000);
+const webhookCounts = (process.env.BENCH_WEBHOOKS ?? '100,1000').split(',').map(Number);
+const publishers = Number(process.env.BENCH_CONCURRENCY ?? 64);
+
+interface Arrival { id: string; path: string; at: number }
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function startReceiver(): Promise<{ child: ChildProcess; url: string; report(): Promise<Arrival[]>; hang(paths: string[]): void }> {
+  const child = fork(join(here, 'receiver.ts'), { execArgv: ['--import', 'tsx'] });
+  const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)));
+  return {
+    child,
+    url: `http://127.0.0.1:${port}`,
+    hang: (paths) => child.send({ kind: 'hang', paths }),
+    report: () =>
+      new Promise((resolve) => {
+        child.once('message', (m: { arrivals: Arrival[] }) => resolve(m.arrivals));
+        child.send({ kind: 'report' });
+      }),
+  };
+}
+
+function sampleEvent(id: string, workspaceId: string): Event {
+  return {
+    id, workspaceId, type: 'message.incoming', occurredAt: new Date(),
+    data: { $case: 'messageIncoming', value: {
+      contact: { id: 'c_1', firstName: 'Ana', lastName: 'Lima', email: 'ana@example.com', phone: '+5511999999999', language: 'pt', countryCode: 'BR', profilePicUrl: '', assignee: undefined, tags: ['lead'], customFields: {}, createdAt: undefined, updatedAt: undefined },
+      message: { id: `m_${id}`, channelMessageId: '', text: 'Hello, I would like to know more about your plans.', attachments: [], sender: undefined, status: 'received', sentAt: new Date() },
+      channel: { id: 'ch_1', name: 'WhatsApp', source: 'whatsapp' }, conversationId: 'conv_1' } },
+  };
+}
+
+async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  }));
+}
+
+async function waitForArrivals(receiver: Awaited<ReturnType<typeof startReceiver>>, count: number, timeoutMs: number): Promise<Arrival[]> {
+  const all: Arrival[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (all.length < count && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    all.push(...(await receiver.report()));
+  }
+  return all;
+}
+
+async function setUpWebhooks(system: RunningSystem, receiverUrl: string, count: number, run: string): Promise<{ workspaceId: string; path: string }[]> {
+  const targets: { workspaceId: string; path: string }[] = [];
+  await pool(Array.from({ length: count }, (_, i) => i), 16, async (i) => {
+    const workspaceId = `bench_${run}_${i}`;
+    await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: `bench ${i}`, plan: Plan.PLAN_ENTERPRISE, notificationEmails: [] } }, testToken);
+    const path = `/hook/${run}/${i}`;
+    await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, { workspaceId, name: 'bench', url: receiverUrl + path, eventTypes: ['message.incoming'], headers: {} }, testToken);
+    targets[i] = { workspaceId, path };
+  });
+  return targets;
+}
+
+async function pipeline(system: RunningSystem, receiver: Awaited<ReturnType<typeof startReceiver>>, webhooks: number, hangingShare: number) {
+  const run = `${webhooks}_${hangingShare}_${Date.now().toString(36)}`;
+  const targets = await setUpWebhooks(system, receiver.url, webhooks, run);
+  const hanging = targets.slice(0, Math.round(webhooks * hangingShare));
+  receiver.hang(hanging.map((t) => t.path));
+  const healthy = targets.slice(hanging.length);
+  // Give the dispatcher a moment to create every consumer before the clock starts.
+  await new Promise((r) => setTimeout(r, 2_000 + webhooks * 2));
+  const published = new Map<string, number>();
+  const ids = Array.from({ length: events }, (_, i) => i);
+  const started = Date.now();
+  await pool(ids, publishers, async (i) => {
+    const target = targets[i % targets.length]!;
+    const id = `e${i}`;
+    published.set(id, Date.now());
+    await callUnary(system.ingest, system.ingest.publishEvent, { event: sampleEvent(id, target.workspaceId) }, testToken);
+  });
+  const acceptedIn = Date.now() - started;
+  const healthyPaths = new Set(healthy.map((t) => t.path));
+  const expected = ids.filter((i) => healthyPaths.has(targets[i % targets.length]!.path)).length;
+  const arrivals = (await waitForArrivals(receiver, expected, 300_000)).filter((a) => healthyPaths.has(a.path));
+  const last = Math.max(...arrivals.map((a) => a.at));
+  const latencies = arrivals.map((a) => a.at - published.get(a.id)!).sort((a, b) => a - b);
+  return {
+    webhooks, hangingWebhooks: hanging.length, events, delivered: arrivals.length, expected,
+    acceptPerSecond: Math.round(events / (acceptedIn / 1000)),
+    deliveriesPerSecond: Math.round(arrivals.length / ((last - started) / 1000)),
+    p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99),
+  };
+}
+
+async function direct(receiverUrl: string, concurrency: number) {
+  const agent = new Agent({ keepAliveTimeout: 30_000 });
+  const body = Buffer.from(JSON.stringify({ id: 'x', type: 'message.incoming', timestamp: new Date().toISOString(), workspace_id: 'w', data: { text: 'Hello, I would like to know more about your plans.' } }));
+  const latencies: number[] = [];
+  const started = Date.now();
+  await pool(Array.from({ length: events }, (_, i) => i), concurrency, async (i) => {
+    const t = Date.now();
+    const res = await request(`${receiverUrl}/direct/${i % concurrency}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body.toString().replace('"x"', `"d${i}"`), dispatcher: agent });
+    await res.body.dump();
+    latencies.push(Date.now() - t);
+  });
+  const seconds = (Date.now() - started) / 1000;
+  await agent.close();
+  latencies.sort((a, b) => a - b);
+  return { concurrency, requestsPerSecond: Math.round(events / seconds), p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+async function main(): Promise<void> {
+  const receiver = await startReceiver();
+  const system = await startSystem({ MAX_WEBHOOKS_PER_WORKSPACE: '1000' });
+  const results: Record<string, unknown>[] = [];
+  try {
+    for (const webhooks of webhookCounts) {
+      const ceiling = await direct(receiver.url, webhooks);
+      await receiver.report();
+      const healthy = await pipeline(system, receiver, webhooks, 0);
+      results.push({ scenario: 'throughput', ...healthy, directPerSecond: ceiling.requestsPerSecond, ratio: +(healthy.deliveriesPerSecond / ceiling.requestsPerSecond).toFixed(2) });
+      console.table([results.at(-1)]);
+    }
+  } finally {
+    await system.stop();
+    receiver.child.send({ kind: 'stop' });
+  }
+  console.table(results);
+  mkdirSync(join(here, 'results'), { recursive: true });
+  const file = join(here, 'results', `${new Date().toISOString().replaceAll(':', '-')}.json`);
+  writeFileSync(file, JSON.stringify({ events, publishers, results }, null, 2));
+  console.log(`wrote ${file}`);
+}
+
+await main();

@@ -1,0 +1,280 @@
+// Renders every overlay with kustomize (kubectl kustomize), validates the output against the
+// Kubernetes API schemas (deploy/scripts/validate-manifests.mjs), proves the validator rejects a broken
+// manifest, and checks the properties the platform relies on in what would be applied.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { checkImageContext } from '../scripts/check-image-context.mjs';
+import { byKind, deployDir, environmentOf, find, overlays, parseDocuments, render, requireTools, seconds, validate } from './helpers.mjs';
+
+const services = {
+  subscription: { port: 50051, portVar: 'SUBSCRIPTION_GRPC_PORT', args: 'apps/subscription/dist/main.js', secrets: ['DATABASE_URL', 'API_TOKENS', 'SECRET_ENCRYPTION_KEY'] },
+  'event-ingest': { port: 50052, portVar: 'INGEST_GRPC_PORT', args: 'apps/event-ingest/dist/main.js', secrets: ['API_TOKENS'] },
+  dispatcher: { port: 50053, portVar: 'DISPATCHER_HEALTH_PORT', args: 'apps/dispatcher/dist/main.js', secrets: ['SECRET_ENCRYPTION_KEY'] },
+  notifier: { port: 50054, portVar: 'NOTIFIER_HEALTH_PORT', args: 'apps/notifier/dist/main.js', secrets: ['SMTP_URL'] },
+};
+// The Secrets deploy/README.md tells how to create: name -> key.
+const documentedSecrets = { 'webhooks-database': 'DATABASE_URL', 'webhooks-api-tokens': 'API_TOKENS', 'webhooks-encryption-key': 'SECRET_ENCRYPTION_KEY', 'webhooks-smtp': 'SMTP_URL' };
+const internalRanges = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8'];
+
+describe('deploy tools', () => {
+  it('are installed (kubectl with kustomize, the schema validator)', () => {
+    requireTools();
+  });
+});
+
+describe('the manifest validator', () => {
+  it('rejects a Deployment with a wrong type and unknown fields', () => {
+    requireTools();
+    const result = validate([join(deployDir, 'test', 'fixtures', 'broken-deployment.yaml')]);
+    assert.equal(result.status, 1, `the validator accepted a broken manifest:\n${result.stdout}${result.stderr}`);
+    assert.match(result.stdout, /Deployment webhooks\/broken is invalid: \/spec\/replicas: must be integer/);
+    assert.match(result.stdout, /\/spec\/replicaz: unknown field "replicaz"/);
+    assert.match(result.stdout, /\/spec\/template\/spec\/containers\/0\/readinessProbe\/grpc\/prot: unknown field "prot"/);
+    assert.match(result.stdout, /readinessProbe\/grpc: must have required property '?port'?/);
+  });
+
+  it('rejects a kind it has no schema for, YAML errors and documents that are no objects', () => {
+    requireTools();
+    const text = 'apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {A: "1", A: "2"}\n---\n- a list\n';
+    const result = validate(['-'], text);
+    assert.equal(result.status, 1, result.stdout);
+    assert.match(result.stdout, /no schema for apiVersion "example.com\/v1", kind "Widget"/);
+    assert.match(result.stdout, /Map keys must be unique/);
+    assert.match(result.stdout, /not a Kubernetes object/);
+  });
+
+  it('accepts a valid Deployment', () => {
+    requireTools();
+    const result = validate([join(deployDir, 'test', 'fixtures', 'valid-deployment.yaml')]);
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /Summary: 1 resources found - Valid: 1, Invalid: 0/);
+  });
+});
+
+for (const overlay of overlays) {
+  describe(`overlay ${overlay}`, () => {
+    let yaml;
+    let docs;
+    before(async () => {
+      requireTools();
+      yaml = render(overlay);
+      docs = await parseDocuments(yaml);
+    });
+
+    it('renders with kustomize and is valid against the Kubernetes API schemas (unknown fields rejected)', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'deploy-render-'));
+      try {
+        const file = join(dir, `${overlay}.yaml`);
+        writeFileSync(file, yaml);
+        const result = validate(['--quiet', file]);
+        assert.equal(result.status, 0, `kubectl kustomize deploy/k8s/overlays/${overlay} | validate-manifests:\n${result.stdout}${result.stderr}`);
+        assert.match(result.stdout, new RegExp(`Summary: ${docs.length} resources found - Valid: ${docs.length}, Invalid: 0`));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('has every part: Deployments, Services, the migration Job, NATS, PDBs, HPAs, NetworkPolicies, ConfigMaps', () => {
+      const names = (kind) => byKind(docs, kind).map((doc) => doc.metadata.name).sort();
+      assert.deepEqual(names('Deployment'), ['dispatcher', 'event-ingest', 'notifier', 'subscription']);
+      assert.deepEqual(names('Service'), ['event-ingest', 'nats', 'nats-headless', 'subscription']);
+      assert.deepEqual(names('Job'), ['subscription-migrate']);
+      assert.deepEqual(names('StatefulSet'), ['nats']);
+      assert.deepEqual(names('PodDisruptionBudget'), ['dispatcher', 'event-ingest', 'nats', 'notifier', 'subscription']);
+      assert.deepEqual(names('HorizontalPodAutoscaler'), ['dispatcher', 'event-ingest']);
+      assert.ok(names('NetworkPolicy').includes('default-deny-all'));
+      assert.equal(byKind(docs, 'Secret').length, 0, 'no Secret (and no secret value) belongs in the repository');
+    });
+
+    it('puts everything in namespace webhooks with the platform labels', () => {
+      for (const doc of docs) {
+        const id = `${doc.kind} ${doc.metadata.name}`;
+        if (doc.kind === 'Namespace') assert.equal(doc.metadata.name, 'webhooks');
+        else assert.equal(doc.metadata.namespace, 'webhooks', id);
+        assert.equal(doc.metadata.labels?.['app.kubernetes.io/part-of'], 'webhook-platform', id);
+        if (doc.kind !== 'ConfigMap' && !(doc.kind === 'NetworkPolicy' && !doc.spec.podSelector.matchLabels)) assert.ok(doc.metadata.labels?.['app.kubernetes.io/name'], `${id} has no app.kubernetes.io/name`);
+      }
+    });
+
+    it('names the application image through the overlay (no placeholder name, no :latest)', () => {
+      for (const kind of ['Deployment', 'Job', 'StatefulSet']) {
+        for (const doc of byKind(docs, kind)) {
+          for (const container of doc.spec.template.spec.containers) {
+            assert.match(container.image, /^[a-z0-9.-]+(:\d+)?\/[a-z0-9/._-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$|^nats:[\w.-]+$/, `${kind} ${doc.metadata.name}: ${container.image}`);
+            assert.doesNotMatch(container.image, /:latest$/, `${kind} ${doc.metadata.name}`);
+          }
+        }
+      }
+      const nats = find(docs, 'StatefulSet', 'nats').spec.template.spec.containers[0].image;
+      const [major, minor] = /^nats:(\d+)\.(\d+)/.exec(nats).slice(1).map(Number);
+      assert.ok(major > 2 || (major === 2 && minor >= 11), `NATS ${nats} is older than 2.11`);
+    });
+
+    for (const [name, service] of Object.entries(services)) {
+      it(`runs ${name} as it must (probes, resources, security, spread, termination, configuration)`, () => {
+        const deployment = find(docs, 'Deployment', name);
+        const pod = deployment.spec.template.spec;
+        const [container] = pod.containers;
+        assert.deepEqual(container.args, [service.args]);
+        // gRPC health probes on the service's port, as configured.
+        const env = environmentOf(docs, container);
+        assert.equal(env[service.portVar], String(service.port));
+        assert.equal(env.GRPC_HOST, '0.0.0.0');
+        assert.ok(container.ports.some((port) => port.containerPort === service.port));
+        for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) {
+          assert.deepEqual(container[probe]?.grpc, { port: service.port }, `${name} ${probe}`);
+        }
+        // Requests and limits.
+        for (const resource of ['cpu', 'memory']) {
+          assert.ok(container.resources?.requests?.[resource], `${name} requests ${resource}`);
+          assert.ok(container.resources?.limits?.[resource], `${name} limits ${resource}`);
+        }
+        // Security.
+        assert.equal(pod.securityContext.runAsNonRoot, true);
+        assert.ok(pod.securityContext.runAsUser > 0);
+        assert.equal(pod.securityContext.seccompProfile.type, 'RuntimeDefault');
+        assert.equal(container.securityContext.allowPrivilegeEscalation, false);
+        assert.equal(container.securityContext.readOnlyRootFilesystem, true);
+        assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
+        assert.equal(pod.automountServiceAccountToken, false);
+        // Spread across nodes.
+        assert.ok(pod.topologySpreadConstraints?.some((c) => c.topologyKey === 'kubernetes.io/hostname' && c.labelSelector.matchLabels['app.kubernetes.io/name'] === name));
+        // Graceful termination: the pod's grace outlasts preStop + SHUTDOWN_GRACE + the service's 5 s margin.
+        const preStop = container.lifecycle?.preStop?.sleep?.seconds ?? 0;
+        assert.ok(pod.terminationGracePeriodSeconds > preStop + seconds(env.SHUTDOWN_GRACE) + 5, `${name}: terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} <= ${preStop} + ${env.SHUTDOWN_GRACE} + 5 s`);
+        if (name === 'dispatcher') assert.ok(pod.terminationGracePeriodSeconds > seconds(env.SHUTDOWN_GRACE) + seconds(env.ATTEMPT_TIMEOUT));
+        // Secrets by reference only, to the documented Secrets.
+        const refs = (container.env ?? []).filter((variable) => variable.valueFrom?.secretKeyRef);
+        assert.deepEqual(refs.map((variable) => variable.name).sort(), [...service.secrets].sort());
+        for (const variable of refs) assert.equal(documentedSecrets[variable.valueFrom.secretKeyRef.name], variable.valueFrom.secretKeyRef.key, `${name} ${variable.name}`);
+        if (name === 'notifier') assert.equal(refs[0].valueFrom.secretKeyRef.optional, true, 'SMTP_URL is optional until the notifier sends mail');
+        assert.ok(env.OTEL_EXPORTER_OTLP_ENDPOINT, `${name} has no OTEL_EXPORTER_OTLP_ENDPOINT`);
+        assert.equal(env.OTEL_SERVICE_NAME, name);
+        assert.equal(env.NATS_URL, 'nats://nats:4222');
+      });
+    }
+
+    it('keeps the migration in the Job (MIGRATE_ON_START=false) and the Job needs DATABASE_URL only', () => {
+      const env = environmentOf(docs, find(docs, 'Deployment', 'subscription').spec.template.spec.containers[0]);
+      assert.equal(env.MIGRATE_ON_START, 'false');
+      const job = find(docs, 'Job', 'subscription-migrate');
+      const [container] = job.spec.template.spec.containers;
+      assert.deepEqual(container.args, ['apps/subscription/dist/migrate.js']);
+      assert.deepEqual(container.env.map((variable) => variable.name), ['DATABASE_URL']);
+      assert.equal(container.env[0].valueFrom.secretKeyRef.name, 'webhooks-database');
+      assert.equal(container.securityContext.readOnlyRootFilesystem, true);
+      assert.equal(job.spec.template.spec.securityContext.runAsNonRoot, true);
+    });
+
+    it('runs entry points the image has after npm run build', () => {
+      const { problems, image } = checkImageContext();
+      assert.ok(image, problems.join('\n'));
+      for (const kind of ['Deployment', 'Job']) {
+        for (const doc of byKind(docs, kind)) {
+          const [entry] = doc.spec.template.spec.containers[0].args;
+          assert.ok(image.provides(entry), `${kind} ${doc.metadata.name} runs ${entry}, which the image does not have`);
+        }
+      }
+    });
+
+    it('keeps the dispatcher at two replicas at least, the autoscaler owning the count', () => {
+      for (const name of ['dispatcher', 'event-ingest']) {
+        const hpa = find(docs, 'HorizontalPodAutoscaler', name);
+        assert.deepEqual(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name });
+        assert.equal(find(docs, 'Deployment', name).spec.replicas, undefined, `${name}: spec.replicas would fight the autoscaler on every apply`);
+        assert.ok(hpa.spec.maxReplicas >= hpa.spec.minReplicas);
+      }
+      assert.ok(find(docs, 'HorizontalPodAutoscaler', 'dispatcher').spec.minReplicas >= 2);
+      for (const pdb of byKind(docs, 'PodDisruptionBudget')) {
+        const name = pdb.metadata.name;
+        const target = find(docs, 'Deployment', name) ?? find(docs, 'StatefulSet', name);
+        assert.deepEqual(pdb.spec.selector.matchLabels, target.spec.selector.matchLabels);
+      }
+    });
+
+    it('runs NATS with JetStream on persistent volumes, its replicas matching NATS_REPLICAS and the cluster routes', () => {
+      const nats = find(docs, 'StatefulSet', 'nats');
+      const replicas = nats.spec.replicas;
+      const common = byKind(docs, 'ConfigMap').find((map) => map.metadata.name.startsWith('webhooks-common-'));
+      assert.equal(Number(common.data.NATS_REPLICAS), replicas, 'JetStream stream replicas must equal the number of servers');
+      assert.equal(replicas, overlay === 'production' ? 3 : 1);
+      assert.equal(nats.spec.volumeClaimTemplates[0].metadata.name, 'data');
+      assert.ok(nats.spec.template.spec.containers[0].volumeMounts.some((mount) => mount.name === 'data' && mount.mountPath === '/data'));
+      const configName = nats.spec.template.spec.volumes.find((volume) => volume.name === 'config').configMap.name;
+      const conf = find(docs, 'ConfigMap', configName).data['nats.conf'];
+      assert.match(conf, /jetstream\s*\{[^}]*store_dir:\s*\/data/);
+      const routes = [...conf.matchAll(/nats:\/\/(nats-\d+)\.nats-headless:6222/g)].map((match) => match[1]);
+      if (replicas > 1) assert.deepEqual(routes, Array.from({ length: replicas }, (_, i) => `nats-${i}`));
+      else assert.doesNotMatch(conf, /cluster\s*\{/);
+      const headless = find(docs, 'Service', 'nats-headless');
+      assert.equal(nats.spec.serviceName, 'nats-headless');
+      assert.equal(headless.spec.clusterIP, 'None');
+    });
+
+    it('uses the production profile in production and keeps endpoints public and https-only there', () => {
+      const common = byKind(docs, 'ConfigMap').find((map) => map.metadata.name.startsWith('webhooks-common-'));
+      assert.equal(common.data.PROFILE, overlay === 'production' ? 'production' : 'local');
+      if (overlay === 'production') {
+        for (const name of ['subscription', 'dispatcher']) {
+          const env = environmentOf(docs, find(docs, 'Deployment', name).spec.template.spec.containers[0]);
+          assert.equal(env.ALLOW_HTTP_ENDPOINTS, 'false');
+          assert.equal(env.ALLOWED_ENDPOINT_HOSTS, '');
+        }
+      }
+    });
+
+    it('allows only the traffic the platform needs (NetworkPolicies)', () => {
+      const policy = (name) => find(docs, 'NetworkPolicy', name);
+      const deny = policy('default-deny-all');
+      assert.deepEqual(deny.spec.podSelector, {});
+      assert.deepEqual(deny.spec.policyTypes.sort(), ['Egress', 'Ingress']);
+      assert.equal(deny.spec.ingress, undefined);
+      assert.equal(deny.spec.egress, undefined);
+      const dns = policy('allow-dns').spec.egress[0];
+      assert.equal(dns.to[0].namespaceSelector.matchLabels['kubernetes.io/metadata.name'], 'kube-system');
+      assert.deepEqual(dns.ports.map((port) => `${port.protocol}/${port.port}`).sort(), ['TCP/53', 'UDP/53']);
+      // The public APIs: from the core product's namespace only (and the notifier for subscription).
+      for (const [name, port] of [['subscription', 50051], ['event-ingest', 50052]]) {
+        const rules = policy(name).spec.ingress;
+        const fromNamespaces = rules.filter((rule) => rule.from.some((peer) => peer.namespaceSelector));
+        assert.equal(fromNamespaces.length, 1, name);
+        assert.deepEqual(fromNamespaces[0].ports, [{ protocol: 'TCP', port }]);
+        assert.equal(fromNamespaces[0].from.length, 1);
+        assert.equal(fromNamespaces[0].from[0].podSelector, undefined);
+        const selector = fromNamespaces[0].from[0].namespaceSelector.matchLabels;
+        if (overlay === 'production') assert.deepEqual(selector, { 'kubernetes.io/metadata.name': 'core-product' });
+        else assert.deepEqual(selector, { 'webhooks.io/core-product': 'true' });
+        for (const rule of rules.filter((rule) => rule !== fromNamespaces[0])) {
+          assert.deepEqual(rule.from, [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'notifier' } } }], `${name}: only the notifier besides the core product`);
+        }
+      }
+      // The dispatcher: NATS, and the internet on 80/443 but no internal range.
+      const dispatcher = policy('dispatcher').spec;
+      assert.equal(dispatcher.ingress, undefined);
+      const internet = dispatcher.egress.find((rule) => rule.to.some((peer) => peer.ipBlock));
+      assert.deepEqual(internet.ports.map((port) => port.port).sort(), [443, 80]);
+      assert.equal(internet.to[0].ipBlock.cidr, '0.0.0.0/0');
+      assert.deepEqual([...internet.to[0].ipBlock.except].sort(), [...internalRanges].sort());
+      assert.equal(dispatcher.egress.length, 2);
+      // The notifier: subscription 50051, NATS 4222, SMTP outside.
+      const notifierPorts = policy('notifier').spec.egress.flatMap((rule) => rule.ports.map((port) => port.port)).sort((a, b) => a - b);
+      assert.deepEqual(notifierPorts, [25, 465, 587, 4222, 50051]);
+      // NATS takes clients from the four services only.
+      const natsIngress = policy('nats').spec.ingress[0];
+      assert.deepEqual(natsIngress.from[0].podSelector.matchExpressions[0].values.sort(), Object.keys(services).sort());
+    });
+  });
+}
+
+describe('deploy/README.md', () => {
+  it('documents the secrets, the overlays and the validation commands', () => {
+    const readme = readFileSync(join(deployDir, 'README.md'), 'utf8');
+    for (const [secret, key] of Object.entries(documentedSecrets)) assert.match(readme, new RegExp(`kubectl -n webhooks create secret generic ${secret} --from-literal=${key}=`));
+    for (const overlay of overlays) assert.match(readme, new RegExp(`kubectl apply -k deploy/k8s/overlays/${overlay}`));
+    assert.match(readme, /bash deploy\/install-tools\.sh/);
+    assert.match(readme, /SECRET_ENCRYPTION_KEY/);
+  });
+});
