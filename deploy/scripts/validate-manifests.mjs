@@ -97,8 +97,7 @@ function unknownFields({ ts, checker }, value, type, path = '', found = []) {
   for (const [key, child] of Object.entries(value)) {
     const property = checker.getPropertyOfType(type, key);
     if (property) {
-      const declaration = property.valueDeclaration ?? property.declarations?.[0];
-      unknownFields({ ts, checker }, child, checker.getTypeOfSymbolAtLocation(property, declaration), pointer(path, key), found);
+      unknownFields({ ts, checker }, child, checker.getTypeOfSymbol(property), pointer(path, key), found);
     } else if (index) {
       unknownFields({ ts, checker }, child, index, pointer(path, key), found);
     } else {
