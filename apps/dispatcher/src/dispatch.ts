@@ -4,7 +4,8 @@
 // blocking the webhook until ack_wait; the reason is in the attempt record.
 import { AttemptDecision, AttemptRecord, DeliveryTask } from '@webhooks/contracts';
 import type { RetryPolicy } from '@webhooks/domain';
-import type { JetStreamClient, JsMsg, RoutingTable, Topology } from '@webhooks/messaging';
+import { context } from '@opentelemetry/api';
+import { traceContextOf, type JetStreamClient, type JsMsg, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import type { AttemptResult, Deliverer } from './delivery.js';
 
@@ -21,7 +22,10 @@ export class Dispatch {
     private readonly logger: Logger,
   ) {}
 
-  readonly handle = async (message: JsMsg): Promise<void> => {
+  /** Runs each attempt inside the trace context the task carries from ingest. */
+  readonly handle = (message: JsMsg): Promise<void> => context.with(traceContextOf(message.headers), () => this.process(message));
+
+  private async process(message: JsMsg): Promise<void> {
     let task: DeliveryTask;
     try {
       task = DeliveryTask.decode(message.data);
@@ -65,7 +69,7 @@ export class Dispatch {
       this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason: decision.reason }, 'event dropped');
       message.term();
     }
-  };
+  }
 
   /**
    * The first attempt's start time: remembered in memory; after a restart the earliest time consistent

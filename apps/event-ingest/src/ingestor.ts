@@ -5,7 +5,7 @@ import type { Event, PublishResult } from '@webhooks/contracts';
 import { DeliveryTask } from '@webhooks/contracts';
 import { acceptEvent, DomainError, notFound, type AcceptedEvent } from '@webhooks/domain';
 import type { Caller } from '@webhooks/grpc-kit';
-import type { JetStreamClient, RoutingTable, Topology } from '@webhooks/messaging';
+import { traceHeaders, type JetStreamClient, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 
 export interface IngestLimits {
@@ -42,6 +42,7 @@ export class Ingestor {
 
   private async queue(event: AcceptedEvent, acceptedAt: Date): Promise<PublishResult> {
     const targets = [...this.routes.webhooksOf(event.workspaceId)].filter((route) => route.active && route.eventTypes.includes(event.type));
+    const trace = traceHeaders();
     let acks;
     try {
       // Issued together, so one connection carries them to the server in this order.
@@ -58,7 +59,7 @@ export class Ingestor {
               acceptedAt,
               body: event.body,
             }).finish(),
-            { msgID: `${event.id}.${route.webhookId}`, expect: { streamName: this.topology.streams.deliver } },
+            { msgID: `${event.id}.${route.webhookId}`, expect: { streamName: this.topology.streams.deliver }, ...(trace ? { headers: trace } : {}) },
           ),
         ),
       );

@@ -6,3 +6,4 @@ export type { NatsConnection } from '@nats-io/transport-node';
 export type { KV } from '@nats-io/kv';
 export type { JetStreamClient, JetStreamManager, JsMsg, Consumer } from '@nats-io/jetstream';
 export { jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
+export * from './trace-context.js';

@@ -1,0 +1,26 @@
+// W3C trace context (traceparent/tracestate) in NATS message headers, so one trace follows an event from
+// ingest through the dispatcher's attempts, retries minutes later included. Uses whatever propagator the
+// OpenTelemetry API has registered; with none (tracing off) no headers are added and nothing is parsed.
+import { context, propagation, ROOT_CONTEXT, type Context, type TextMapGetter } from '@opentelemetry/api';
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+
+const getter: TextMapGetter<MsgHdrs> = {
+  get: (carrier, key) => (carrier.has(key) ? carrier.get(key) : undefined),
+  keys: (carrier) => carrier.keys(),
+};
+
+/** Headers carrying the given (default: active) context, or undefined when there is nothing to carry. */
+export function traceHeaders(from: Context = context.active()): MsgHdrs | undefined {
+  const carrier: Record<string, string> = {};
+  propagation.inject(from, carrier);
+  const entries = Object.entries(carrier);
+  if (entries.length === 0) return undefined;
+  const h = natsHeaders();
+  for (const [key, value] of entries) h.set(key, value);
+  return h;
+}
+
+/** The context a message's headers carry (the root context when they carry none). */
+export function traceContextOf(headers: MsgHdrs | undefined): Context {
+  return headers ? propagation.extract(ROOT_CONTEXT, headers, getter) : ROOT_CONTEXT;
+}
