@@ -1,9 +1,9 @@
 // The dispatcher's composition root: configuration, NATS, the routing-table mirror, the consumers of
 // every active webhook, the HTTP client, the health server, shutdown.
 import { dispatcherConfig } from './config.js';
-import { ConfigError, withProfileDefaults } from '@webhooks/config';
+import { withProfileDefaults } from '@webhooks/config';
 import { SecretBox } from '@webhooks/domain';
-import { onShutdownSignal, startGrpcServer } from '@webhooks/grpc-kit';
+import { logReady, onShutdownSignal, runService, startGrpcServer } from '@webhooks/grpc-kit';
 import { connectNats, ensureTopology, jetstream, RoutingTable, topology, type RouteChange } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
 import { DeliveryConsumers } from './consumers.js';
@@ -44,11 +44,7 @@ async function main(): Promise<void> {
     await server.shutdown(1_000);
     await nc.drain();
   });
-  logger.info({ healthPort: server.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix }, 'ready');
+  logReady(logger, config, { healthPort: server.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix });
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError) logger.fatal({ problems: error.problems }, error.message);
-  else logger.fatal({ err: error }, 'start-up failed');
-  process.exit(1);
-});
+runService(logger, main);

@@ -1,8 +1,8 @@
 // event-ingest's composition root: configuration, NATS, the routing-table mirror, gRPC, shutdown.
 import { ingestConfig } from './config.js';
-import { ConfigError, localDevToken, withProfileDefaults } from '@webhooks/config';
+import { withProfileDefaults } from '@webhooks/config';
 import { IngestServiceService, type IngestServiceServer } from '@webhooks/contracts';
-import { onShutdownSignal, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
+import { logReady, onShutdownSignal, runService, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
 import { connectNats, ensureTopology, jetstream, RoutingTable, topology } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
 import { Ingestor } from './ingestor.js';
@@ -40,14 +40,7 @@ async function main(): Promise<void> {
     routes.stop();
     await nc.drain();
   });
-  if (config.profile === 'local' && config.apiTokens.includes(localDevToken)) {
-    logger.info({ token: localDevToken }, 'local profile: accepting the development token');
-  }
-  logger.info({ grpcPort: server.port, host: config.host, prefix: config.messagingPrefix }, 'ready');
+  logReady(logger, config, { grpcPort: server.port, host: config.host, prefix: config.messagingPrefix });
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError) logger.fatal({ problems: error.problems }, error.message);
-  else logger.fatal({ err: error }, 'start-up failed');
-  process.exit(1);
-});
+runService(logger, main);

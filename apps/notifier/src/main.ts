@@ -1,8 +1,7 @@
 // The notifier's composition root. It connects to NATS and serves health; consuming breaker trips and
 // sending the disable notice by email arrive with the breaker.
 import { notifierConfig } from './config.js';
-import { ConfigError } from '@webhooks/config';
-import { onShutdownSignal, startGrpcServer } from '@webhooks/grpc-kit';
+import { logReady, onShutdownSignal, runService, startGrpcServer } from '@webhooks/grpc-kit';
 import { connectNats, ensureTopology, topology } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
 
@@ -18,11 +17,7 @@ async function main(): Promise<void> {
     await server.shutdown(1_000);
     await nc.drain();
   });
-  logger.info({ healthPort: server.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix }, 'ready');
+  logReady(logger, config, { healthPort: server.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix });
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError) logger.fatal({ problems: error.problems }, error.message);
-  else logger.fatal({ err: error }, 'start-up failed');
-  process.exit(1);
-});
+runService(logger, main);

@@ -1,9 +1,9 @@
 // The subscription service's composition root: configuration, PostgreSQL, NATS, gRPC, shutdown.
 import { subscriptionConfig } from './config.js';
-import { ConfigError, localDevToken, withProfileDefaults } from '@webhooks/config';
+import { withProfileDefaults } from '@webhooks/config';
 import { DeliveryLogServiceService, SubscriptionServiceService } from '@webhooks/contracts';
 import { SecretBox } from '@webhooks/domain';
-import { onShutdownSignal, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
+import { logReady, onShutdownSignal, runService, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
 import { connectNats, ensureTopology, topology } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
 import { ControlPlane } from './control-plane.js';
@@ -57,14 +57,7 @@ async function main(): Promise<void> {
     await nc.drain();
     await orm.close();
   });
-  if (config.profile === 'local' && config.apiTokens.includes(localDevToken)) {
-    logger.info({ token: localDevToken }, 'local profile: accepting the development token');
-  }
-  logger.info({ grpcPort: server.port, host: config.host, prefix: config.messagingPrefix }, 'ready');
+  logReady(logger, config, { grpcPort: server.port, host: config.host, prefix: config.messagingPrefix });
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError) logger.fatal({ problems: error.problems }, error.message);
-  else logger.fatal({ err: error }, 'start-up failed');
-  process.exit(1);
-});
+runService(logger, main);

@@ -3,3 +3,4 @@
 export { defineConfig, ConfigError, parseDuration, field } from './schema.js';
 export type { Field, ConfigOf, EnvSource } from './schema.js';
 export { withProfileDefaults, localProfileDefaults, localDevToken } from './profile.js';
+export { sharedFields, urlPolicyFields } from './shared.js';

@@ -1,3 +1,4 @@
+import { ConfigError, localDevToken } from '@webhooks/config';
 import type { Logger } from '@webhooks/telemetry';
 
 /**
@@ -31,4 +32,24 @@ export function onShutdownSignal(logger: Logger, timeoutMs: number, stop: () => 
   };
   process.on('SIGTERM', handle);
   process.on('SIGINT', handle);
+}
+
+/** Runs a service's start-up; a bad configuration or a failed start is logged as fatal and exits 1. */
+export function runService(logger: Logger, start: () => Promise<void>): void {
+  start().catch((error: unknown) => {
+    if (error instanceof ConfigError) logger.fatal({ problems: error.problems }, error.message);
+    else logger.fatal({ err: error }, 'start-up failed');
+    process.exit(1);
+  });
+}
+
+/**
+ * The one "ready" line a service logs once it serves (tests and scripts wait for it, with its ports),
+ * preceded in the local profile by the development token it accepts.
+ */
+export function logReady(logger: Logger, settings: { profile: string; apiTokens?: readonly string[] }, fields: Record<string, unknown>): void {
+  if (settings.profile === 'local' && settings.apiTokens?.includes(localDevToken)) {
+    logger.info({ token: localDevToken }, 'local profile: accepting the development token');
+  }
+  logger.info(fields, 'ready');
 }
