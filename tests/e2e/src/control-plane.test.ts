@@ -1,0 +1,100 @@
+// The control plane through its gRPC API: secret rotation seen by a receiver, workspace-scoped tokens and
+// the tenancy matrix, and a production start-up without secrets refused.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { status } from '@grpc/grpc-js';
+import { Plan, Webhook, type RotateWebhookSecretResponse } from '@webhooks/contracts';
+import { callUnary, expectStatus, HttpReceiver, ServiceProcess, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
+import { Webhook as StandardWebhook } from 'standardwebhooks';
+import { contactCreated, publish, workspaceWithWebhook } from './support.js';
+
+const scopedToken = 'scoped-token-0123456789';
+
+describe('control plane over gRPC', () => {
+  let system: RunningSystem;
+  let receiver: HttpReceiver;
+  const scopedWorkspace = uniqueName('wsa');
+
+  before(async () => {
+    receiver = await HttpReceiver.start();
+    system = await startSystem({ API_TOKENS: `${testToken},${scopedToken}:${scopedWorkspace}` });
+  });
+
+  after(async () => {
+    await system?.stop();
+    await receiver?.close();
+  });
+
+  it('signs with both secrets during a rotation, each verifiable by standardwebhooks', async () => {
+    const { workspaceId, webhookId, secret: oldSecret } = await workspaceWithWebhook(system, receiver.url);
+    const rotated = await callUnary<typeof system.subscription, unknown, RotateWebhookSecretResponse>(system.subscription, system.subscription.rotateWebhookSecret, { workspaceId, webhookId }, testToken);
+    assert.notEqual(rotated.signingSecret, oldSecret);
+    assert.ok(rotated.previousSecretExpireTime!.getTime() > Date.now() + 23 * 3_600_000);
+    assert.equal(rotated.webhook!.maskedSecret.slice(0, 10), rotated.signingSecret.slice(0, 10));
+
+    const before = receiver.requests.length;
+    await publish(system, contactCreated('rotated_1', workspaceId));
+    const [request] = (await receiver.waitForRequests(before + 1)).slice(before);
+    const headers = {
+      'webhook-id': String(request!.headers['webhook-id']),
+      'webhook-timestamp': String(request!.headers['webhook-timestamp']),
+      'webhook-signature': String(request!.headers['webhook-signature']),
+    };
+    assert.equal(headers['webhook-signature'].split(' ').length, 2);
+    for (const secret of [rotated.signingSecret, oldSecret]) assert.equal((new StandardWebhook(secret).verify(request!.body, headers) as { id: string }).id, 'rotated_1');
+  });
+
+  it('limits a scoped token to its workspaces, and hides one workspace\'s webhooks from another', async () => {
+    const other = await workspaceWithWebhook(system, receiver.url);
+    await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: scopedWorkspace, name: 'A', plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, scopedToken);
+    const own = await callUnary<typeof system.subscription, unknown, { webhook: { id: string } }>(system.subscription, system.subscription.createWebhook, { workspaceId: scopedWorkspace, name: 'a', url: receiver.url, eventTypes: ['contact.created'], headers: {} }, scopedToken);
+
+    // The scoped token may not touch the other workspace at all.
+    const s = system.subscription;
+    const denied = await expectStatus(callUnary(s, s.getWorkspace, { workspaceId: other.workspaceId }, scopedToken), status.PERMISSION_DENIED);
+    assert.match(denied, new RegExp(`may not act on workspace "${other.workspaceId}"`));
+    await expectStatus(callUnary(system.ingest, system.ingest.publishEvent, { event: contactCreated('x1', other.workspaceId) }, scopedToken), status.PERMISSION_DENIED);
+
+    // Through its own workspace, the other workspace's webhook does not exist, for every webhook RPC.
+    const foreign = { workspaceId: scopedWorkspace, webhookId: other.webhookId };
+    const matrix: [string, () => Promise<unknown>][] = [
+      ['GetWebhook', () => callUnary(s, s.getWebhook, foreign, scopedToken)],
+      ['UpdateWebhook', () => callUnary(s, s.updateWebhook, { workspaceId: scopedWorkspace, webhook: Webhook.fromPartial({ id: other.webhookId, name: 'stolen' }), updateMask: ['name'], expectedVersion: 0 }, scopedToken)],
+      ['DeleteWebhook', () => callUnary(s, s.deleteWebhook, foreign, scopedToken)],
+      ['ActivateWebhook', () => callUnary(s, s.activateWebhook, foreign, scopedToken)],
+      ['DeactivateWebhook', () => callUnary(s, s.deactivateWebhook, foreign, scopedToken)],
+      ['RotateWebhookSecret', () => callUnary(s, s.rotateWebhookSecret, foreign, scopedToken)],
+    ];
+    for (const [method, call] of matrix) {
+      const message = await expectStatus(call(), status.NOT_FOUND).catch((error: Error) => assert.fail(`${method}: ${error.message}`));
+      assert.match(message, /not found/, method);
+    }
+    const listed = await callUnary<typeof s, unknown, { webhooks: { id: string }[] }>(s, s.listWebhooks, { workspaceId: scopedWorkspace, pageSize: 0, pageToken: '', status: 0 }, scopedToken);
+    assert.deepEqual(listed.webhooks.map((w) => w.id), [own.webhook.id]);
+    // And the other workspace's webhook is untouched.
+    const still = await callUnary<typeof s, unknown, { webhook: { name: string; status: number } }>(s, s.getWebhook, { workspaceId: other.workspaceId, webhookId: other.webhookId }, testToken);
+    assert.equal(still.webhook.name, 'hook');
+  });
+
+  it('answers FAILED_PRECONDITION naming the plan when it does not include webhooks', async () => {
+    const workspaceId = uniqueName('growth');
+    await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: 'G', plan: Plan.PLAN_GROWTH, notificationEmails: [] } }, testToken);
+    const message = await expectStatus(
+      callUnary(system.subscription, system.subscription.createWebhook, { workspaceId, name: 'a', url: receiver.url, eventTypes: ['contact.created'], headers: {} }, testToken),
+      status.FAILED_PRECONDITION,
+    );
+    assert.match(message, /plan GROWTH .* does not include webhooks; they are available on ADVANCED and ENTERPRISE/);
+  });
+
+  it('refuses to start in production without tokens and an encryption key, naming them', async () => {
+    await assert.rejects(
+      ServiceProcess.start('subscription', { ...system.env, PROFILE: 'production', API_TOKENS: '', SECRET_ENCRYPTION_KEY: '' }),
+      (error: Error) => {
+        assert.match(error.message, /exited with code 1 before it was ready/);
+        assert.match(error.message, /API_TOKENS: is required/);
+        assert.match(error.message, /SECRET_ENCRYPTION_KEY: is required/);
+        return true;
+      },
+    );
+  });
+});
