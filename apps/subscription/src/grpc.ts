@@ -9,7 +9,7 @@ import {
   type Workspace as WorkspaceMessage,
   type DeliveryLogServiceServer,
 } from '@webhooks/contracts';
-import { eventTypes, invalidArgument } from '@webhooks/domain';
+import { describeEventTypes, exampleEvent, invalidArgument } from '@webhooks/domain';
 import { serviceError, type unaryHandlers } from '@webhooks/grpc-kit';
 import type { ControlPlane, WebhookField } from './control-plane.js';
 import { planNames, type PlanName, type Webhook, type Workspace } from './persistence/entities.js';
@@ -37,6 +37,14 @@ function workspaceMessage(workspace: Workspace): WorkspaceMessage {
 }
 
 export function subscriptionService(controlPlane: ControlPlane, unary: Unary): SubscriptionServiceServer {
+  // The catalog never changes while the service runs: rendered once.
+  const catalog = describeEventTypes((type) => exampleEvent(type)).map((entry) => ({
+    name: entry.name,
+    description: entry.description,
+    dataSchemaJson: JSON.stringify(entry.dataSchema),
+    exampleBodyJson: entry.exampleBody,
+  }));
+
   const webhookMessage = (webhook: Webhook): WebhookMessage => ({
     id: webhook.id,
     workspaceId: webhook.workspace.id,
@@ -132,9 +140,7 @@ export function subscriptionService(controlPlane: ControlPlane, unary: Unary): S
       return { webhook: webhookMessage(webhook), signingSecret: secret, previousSecretExpireTime: previousExpiresAt };
     }),
 
-    listEventTypes: unary('ListEventTypes', async () => ({
-      eventTypes: eventTypes.map((type) => ({ name: type.name, description: type.description, dataSchemaJson: '', exampleBodyJson: '' })),
-    })),
+    listEventTypes: unary('ListEventTypes', async () => ({ eventTypes: catalog })),
   };
 }
 

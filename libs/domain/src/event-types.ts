@@ -9,6 +9,7 @@ import {
   ConversationOpened,
   MessageIncoming,
   MessageOutgoing,
+  payloadJsonSchema,
   type Event,
 } from '@webhooks/contracts';
 import { invalidArgument } from './errors.js';
@@ -19,20 +20,22 @@ type PayloadCase = NonNullable<Event['data']>['$case'];
 interface EventTypeDefinition {
   readonly name: string;
   readonly payload: PayloadCase;
+  /** The payload's message in webhooks/v1/events.proto. */
+  readonly message: string;
   readonly description: string;
   readonly toJSON: (value: never) => unknown;
 }
 
 const definitions = [
-  { name: 'conversation.opened', payload: 'conversationOpened', toJSON: ConversationOpened.toJSON, description: 'A conversation with a contact was opened, by the contact writing in or by the team.' },
-  { name: 'conversation.closed', payload: 'conversationClosed', toJSON: ConversationClosed.toJSON, description: 'A conversation was closed; carries who closed it, its category and summary.' },
-  { name: 'contact.created', payload: 'contactCreated', toJSON: ContactCreated.toJSON, description: 'A new contact was added to the workspace.' },
-  { name: 'contact.updated', payload: 'contactUpdated', toJSON: ContactUpdated.toJSON, description: "A contact's details changed; carries the contact and the names of the changed fields." },
-  { name: 'contact.assignee.updated', payload: 'contactAssigneeUpdated', toJSON: ContactAssigneeUpdated.toJSON, description: 'A contact was assigned to someone else, or unassigned.' },
-  { name: 'contact.tag.updated', payload: 'contactTagUpdated', toJSON: ContactTagUpdated.toJSON, description: "Tags were added to or removed from a contact." },
-  { name: 'message.incoming', payload: 'messageIncoming', toJSON: MessageIncoming.toJSON, description: 'A contact sent a message on one of the channels.' },
-  { name: 'message.outgoing', payload: 'messageOutgoing', toJSON: MessageOutgoing.toJSON, description: 'A message was sent to a contact, by a team member, a bot, a workflow or the API.' },
-  { name: 'comment.created', payload: 'commentCreated', toJSON: CommentCreated.toJSON, description: 'A team member left an internal comment on a contact or conversation.' },
+  { name: 'conversation.opened', payload: 'conversationOpened', message: 'ConversationOpened', toJSON: ConversationOpened.toJSON, description: 'A conversation with a contact was opened, by the contact writing in or by the team.' },
+  { name: 'conversation.closed', payload: 'conversationClosed', message: 'ConversationClosed', toJSON: ConversationClosed.toJSON, description: 'A conversation was closed; carries who closed it, its category and summary.' },
+  { name: 'contact.created', payload: 'contactCreated', message: 'ContactCreated', toJSON: ContactCreated.toJSON, description: 'A new contact was added to the workspace.' },
+  { name: 'contact.updated', payload: 'contactUpdated', message: 'ContactUpdated', toJSON: ContactUpdated.toJSON, description: "A contact's details changed; carries the contact and the names of the changed fields." },
+  { name: 'contact.assignee.updated', payload: 'contactAssigneeUpdated', message: 'ContactAssigneeUpdated', toJSON: ContactAssigneeUpdated.toJSON, description: 'A contact was assigned to someone else, or unassigned.' },
+  { name: 'contact.tag.updated', payload: 'contactTagUpdated', message: 'ContactTagUpdated', toJSON: ContactTagUpdated.toJSON, description: "Tags were added to or removed from a contact." },
+  { name: 'message.incoming', payload: 'messageIncoming', message: 'MessageIncoming', toJSON: MessageIncoming.toJSON, description: 'A contact sent a message on one of the channels.' },
+  { name: 'message.outgoing', payload: 'messageOutgoing', message: 'MessageOutgoing', toJSON: MessageOutgoing.toJSON, description: 'A message was sent to a contact, by a team member, a bot, a workflow or the API.' },
+  { name: 'comment.created', payload: 'commentCreated', message: 'CommentCreated', toJSON: CommentCreated.toJSON, description: 'A team member left an internal comment on a contact or conversation.' },
 ] as const satisfies readonly EventTypeDefinition[];
 
 export type EventTypeName = (typeof definitions)[number]['name'];
@@ -98,4 +101,22 @@ export function acceptEvent(event: Event | undefined, now: Date, maxBodyBytes: n
     throw invalidArgument(field, `the delivered body would be ${body.length} bytes, above the limit of ${maxBodyBytes} bytes; send less data in the payload`);
   }
   return { id, workspaceId, type: definition.name, occurredAt, body };
+}
+
+/** The catalog entry of a type: what it means, the JSON Schema of its "data", and an example body. */
+export interface EventTypeDescription {
+  readonly name: EventTypeName;
+  readonly description: string;
+  readonly dataSchema: Record<string, unknown>;
+  readonly exampleBody: string;
+}
+
+/** The whole catalog; examples are rendered by acceptEvent, exactly as endpoints receive them. */
+export function describeEventTypes(example: (type: EventTypeName) => Event): EventTypeDescription[] {
+  return definitions.map((d) => ({
+    name: d.name,
+    description: d.description,
+    dataSchema: payloadJsonSchema(d.message),
+    exampleBody: acceptEvent(example(d.name), new Date(0), Number.MAX_SAFE_INTEGER).body.toString('utf8'),
+  }));
 }

@@ -5,5 +5,6 @@ export * from './signing.js';
 export * from './secret-box.js';
 export * from './retry-policy.js';
 export * from './event-types.js';
+export * from './event-examples.js';
 export * from './headers.js';
 export * from './url-policy.js';

@@ -3,7 +3,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { Plan, Webhook, type RotateWebhookSecretResponse } from '@webhooks/contracts';
+import { Plan, Webhook, type ListEventTypesResponse, type RotateWebhookSecretResponse } from '@webhooks/contracts';
+import { exampleEvent, type EventTypeName } from '@webhooks/domain';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { callUnary, expectStatus, HttpReceiver, ServiceProcess, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { contactCreated, publish, workspaceWithWebhook } from './support.js';
@@ -84,6 +87,32 @@ describe('control plane over gRPC', () => {
       status.FAILED_PRECONDITION,
     );
     assert.match(message, /plan GROWTH .* does not include webhooks; they are available on ADVANCED and ENTERPRISE/);
+  });
+
+  it('publishes a catalog whose schemas match what endpoints receive for every event type', async () => {
+    const { eventTypes } = await callUnary<typeof system.subscription, unknown, ListEventTypesResponse>(system.subscription, system.subscription.listEventTypes, {}, testToken);
+    assert.equal(eventTypes.length, 9);
+    const workspaceId = uniqueName('catalog');
+    await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: 'C', plan: Plan.PLAN_ENTERPRISE, notificationEmails: [] } }, testToken);
+    const endpoint = await HttpReceiver.start();
+    try {
+      await callUnary(system.subscription, system.subscription.createWebhook, { workspaceId, name: 'all', url: endpoint.url, eventTypes: eventTypes.map((t) => t.name), headers: {} }, testToken);
+      for (const type of eventTypes) await publish(system, exampleEvent(type.name as EventTypeName, workspaceId));
+      const received = await endpoint.waitForRequests(9);
+      const ajv = new Ajv2020({ strict: true });
+      addFormats.default(ajv);
+      for (const [i, type] of eventTypes.entries()) {
+        const body = JSON.parse(received[i]!.body) as { type: string; data: unknown };
+        assert.equal(body.type, type.name);
+        const validate = ajv.compile(JSON.parse(type.dataSchemaJson) as object);
+        assert.ok(validate(body.data), `${type.name}: ${ajv.errorsText(validate.errors)}`);
+        // The example body in the catalog is what was delivered, but for the workspace and the time.
+        const example = JSON.parse(type.exampleBodyJson) as { data: unknown };
+        assert.deepEqual(body.data, example.data);
+      }
+    } finally {
+      await endpoint.close();
+    }
   });
 
   it('refuses to start in production without tokens and an encryption key, naming them', async () => {
