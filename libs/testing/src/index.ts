@@ -8,3 +8,4 @@ export * from './service-process.js';
 export * from './grpc-client.js';
 export * from './system.js';
 export * from './attempts.js';
+export * from './nats-server.js';

@@ -77,21 +77,21 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Run
       startService,
       async stop() {
         const codes = await stopAll();
-        await removeTopology(prefix);
+        await removeTopology(prefix, baseEnv.NATS_URL!).catch(() => undefined);
         await database.drop();
         return codes;
       },
     };
   } catch (error) {
     await stopAll();
-    await removeTopology(prefix);
+    await removeTopology(prefix, baseEnv.NATS_URL!).catch(() => undefined);
     await database.drop();
     throw error;
   }
 }
 
-async function removeTopology(prefix: string): Promise<void> {
-  const nc = await connectNats(testEnvironment.natsUrl, `cleanup-${prefix}`);
+async function removeTopology(prefix: string, natsUrl: string): Promise<void> {
+  const nc = await connectNats(natsUrl, `cleanup-${prefix}`);
   try {
     await removeTopologyOn(nc, topology({ prefix }));
   } finally {
