@@ -70,6 +70,10 @@ describe('ControlPlane', () => {
     const { webhook, secret } = await controlPlane.createWebhook('acme', hook);
     assert.match(secret, /^whsec_/);
     assert.ok(!controlPlane.maskedSecret(webhook).includes(secret.slice(10)));
+    // At rest the secret is only ciphertext: neither the database nor the routing table holds it in clear.
+    const [row] = await orm.em.getConnection().execute<{ secret_sealed: Buffer }[]>('select secret_sealed from webhooks where id = ?', [webhook.id]);
+    assert.ok(!row!.secret_sealed.toString('latin1').includes(secret.slice(6, 20)));
+    assert.equal(secrets.open(row!.secret_sealed), secret);
     const route = await kvRoute('acme', webhook.id);
     assert.equal(route?.active, true);
     assert.equal(secrets.open(route!.secrets[0]!.encrypted), secret);
