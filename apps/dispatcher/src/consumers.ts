@@ -1,19 +1,22 @@
-// One durable pull consumer per active webhook, following the routing table: created when a webhook
-// becomes active, stopped when it is disabled, deleted with the webhook. Every replica consumes every
-// webhook; max_ack_pending 1 on the server keeps it to one event in flight per webhook overall.
-import { deliveryConsumerConfig, JetStreamApiError, type JetStreamClient, type JetStreamManager, type JsMsg, type RouteChange, type RoutingTable, type Topology } from '@webhooks/messaging';
+// One durable pull consumer per active webhook, following the routing table. Every replica consumes
+// every active webhook; max_ack_pending 1 on the server keeps it to one event in flight per webhook
+// overall. When a webhook is disabled or deleted, its loop stops at once and the events still queued
+// for it are drained: each is dropped and recorded (the consumer is reset first, so a task waiting for
+// its retry delay is released immediately), then the consumer is removed until the webhook is active.
+import { deliveryConsumerConfig, JetStreamApiError, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg, type RouteChange, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Route } from '@webhooks/contracts';
 import type { Logger } from '@webhooks/telemetry';
 
-type Stoppable = { stop(): void };
-
 interface Loop {
-  readonly done: Promise<void>;
-  messages?: Stoppable;
+  done: Promise<void>;
+  stop(): void;
   stopped: boolean;
 }
 
-export type DeliveryHandler = (message: JsMsg) => Promise<void>;
+/** Handles one task; resolves to false when the task was handed back instead (the webhook changed). */
+export type DeliveryHandler = (message: JsMsg) => Promise<boolean>;
+
+const followRetryMs = 1_000;
 
 export class DeliveryConsumers {
   private readonly loops = new Map<string, Loop>();
@@ -25,38 +28,46 @@ export class DeliveryConsumers {
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly topology: Topology,
+    private readonly routes: RoutingTable,
     private readonly ackWaitMs: number,
     private readonly handle: DeliveryHandler,
     private readonly logger: Logger,
   ) {}
 
-  /** Starts a loop for every active webhook the routing table holds now. */
-  startAll(routes: RoutingTable): void {
-    for (const route of routes.allRoutes()) this.enqueue(route.webhookId, () => this.follow(route.workspaceId, route.webhookId, route));
+  /**
+   * Follows every webhook the routing table holds now, and drains the consumers of webhooks that were
+   * deleted while no dispatcher was running.
+   */
+  async startAll(): Promise<void> {
+    for (const route of this.routes.allRoutes()) this.enqueue(route.workspaceId, route.webhookId);
+    for await (const info of this.jsm.consumers.list(this.topology.streams.deliver)) {
+      const filter = info.config.filter_subject ?? '';
+      const [, , workspaceId, webhookId] = filter.split('.');
+      if (workspaceId && webhookId && !this.routes.route(workspaceId, webhookId)) this.enqueue(workspaceId, webhookId);
+    }
   }
 
   onRouteChange(change: RouteChange): void {
     if (change.kind !== 'webhook' || this.closed) return;
-    this.enqueue(change.webhookId, () => this.follow(change.workspaceId, change.webhookId, change.route));
-  }
-
-  isRunning(webhookId: string): boolean {
-    return this.loops.has(webhookId);
+    this.enqueue(change.workspaceId, change.webhookId);
   }
 
   /** Stops taking new deliveries and waits for the attempts in progress. */
   async stop(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.pending.values()]);
-    const loops = [...this.loops.keys()];
-    await Promise.all(loops.map((webhookId) => this.stopLoop(webhookId)));
+    await Promise.all([...this.loops.keys()].map((webhookId) => this.stopLoop(webhookId)));
   }
 
-  private enqueue(webhookId: string, step: () => Promise<void>): void {
+  /** Brings this webhook's consumer in line with the routing table as it is when the step runs. */
+  private enqueue(workspaceId: string, webhookId: string): void {
     const previous = this.pending.get(webhookId) ?? Promise.resolve();
     const next = previous
-      .then(step)
-      .catch((error: unknown) => this.logger.error({ err: error, webhookId }, 'following a routing change failed'))
+      .then(() => this.follow(workspaceId, webhookId, this.routes.route(workspaceId, webhookId)))
+      .catch((error: unknown) => {
+        this.logger.error({ err: error, webhookId }, 'following a routing change failed; trying again');
+        setTimeout(() => !this.closed && this.enqueue(workspaceId, webhookId), followRetryMs).unref();
+      })
       .finally(() => {
         if (this.pending.get(webhookId) === next) this.pending.delete(webhookId);
       });
@@ -69,27 +80,32 @@ export class DeliveryConsumers {
       if (!this.loops.has(webhookId)) await this.startLoop(workspaceId, webhookId);
       return;
     }
+    const hadLoop = this.loops.has(webhookId);
     await this.stopLoop(webhookId);
-    if (!route) {
-      // The webhook is gone: so is its consumer (any replica may get here first).
-      await this.jsm.consumers.delete(this.topology.streams.deliver, this.topology.consumers.delivery(webhookId)).catch((error: unknown) => {
-        if (!(error instanceof JetStreamApiError && error.status === 404)) throw error;
-      });
-    }
+    if (hadLoop || !route) await this.drain(workspaceId, webhookId);
   }
 
-  private async startLoop(workspaceId: string, webhookId: string): Promise<void> {
+  private async ensureConsumer(workspaceId: string, webhookId: string): Promise<Consumer> {
     const stream = this.topology.streams.deliver;
     const config = deliveryConsumerConfig(this.topology, workspaceId, webhookId, this.ackWaitMs);
     await this.jsm.consumers.add(stream, config).catch(async (error: unknown) => {
       if (!(error instanceof JetStreamApiError)) throw error;
       await this.jsm.consumers.update(stream, config.durable_name!, config);
     });
-    const consumer = await this.js.consumers.get(stream, config.durable_name!);
-    const loop: Loop = { stopped: false, done: Promise.resolve() };
+    return this.js.consumers.get(stream, config.durable_name!);
+  }
+
+  private async deleteConsumer(webhookId: string): Promise<void> {
+    await this.jsm.consumers.delete(this.topology.streams.deliver, this.topology.consumers.delivery(webhookId)).catch((error: unknown) => {
+      if (!(error instanceof JetStreamApiError && error.status === 404)) throw error;
+    });
+  }
+
+  private async startLoop(workspaceId: string, webhookId: string): Promise<void> {
+    const consumer = await this.ensureConsumer(workspaceId, webhookId);
     const messages = await consumer.consume({ max_messages: 1 });
-    loop.messages = messages;
-    (loop as { done: Promise<void> }).done = (async () => {
+    const loop: Loop = { stopped: false, done: Promise.resolve(), stop: () => messages.stop() };
+    loop.done = (async () => {
       for await (const message of messages) {
         // A message that arrives while stopping goes back at once instead of waiting out ack_wait.
         if (loop.stopped) {
@@ -107,7 +123,41 @@ export class DeliveryConsumers {
     if (!loop) return;
     this.loops.delete(webhookId);
     loop.stopped = true;
-    loop.messages?.stop();
+    loop.stop();
     await loop.done;
+  }
+
+  /**
+   * Drops every task still queued for a disabled or deleted webhook. Recreating the consumer releases
+   * a task that waits for its retry delay; the handler records each drop and terminates the task.
+   */
+  private async drain(workspaceId: string, webhookId: string): Promise<void> {
+    const queued = await this.jsm.streams
+      .getMessage(this.topology.streams.deliver, { last_by_subj: this.topology.subjects.deliver(workspaceId, webhookId) })
+      .catch(() => null);
+    if (!queued) {
+      await this.deleteConsumer(webhookId);
+      return;
+    }
+    await this.deleteConsumer(webhookId);
+    const consumer = await this.ensureConsumer(workspaceId, webhookId);
+    let dropped = 0;
+    for (;;) {
+      const batch = await consumer.fetch({ max_messages: 1, expires: 1_000 });
+      let got = false;
+      for await (const message of batch) {
+        got = true;
+        // Active again: stop draining; the routing step queued behind this one restarts delivery.
+        if (this.routes.route(workspaceId, webhookId)?.active) {
+          message.nak();
+          return;
+        }
+        if (!(await this.handle(message))) return;
+        dropped++;
+      }
+      if (!got) break;
+    }
+    await this.deleteConsumer(webhookId);
+    if (dropped > 0) this.logger.warn({ webhookId, workspaceId, dropped }, 'queued events of a disabled or deleted webhook dropped');
   }
 }

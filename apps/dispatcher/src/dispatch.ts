@@ -2,12 +2,12 @@
 // task is acked (delivered), nak'ed with the retry delay, or terminated (dropped). term() carries no
 // reason: NATS servers before 2.10 do not understand "+TERM <reason>" and would leave the task pending,
 // blocking the webhook until ack_wait; the reason is in the attempt record.
+import { context } from '@opentelemetry/api';
 import { AttemptDecision, AttemptRecord, DeliveryTask } from '@webhooks/contracts';
 import type { RetryPolicy } from '@webhooks/domain';
-import { context } from '@opentelemetry/api';
-import { traceContextOf, type JetStreamClient, type JsMsg, type RoutingTable, type Topology } from '@webhooks/messaging';
+import { traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
-import type { AttemptResult, Deliverer } from './delivery.js';
+import type { AttemptResult, Decision, Deliverer } from './delivery.js';
 
 export class Dispatch {
   /** When each task's first attempt started, by "<webhook id>:<stream sequence>". */
@@ -15,6 +15,7 @@ export class Dispatch {
 
   constructor(
     private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
     private readonly topology: Topology,
     private readonly routes: RoutingTable,
     private readonly deliverer: Deliverer,
@@ -23,59 +24,67 @@ export class Dispatch {
   ) {}
 
   /** Runs each attempt inside the trace context the task carries from ingest. */
-  readonly handle = (message: JsMsg): Promise<void> => context.with(traceContextOf(message.headers), () => this.process(message));
+  readonly handle = (message: JsMsg): Promise<boolean> => context.with(traceContextOf(message.headers), () => this.process(message));
 
-  private async process(message: JsMsg): Promise<void> {
+  private async process(message: JsMsg): Promise<boolean> {
     let task: DeliveryTask;
     try {
       task = DeliveryTask.decode(message.data);
     } catch (error) {
       this.logger.error({ err: error, seq: message.seq }, 'undecodable delivery task terminated');
       message.term();
-      return;
+      return true;
     }
     const route = this.routes.route(task.workspaceId, task.webhookId);
-    if (!route) {
-      await this.record(task, 1, Date.now(), undefined, { kind: 'dropped', reason: 'webhook deleted' });
+    if (!route?.active) {
+      // Disabled or deleted: the task is not sent. It is recorded as dropped and removed.
+      const reason = route ? 'webhook disabled' : 'webhook deleted';
+      try {
+        await this.record(task, 0, undefined, undefined, { kind: 'dropped', reason }, `${task.eventId}.${task.webhookId}.dropped`);
+      } catch (error) {
+        this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId }, 'drop record not stored; the task stays queued');
+        message.nak(1_000);
+        return false;
+      }
+      this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, reason }, 'event dropped');
       message.term();
-      return;
-    }
-    if (!route.active) {
-      // The consumer loop is being stopped; hand the task back for when the webhook is active again.
-      message.nak();
-      return;
+      return true;
     }
     const attempt = message.info.deliveryCount;
     const key = `${task.webhookId}:${message.seq}`;
-    const firstAttemptAt = this.firstAttemptTime(key, attempt);
+    const firstAttemptAt = await this.firstAttemptTime(key, attempt, task);
     const outcome = await this.deliverer.attempt(task, route, attempt, firstAttemptAt);
     try {
-      await this.record(task, attempt, firstAttemptAt, outcome, outcome.decision);
+      await this.record(task, attempt, firstAttemptAt, outcome, outcome.decision, `${task.eventId}.${task.webhookId}.${attempt}`);
     } catch (error) {
       // Without a durable record the attempt is not finished: it is made again shortly.
       this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId }, 'attempt record not stored; the attempt will be repeated');
       message.nak(1_000);
-      return;
+      return true;
     }
     const decision = outcome.decision;
     if (decision.kind === 'succeeded') {
       this.firstAttempts.delete(key);
       message.ack();
     } else if (decision.kind === 'retry') {
-      this.logger.info({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason: outcome.result.kind === 'failed' ? outcome.result.reason : '', retryInMs: decision.delayMs }, 'attempt failed, will retry');
+      const reason = outcome.result.kind === 'failed' ? outcome.result.reason : '';
+      this.logger.info({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason, retryInMs: decision.delayMs }, 'attempt failed, will retry');
       message.nak(decision.delayMs);
     } else {
       this.firstAttempts.delete(key);
       this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason: decision.reason }, 'event dropped');
       message.term();
     }
+    return true;
   }
 
   /**
-   * The first attempt's start time: remembered in memory; after a restart the earliest time consistent
-   * with the schedule is assumed, which can only make the event give up sooner, never later.
+   * The first attempt's start time. Remembered in memory; after a restart (or on another replica) it is
+   * read from the webhook's last attempt record, which belongs to this task because a webhook has one
+   * task in flight. Without one, the earliest time consistent with the schedule is assumed, which can
+   * only make the event give up sooner, never later.
    */
-  private firstAttemptTime(key: string, attempt: number): number {
+  private async firstAttemptTime(key: string, attempt: number, task: DeliveryTask): Promise<number> {
     const now = Date.now();
     if (attempt === 1) {
       this.firstAttempts.set(key, now);
@@ -83,19 +92,20 @@ export class Dispatch {
     }
     let known = this.firstAttempts.get(key);
     if (known === undefined) {
-      known = now - this.retryPolicy.delaysMs.slice(0, attempt - 1).reduce((sum, d) => sum + d, 0);
+      const last = await this.jsm.streams
+        .getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) })
+        .catch(() => null);
+      const record = last ? AttemptRecord.decode(last.data) : undefined;
+      known =
+        record && record.eventId === task.eventId && record.firstAttemptTime
+          ? record.firstAttemptTime.getTime()
+          : now - this.retryPolicy.delaysMs.slice(0, attempt - 1).reduce((sum, d) => sum + d, 0);
       this.firstAttempts.set(key, known);
     }
     return known;
   }
 
-  private async record(
-    task: DeliveryTask,
-    attempt: number,
-    firstAttemptAt: number,
-    outcome: AttemptResult | undefined,
-    decision: AttemptResult['decision'],
-  ): Promise<void> {
+  private async record(task: DeliveryTask, attempt: number, firstAttemptAt: number | undefined, outcome: AttemptResult | undefined, decision: Decision, msgID: string): Promise<void> {
     const result = outcome?.result;
     const record: AttemptRecord = {
       eventId: task.eventId,
@@ -117,10 +127,8 @@ export class Dispatch {
       retryTime: decision.kind === 'retry' ? new Date(decision.retryAt) : undefined,
       dropReason: decision.kind === 'dropped' ? decision.reason : '',
       requestHeaders: outcome?.loggedHeaders ?? {},
-      firstAttemptTime: new Date(firstAttemptAt),
+      firstAttemptTime: firstAttemptAt === undefined ? undefined : new Date(firstAttemptAt),
     };
-    await this.js.publish(this.topology.subjects.attempt(task.workspaceId, task.webhookId), AttemptRecord.encode(record).finish(), {
-      msgID: `${task.eventId}.${task.webhookId}.${attempt}`,
-    });
+    await this.js.publish(this.topology.subjects.attempt(task.workspaceId, task.webhookId), AttemptRecord.encode(record).finish(), { msgID });
   }
 }

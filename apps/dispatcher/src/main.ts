@@ -28,10 +28,10 @@ async function main(): Promise<void> {
   // The consumers follow the routing table, and the dispatch reads it: wire them through a forwarder.
   const followers: { consumers?: DeliveryConsumers } = {};
   const routes = await RoutingTable.open(buckets.routes, (change: RouteChange) => followers.consumers?.onRouteChange(change));
-  const dispatch = new Dispatch(js, t, routes, deliverer, retryPolicy, logger);
-  const consumers = new DeliveryConsumers(js, jsm, t, config.ackWait, dispatch.handle, logger);
+  const dispatch = new Dispatch(js, jsm, t, routes, deliverer, retryPolicy, logger);
+  const consumers = new DeliveryConsumers(js, jsm, t, routes, config.ackWait, dispatch.handle, logger);
   followers.consumers = consumers;
-  consumers.startAll(routes);
+  await consumers.startAll();
 
   const server = await startGrpcServer({ host: config.host, port: config.port, services: [] });
   server.health.setStatus('', 'SERVING');
