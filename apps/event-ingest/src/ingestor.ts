@@ -33,7 +33,12 @@ export class Ingestor {
     for (const event of accepted) caller.authorize(event.workspaceId);
 
     // See every routing change that completed before this call: a webhook created a moment ago gets the event.
-    await this.routes.sync();
+    try {
+      await this.routes.sync();
+    } catch (error) {
+      this.logger.error({ err: error }, 'routing table sync failed');
+      throw new DomainError('unavailable', 'the routing table could not be read; retry the call (it is idempotent by event id)');
+    }
     for (const event of accepted) {
       if (!this.routes.workspace(event.workspaceId)) throw notFound(`workspace "${event.workspaceId}" (create it with UpsertWorkspace first)`);
     }

@@ -2,6 +2,7 @@
 // but not in the table. The restarted control plane repairs the table, and events reach the webhook.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { status } from '@grpc/grpc-js';
 import { Plan, SubscriptionServiceClient, type CreateWebhookResponse, type GetWebhookResponse } from '@webhooks/contracts';
 import { callUnary, HttpReceiver, insecure, PrivateNatsServer, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 import { contactCreated, publish } from './support.js';
@@ -49,8 +50,15 @@ describe('routing table repair after a crash between the two writes', () => {
       client.close();
     }
 
-    // Ingest and the dispatcher reconnected and follow the repaired table.
-    const published = await publish(system, contactCreated('after_repair', workspaceId));
+    // Ingest and the dispatcher reconnected and follow the repaired table. Like any client after an
+    // outage, the test retries UNAVAILABLE (publishing is idempotent by event id).
+    let published: Awaited<ReturnType<typeof publish>> | undefined;
+    for (let tries = 0; !published; tries++) {
+      published = await publish(system, contactCreated('after_repair', workspaceId)).catch((error: { code?: number }) => {
+        if (error.code !== status.UNAVAILABLE || tries > 50) throw error;
+        return new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 200));
+      });
+    }
     assert.deepEqual(published.result!.webhookIds, [created.webhook!.id]);
     const [request] = await receiver.waitForRequests(1, 20_000);
     assert.equal(JSON.parse(request!.body).id, 'after_repair');
