@@ -2,8 +2,8 @@
 // ceiling (the same endpoint hit by undici from one process, same concurrency and bodies, no queue).
 // Prints a table and writes bench/results/<time>.json. Options (env): BENCH_EVENTS (default 20000),
 // BENCH_WEBHOOKS (comma-separated, default "100,1000"), BENCH_CONCURRENCY (publishers, default 64).
-import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Plan, type CreateWebhookResponse, type Event } from '@webhooks/contracts';
@@ -20,6 +20,31 @@ interface Arrival { id: string; path: string; at: number }
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+function natsServerPid(): number | undefined {
+  try {
+    return Number(execFileSync('pgrep', ['-o', '-x', 'nats-server']).toString().trim()) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where the CPU time of a scenario went, per process. */
+function cpuMeter(pids: Record<string, number | undefined>) {
+  const start = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
+  return () => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, +(cpuSeconds(pid) - start[name]!).toFixed(1)]));
 }
 
 async function startReceiver(): Promise<{ child: ChildProcess; url: string; report(): Promise<Arrival[]>; hang(paths: string[]): void }> {
@@ -64,20 +89,26 @@ async function waitForArrivals(receiver: Awaited<ReturnType<typeof startReceiver
   return all;
 }
 
-async function setUpWebhooks(system: RunningSystem, receiverUrl: string, count: number, run: string): Promise<{ workspaceId: string; path: string }[]> {
-  const targets: { workspaceId: string; path: string }[] = [];
+function processes(system: RunningSystem, receiver: ChildProcess): Record<string, number | undefined> {
+  const pids: Record<string, number | undefined> = { 'nats-server': natsServerPid(), receiver: receiver.pid, bench: process.pid };
+  for (const [name, list] of system.services) pids[name] = list[0]?.pid;
+  return pids;
+}
+
+async function setUpWebhooks(system: RunningSystem, receiverUrl: string, count: number, run: string): Promise<{ workspaceId: string; webhookId: string; path: string }[]> {
+  const targets: { workspaceId: string; webhookId: string; path: string }[] = [];
   await pool(Array.from({ length: count }, (_, i) => i), 16, async (i) => {
     const workspaceId = `bench_${run}_${i}`;
     await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: `bench ${i}`, plan: Plan.PLAN_ENTERPRISE, notificationEmails: [] } }, testToken);
     const path = `/hook/${run}/${i}`;
-    await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, { workspaceId, name: 'bench', url: receiverUrl + path, eventTypes: ['message.incoming'], headers: {} }, testToken);
-    targets[i] = { workspaceId, path };
+    const created = await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, { workspaceId, name: 'bench', url: receiverUrl + path, eventTypes: ['message.incoming'], headers: {} }, testToken);
+    targets[i] = { workspaceId, webhookId: created.webhook!.id, path };
   });
   return targets;
 }
 
 async function pipeline(system: RunningSystem, receiver: Awaited<ReturnType<typeof startReceiver>>, webhooks: number, hangingShare: number) {
-  const run = `${webhooks}_${hangingShare}_${Date.now().toString(36)}`;
+  const run = `${webhooks}_${Math.round(hangingShare * 100)}_${Date.now().toString(36)}`;
   const targets = await setUpWebhooks(system, receiver.url, webhooks, run);
   const hanging = targets.slice(0, Math.round(webhooks * hangingShare));
   receiver.hang(hanging.map((t) => t.path));
@@ -86,6 +117,7 @@ async function pipeline(system: RunningSystem, receiver: Awaited<ReturnType<type
   await new Promise((r) => setTimeout(r, 2_000 + webhooks * 2));
   const published = new Map<string, number>();
   const ids = Array.from({ length: events }, (_, i) => i);
+  const meter = cpuMeter(processes(system, receiver.child));
   const started = Date.now();
   await pool(ids, publishers, async (i) => {
     const target = targets[i % targets.length]!;
@@ -99,7 +131,11 @@ async function pipeline(system: RunningSystem, receiver: Awaited<ReturnType<type
   const arrivals = (await waitForArrivals(receiver, expected, 300_000)).filter((a) => healthyPaths.has(a.path));
   const last = Math.max(...arrivals.map((a) => a.at));
   const latencies = arrivals.map((a) => a.at - published.get(a.id)!).sort((a, b) => a - b);
+  const cpu = meter();
+  // Leave nothing behind for the next scenario: deleting a webhook drops what is still queued for it.
+  await pool(targets, 16, (t) => callUnary(system.subscription, system.subscription.deleteWebhook, { workspaceId: t.workspaceId, webhookId: t.webhookId }, testToken));
   return {
+    cpuSeconds: cpu,
     webhooks, hangingWebhooks: hanging.length, events, delivered: arrivals.length, expected,
     acceptPerSecond: Math.round(events / (acceptedIn / 1000)),
     deliveriesPerSecond: Math.round(arrivals.length / ((last - started) / 1000)),
@@ -134,13 +170,19 @@ async function main(): Promise<void> {
       await receiver.report();
       const healthy = await pipeline(system, receiver, webhooks, 0);
       results.push({ scenario: 'throughput', ...healthy, directPerSecond: ceiling.requestsPerSecond, ratio: +(healthy.deliveriesPerSecond / ceiling.requestsPerSecond).toFixed(2) });
-      console.table([results.at(-1)]);
+      console.log(JSON.stringify(results.at(-1)));
+      await receiver.report();
+      const isolation = await pipeline(system, receiver, webhooks, 0.1);
+      results.push({ scenario: 'isolation (10% hang)', ...isolation, healthyVsAllHealthy: +(isolation.deliveriesPerSecond / healthy.deliveriesPerSecond).toFixed(2) });
+      console.log(JSON.stringify(results.at(-1)));
     }
   } finally {
     await system.stop();
     receiver.child.send({ kind: 'stop' });
   }
-  console.table(results);
+  console.table(results.map(({ cpuSeconds: _cpu, ...row }) => row));
+  console.log('CPU seconds per process and scenario:');
+  console.table(results.map((r) => ({ scenario: `${r.scenario} ${r.webhooks}`, ...(r.cpuSeconds as object) })));
   mkdirSync(join(here, 'results'), { recursive: true });
   const file = join(here, 'results', `${new Date().toISOString().replaceAll(':', '-')}.json`);
   writeFileSync(file, JSON.stringify({ events, publishers, results }, null, 2));

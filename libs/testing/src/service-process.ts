@@ -57,6 +57,10 @@ export class ServiceProcess {
     return service;
   }
 
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** The port the service logged for `key` in its "ready" line (e.g. grpcPort). */
   port(key = 'grpcPort'): number {
     const ready = this.logs.find((line) => line.msg === 'ready');
