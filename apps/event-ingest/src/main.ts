@@ -30,7 +30,8 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.port,
     services: [{ definition: IngestServiceService, implementation: ingest }],
-    // A full batch of the largest events, plus framing.
+    // Room for a batch of 64 of the largest events; a larger request is refused by gRPC itself with
+    // RESOURCE_EXHAUSTED before any of it is read.
     maxReceiveBytes: Math.max(4 * 1024 * 1024, config.maxEventBytes * 2 * Math.min(config.maxBatchEvents, 64)),
   });
   server.health.setStatus('', 'SERVING');
