@@ -166,7 +166,7 @@ async function main(): Promise<void> {
   const results: Record<string, unknown>[] = [];
   try {
     // Warm-up, not reported: every process compiles its hot paths before the first measured scenario.
-    await pipeline(system, receiver, Math.min(...webhookCounts), 0, Math.min(events, 5_000));
+    await pipeline(system, receiver, Math.min(...webhookCounts), 0, Math.min(eventCount, 5_000));
     await receiver.report();
     for (const webhooks of webhookCounts) {
       const ceiling = await direct(receiver.url, webhooks);
