@@ -8,6 +8,8 @@ export const dispatcherConfig = defineConfig({
   attemptTimeout: field.duration('ATTEMPT_TIMEOUT', 'an attempt fails unless the whole 2xx response arrives within this time', '5s'),
   retryDelays: field.durations('RETRY_DELAYS', 'wait after the 1st, 2nd, 3rd failed attempt', '30s,60s,90s'),
   giveUpAfter: field.duration('GIVE_UP_AFTER', 'no attempt starts later than this after the first one; the event is dropped', '3m'),
+  breakerThreshold: field.integer('BREAKER_THRESHOLD', 'failed attempts tolerated per workspace within the window; one more disables the failing webhooks', 30, { min: 1 }),
+  breakerWindow: field.duration('BREAKER_WINDOW', 'the window over which failed attempts are counted', '30m'),
   ackWait: field.duration('DELIVERY_ACK_WAIT', 'after this long without an answer, a delivery in progress on a crashed replica is handed out again', '30s'),
 });
 

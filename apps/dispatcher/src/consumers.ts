@@ -6,6 +6,7 @@
 import { deliveryConsumerConfig, JetStreamApiError, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg, type RouteChange, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Route } from '@webhooks/contracts';
 import type { Logger } from '@webhooks/telemetry';
+import type { Suspensions } from './breaker.js';
 
 interface Loop {
   done: Promise<void>;
@@ -31,8 +32,18 @@ export class DeliveryConsumers {
     private readonly routes: RoutingTable,
     private readonly ackWaitMs: number,
     private readonly handle: DeliveryHandler,
+    private readonly suspensions: Suspensions,
     private readonly logger: Logger,
   ) {}
+
+  /** Re-reads one webhook's state, e.g. after a trip suspended it. */
+  refresh(workspaceId: string, webhookId: string): void {
+    if (!this.closed) this.enqueue(workspaceId, webhookId);
+  }
+
+  private deliverable(route: Route | undefined): boolean {
+    return !!route?.active && !this.suspensions.isSuspended(route);
+  }
 
   /**
    * Follows every webhook the routing table holds now, and drains the consumers of webhooks that were
@@ -76,7 +87,7 @@ export class DeliveryConsumers {
 
   private async follow(workspaceId: string, webhookId: string, route: Route | undefined): Promise<void> {
     if (this.closed) return;
-    if (route?.active) {
+    if (this.deliverable(route)) {
       if (!this.loops.has(webhookId)) await this.startLoop(workspaceId, webhookId);
       return;
     }
@@ -148,7 +159,7 @@ export class DeliveryConsumers {
       for await (const message of batch) {
         got = true;
         // Active again: stop draining; the routing step queued behind this one restarts delivery.
-        if (this.routes.route(workspaceId, webhookId)?.active) {
+        if (this.deliverable(this.routes.route(workspaceId, webhookId))) {
           message.nak();
           return;
         }

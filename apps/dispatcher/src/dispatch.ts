@@ -7,6 +7,7 @@ import { AttemptDecision, AttemptRecord, DeliveryTask } from '@webhooks/contract
 import type { RetryPolicy } from '@webhooks/domain';
 import { traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
+import type { Breaker, Suspensions } from './breaker.js';
 import type { AttemptResult, Decision, Deliverer } from './delivery.js';
 
 export class Dispatch {
@@ -20,6 +21,8 @@ export class Dispatch {
     private readonly routes: RoutingTable,
     private readonly deliverer: Deliverer,
     private readonly retryPolicy: RetryPolicy,
+    private readonly breaker: Breaker,
+    private readonly suspensions: Suspensions,
     private readonly logger: Logger,
   ) {}
 
@@ -36,7 +39,7 @@ export class Dispatch {
       return true;
     }
     const route = this.routes.route(task.workspaceId, task.webhookId);
-    if (!route?.active) {
+    if (!route?.active || this.suspensions.isSuspended(route)) {
       // Disabled or deleted: the task is not sent. It is recorded as dropped and removed.
       const reason = route ? 'webhook disabled' : 'webhook deleted';
       try {
@@ -63,6 +66,12 @@ export class Dispatch {
       return true;
     }
     const decision = outcome.decision;
+    if (outcome.result.kind === 'failed') {
+      // Counted towards the workspace's breaker; a failure to count must not hold up delivery.
+      await this.breaker
+        .recordFailure(task.workspaceId, task.webhookId, outcome.startedAt.getTime(), outcome.result.reason)
+        .catch((error: unknown) => this.logger.error({ err: error, workspaceId: task.workspaceId }, 'breaker update failed'));
+    }
     if (decision.kind === 'succeeded') {
       this.firstAttempts.delete(key);
       message.ack();

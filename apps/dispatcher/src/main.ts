@@ -7,6 +7,7 @@ import { logReady, onShutdownSignal, runService, startGrpcServer } from '@webhoo
 import { connectNats, ensureTopology, jetstream, RoutingTable, topology, type RouteChange } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
 import { DeliveryConsumers } from './consumers.js';
+import { Breaker, followTrips, Suspensions } from './breaker.js';
 import { Deliverer } from './delivery.js';
 import { Dispatch } from './dispatch.js';
 import { HttpSender } from './http-sender.js';
@@ -28,9 +29,12 @@ async function main(): Promise<void> {
   // The consumers follow the routing table, and the dispatch reads it: wire them through a forwarder.
   const followers: { consumers?: DeliveryConsumers } = {};
   const routes = await RoutingTable.open(buckets.routes, (change: RouteChange) => followers.consumers?.onRouteChange(change));
-  const dispatch = new Dispatch(js, jsm, t, routes, deliverer, retryPolicy, logger);
-  const consumers = new DeliveryConsumers(js, jsm, t, routes, config.ackWait, dispatch.handle, logger);
+  const suspensions = new Suspensions();
+  const breaker = new Breaker(buckets.breaker, js, t, routes, { threshold: config.breakerThreshold, windowMs: config.breakerWindow }, logger);
+  const dispatch = new Dispatch(js, jsm, t, routes, deliverer, retryPolicy, breaker, suspensions, logger);
+  const consumers = new DeliveryConsumers(js, jsm, t, routes, config.ackWait, dispatch.handle, suspensions, logger);
   followers.consumers = consumers;
+  const trips = followTrips(nc, t, routes, suspensions, (route) => consumers.refresh(route.workspaceId, route.webhookId), logger);
   await consumers.startAll();
 
   const server = await startGrpcServer({ host: config.host, port: config.port, services: [] });
@@ -38,6 +42,7 @@ async function main(): Promise<void> {
 
   onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
     server.health.setStatus('', 'NOT_SERVING');
+    trips.stop();
     await consumers.stop();
     routes.stop();
     await sender.close();

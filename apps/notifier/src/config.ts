@@ -3,4 +3,15 @@ import { defineConfig, field, sharedFields } from '@webhooks/config';
 export const notifierConfig = defineConfig({
   ...sharedFields,
   port: field.integer('NOTIFIER_HEALTH_PORT', 'gRPC health port of the notifier (0 picks a free one)', 50054, { min: 0, max: 65535 }),
+  subscriptionAddress: field.string('SUBSCRIPTION_ADDRESS', 'host:port of the subscription service, asked for notification addresses', '127.0.0.1:50051'),
+  apiToken: field.string('NOTIFIER_API_TOKEN', 'bearer token the notifier presents to the subscription service'),
+  smtpUrl: field.string('SMTP_URL', 'smtp:// or smtps:// URL with user and password if needed; empty writes .eml files to EMAIL_OUTBOX_DIR instead', ''),
+  smtpRequireTls: field.boolean('SMTP_REQUIRE_TLS', 'refuse to send over smtp:// unless the server offers STARTTLS', false),
+  mailFrom: field.string('MAIL_FROM', 'sender of the notices', 'Webhooks <webhooks@localhost>'),
+  outboxDir: field.string('EMAIL_OUTBOX_DIR', 'where notices are written as .eml files when no SMTP_URL is set', '.local/outbox'),
+  maxNoticeAge: field.duration('NOTICE_MAX_AGE', 'a trip whose notice could not be sent for this long is logged as an error and given up', '24h'),
+  retryBase: field.duration('NOTICE_RETRY_BASE', 'first wait after a failed send; it doubles each time', '5s'),
+  retryMax: field.duration('NOTICE_RETRY_MAX', 'longest wait between two tries of a send', '5m'),
 });
+
+export type NotifierConfig = ReturnType<typeof notifierConfig.parse>;

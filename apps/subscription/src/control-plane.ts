@@ -31,6 +31,18 @@ export interface ControlPlaneSettings {
   readonly urlPolicy: UrlPolicy;
   readonly maxWebhooksPerWorkspace: number;
   readonly secretRotationGraceMs: number;
+  /** Removes a webhook's failures from its workspace's breaker window (called on activation). */
+  readonly forgetFailures: (workspaceId: string, webhookId: string) => Promise<void>;
+}
+
+/** What the control plane needs of a breaker trip. */
+export interface TripNotice {
+  readonly tripId: string;
+  readonly workspaceId: string;
+  readonly windowSeconds: number;
+  readonly failureCount: number;
+  readonly tripTime: Date;
+  readonly webhooks: readonly { readonly webhookId: string; readonly lastError: string }[];
 }
 
 export interface WorkspaceInput {
@@ -247,7 +259,36 @@ export class ControlPlane {
       return webhook;
     });
     await this.routes.publishAfterCommit(`webhook ${webhookId}`, () => this.routes.putWebhook(webhook, workspaceId));
+    // Old failures must not trip the breaker again: the webhook starts with a clean slate.
+    await this.settings.forgetFailures(workspaceId, webhookId);
     return webhook;
+  }
+
+  /**
+   * Disables the webhooks a breaker trip names (those still active), with the reason people see. Runs
+   * again harmlessly for a trip that was already applied.
+   */
+  async applyTrip(trip: TripNotice): Promise<Webhook[]> {
+    const minutes = Math.round(trip.windowSeconds / 60);
+    const disabled = await this.em().transactional(async (em) => {
+      const changed: Webhook[] = [];
+      for (const tripped of trip.webhooks) {
+        const webhook = await em.findOne(WebhookEntity, { id: tripped.webhookId, workspace: trip.workspaceId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+        if (!webhook || webhook.status !== 'active') continue;
+        webhook.status = 'disabled';
+        webhook.disabledReason = 'failure_threshold';
+        webhook.disabledDetail = `automatic: ${trip.failureCount} failed attempts in ${minutes} minute${minutes === 1 ? '' : 's'}`;
+        webhook.disabledAt = trip.tripTime;
+        webhook.lastError = tripped.lastError;
+        changed.push(webhook);
+      }
+      await em.flush();
+      return changed;
+    });
+    await this.routes.publishAfterCommit(`trip ${trip.tripId}`, async () => {
+      for (const webhook of disabled) await this.routes.putWebhook(webhook, trip.workspaceId);
+    });
+    return disabled;
   }
 
   async deactivateWebhook(workspaceId: string, webhookId: string): Promise<Webhook> {

@@ -4,12 +4,13 @@ import { withProfileDefaults } from '@webhooks/config';
 import { DeliveryLogServiceService, SubscriptionServiceService } from '@webhooks/contracts';
 import { SecretBox } from '@webhooks/domain';
 import { logReady, onShutdownSignal, runService, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
-import { connectNats, ensureTopology, topology } from '@webhooks/messaging';
+import { connectNats, ensureTopology, jetstream, topology } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
 import { ControlPlane } from './control-plane.js';
 import { deliveryLogService, subscriptionService } from './grpc.js';
 import { migrate, openOrm } from './persistence/orm.js';
 import { RoutePublisher } from './routes.js';
+import { consumeTrips, failureForgetter } from './trips.js';
 
 const logger = createLogger('subscription');
 
@@ -26,13 +27,15 @@ async function main(): Promise<void> {
 
   const nc = await connectNats(config.natsUrl, 'subscription');
   const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
-  const { buckets } = await ensureTopology(nc, t);
+  const { jsm, buckets } = await ensureTopology(nc, t);
   const routes = new RoutePublisher(buckets.routes, t, logger);
   const controlPlane = new ControlPlane(orm, routes, secrets, {
     urlPolicy: { allowHttp: config.allowHttp, allowedHosts: config.allowedHosts, maxLength: 2048 },
     maxWebhooksPerWorkspace: config.maxWebhooksPerWorkspace,
     secretRotationGraceMs: config.secretRotationGrace,
+    forgetFailures: failureForgetter(buckets.breaker, t),
   });
+  const trips = await consumeTrips(jetstream(nc), jsm, t, controlPlane, logger);
 
   // Repair any drift a crash between a PostgreSQL commit and its routing-table write left behind.
   await controlPlane.reconcileRoutes();
@@ -54,6 +57,7 @@ async function main(): Promise<void> {
   onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
     clearInterval(reconcileTimer);
     await server.shutdown(config.shutdownGrace);
+    await trips.stop();
     await nc.drain();
     await orm.close();
   });

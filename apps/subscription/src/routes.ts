@@ -18,6 +18,7 @@ export function routeOf(webhook: Webhook, workspaceId: string): Route {
   return {
     webhookId: webhook.id,
     workspaceId,
+    name: webhook.name,
     url: webhook.url,
     eventTypes: webhook.eventTypes,
     headers: webhook.headers,

@@ -48,6 +48,7 @@ describe('ControlPlane', () => {
       urlPolicy: { allowHttp: false, allowedHosts: [], maxLength: 2048 },
       maxWebhooksPerWorkspace: 3,
       secretRotationGraceMs: 60_000,
+      forgetFailures: async () => {},
     });
   });
 

@@ -4,6 +4,7 @@ export * from './ids.js';
 export * from './signing.js';
 export * from './secret-box.js';
 export * from './retry-policy.js';
+export * from './failure-window.js';
 export * from './event-types.js';
 export * from './event-examples.js';
 export * from './headers.js';

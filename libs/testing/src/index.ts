@@ -9,3 +9,4 @@ export * from './grpc-client.js';
 export * from './system.js';
 export * from './attempts.js';
 export * from './nats-server.js';
+export * from './smtp-sink.js';

@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DeliveryLogServiceClient, IngestServiceClient, SubscriptionServiceClient } from '@webhooks/contracts';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { insecure } from './grpc-client.js';
@@ -39,6 +42,8 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Run
     INGEST_GRPC_PORT: '0',
     DISPATCHER_HEALTH_PORT: '0',
     NOTIFIER_HEALTH_PORT: '0',
+    NOTIFIER_API_TOKEN: testToken,
+    EMAIL_OUTBOX_DIR: mkdtempSync(join(tmpdir(), 'outbox-')),
     ...env,
   };
   const services = new Map<ServiceName, ServiceProcess[]>();
@@ -61,6 +66,7 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Run
   try {
     // The control plane first: it migrates the database and fills the routing table.
     const subscriptionProcess = await startService('subscription');
+    baseEnv.SUBSCRIPTION_ADDRESS = subscriptionProcess.address();
     const [ingestProcess] = await Promise.all([startService('event-ingest'), startService('dispatcher'), startService('notifier')]);
     const subscription = new SubscriptionServiceClient(subscriptionProcess.address(), insecure);
     const deliveryLog = new DeliveryLogServiceClient(subscriptionProcess.address(), insecure);
