@@ -4,13 +4,14 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Route } from '@webhooks/contracts';
-import { DomainError, SecretBox, type ErrorKind } from '@webhooks/domain';
+import { decodeBreakerState, DomainError, encodeBreakerState, SecretBox, type ErrorKind } from '@webhooks/domain';
 import { ensureTopology } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
 import { createTestDatabase, createTestTopology, type TestDatabase, type TestTopology } from '@webhooks/testing';
 import { ControlPlane } from '../src/control-plane.js';
 import { migrate, openOrm, type Orm } from '../src/persistence/orm.js';
 import { RoutePublisher } from '../src/routes.js';
+import { failureForgetter } from '../src/trips.js';
 
 async function rejects(promise: Promise<unknown>, kind: ErrorKind, message: RegExp): Promise<void> {
   await assert.rejects(promise, (error: unknown) => {
@@ -152,6 +153,16 @@ describe('ControlPlane', () => {
     const manual = await controlPlane.deactivateWebhook('down', webhook.id);
     assert.equal(manual.disabledReason, 'manual');
     assert.equal((await kvRoute('down', webhook.id))?.active, false);
+  });
+
+  it('forgets an activated webhook\'s failures in the shared breaker window, keeping the others', async () => {
+    const { buckets } = await ensureTopology(messaging.nc, messaging.topology);
+    const key = messaging.topology.keys.workspace('acme');
+    const state = { failures: [{ webhookId: 'wh_a', at: 1, reason: 'x' }, { webhookId: 'wh_b', at: 2, reason: 'y' }, { webhookId: 'wh_a', at: 3, reason: 'z' }], pendingTrip: 'abc' };
+    await buckets.breaker.put(key, encodeBreakerState(state));
+    await failureForgetter(buckets.breaker, messaging.topology)('acme', 'wh_a');
+    const after = decodeBreakerState((await buckets.breaker.get(key))!.value);
+    assert.deepEqual(after, { failures: [{ webhookId: 'wh_b', at: 2, reason: 'y' }], pendingTrip: 'abc' });
   });
 
   it('repairs a routing table that drifted from PostgreSQL', async () => {

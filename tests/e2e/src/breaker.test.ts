@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BreakerTripped, DisabledReason, Plan, WebhookStatus, type CreateWebhookResponse, type GetWebhookResponse } from '@webhooks/contracts';
 import { connectNats, jetstream, topology } from '@webhooks/messaging';
-import { callUnary, HttpReceiver, SmtpSink, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
+import { attemptRecords, callUnary, HttpReceiver, SmtpSink, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 import { contactCreated, publish } from './support.js';
 
 async function tripsOf(system: RunningSystem, workspaceId: string): Promise<BreakerTripped[]> {
@@ -143,6 +143,41 @@ describe('failure breaker and disable notice', () => {
     const mails = smtp.messages.slice(before);
     assert.equal(mails.length, 1);
     assert.match(mails[0]!.subject ?? '', /Beta Shop/);
+  });
+});
+
+describe('a trip while the control plane is down', () => {
+  let system: RunningSystem;
+
+  before(async () => {
+    system = await startSystem({ BREAKER_THRESHOLD: '2', RETRY_DELAYS: '50ms,50ms,50ms', GIVE_UP_AFTER: '1s' });
+  });
+
+  after(async () => {
+    await system?.stop();
+  });
+
+  it('stops the dispatcher delivering to the tripped webhook at once, before the routing table changes', async () => {
+    const failing = await HttpReceiver.start((_req, res) => {
+      res.statusCode = 500;
+      res.end();
+    });
+    try {
+      const workspaceId = uniqueName('down');
+      await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: 'D', plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, testToken);
+      const created = await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, { workspaceId, name: 'x', url: failing.url, eventTypes: ['contact.created'], headers: {} }, testToken);
+      // Without the control plane nothing can disable the webhook in the routing table.
+      await system.services.get('subscription')![0]!.stop();
+      for (const id of ['s1', 's2', 's3']) await publish(system, contactCreated(id, workspaceId));
+      // The 3rd failure (of s1) trips the breaker; s1 stops being retried, s2 and s3 are never sent.
+      const records = await attemptRecords(system.prefix, workspaceId, created.webhook!.id, 6, 15_000);
+      const drops = records.filter((r) => r.dropReason === 'webhook disabled').map((r) => r.eventId);
+      assert.deepEqual(drops, ['s1', 's2', 's3']);
+      assert.deepEqual([...new Set(failing.requests.map((r) => JSON.parse(r.body).id))], ['s1']);
+      assert.equal(failing.requests.length, 3);
+    } finally {
+      await failing.close();
+    }
   });
 });
 
