@@ -4,7 +4,7 @@
 // blocking the webhook until ack_wait; the reason is in the attempt record.
 import { context } from '@opentelemetry/api';
 import { AttemptDecision, AttemptRecord, DeliveryTask } from '@webhooks/contracts';
-import type { RetryPolicy } from '@webhooks/domain';
+import { deliveryIdOf, type RetryPolicy } from '@webhooks/domain';
 import { traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import type { Breaker, Suspensions } from './breaker.js';
@@ -43,7 +43,7 @@ export class Dispatch {
       // Disabled or deleted: the task is not sent. It is recorded as dropped and removed.
       const reason = route ? 'webhook disabled' : 'webhook deleted';
       try {
-        await this.record(task, 0, undefined, undefined, { kind: 'dropped', reason }, `${task.eventId}.${task.webhookId}.dropped`);
+        await this.record(task, 0, undefined, undefined, { kind: 'dropped', reason });
       } catch (error) {
         this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId }, 'drop record not stored; the task stays queued');
         message.nak(1_000);
@@ -58,7 +58,7 @@ export class Dispatch {
     const firstAttemptAt = await this.firstAttemptTime(key, attempt, task);
     const outcome = await this.deliverer.attempt(task, route, attempt, firstAttemptAt);
     try {
-      await this.record(task, attempt, firstAttemptAt, outcome, outcome.decision, `${task.eventId}.${task.webhookId}.${attempt}`);
+      await this.record(task, attempt, firstAttemptAt, outcome, outcome.decision);
     } catch (error) {
       // Without a durable record the attempt is not finished: it is made again shortly.
       this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId }, 'attempt record not stored; the attempt will be repeated');
@@ -114,8 +114,14 @@ export class Dispatch {
     return known;
   }
 
-  private async record(task: DeliveryTask, attempt: number, firstAttemptAt: number | undefined, outcome: AttemptResult | undefined, decision: Decision, msgID: string): Promise<void> {
+  /**
+   * Stores one attempt record (attempt 0: dropped without an attempt). The first record of a delivery
+   * carries its body, so the log can replay it. Deduplicated per delivery and attempt.
+   */
+  private async record(task: DeliveryTask, attempt: number, firstAttemptAt: number | undefined, outcome: AttemptResult | undefined, decision: Decision): Promise<void> {
     const result = outcome?.result;
+    const deliveryId = task.deliveryId || deliveryIdOf(task.eventId, task.webhookId);
+    const msgID = attempt === 0 ? `${deliveryId}.dropped` : `${deliveryId}.${attempt}`;
     const record: AttemptRecord = {
       eventId: task.eventId,
       workspaceId: task.workspaceId,
@@ -137,6 +143,10 @@ export class Dispatch {
       dropReason: decision.kind === 'dropped' ? decision.reason : '',
       requestHeaders: outcome?.loggedHeaders ?? {},
       firstAttemptTime: firstAttemptAt === undefined ? undefined : new Date(firstAttemptAt),
+      deliveryId,
+      retryOfDeliveryId: task.retryOfDeliveryId,
+      body: attempt <= 1 ? task.body : Buffer.alloc(0),
+      acceptedAt: task.acceptedAt,
     };
     await this.js.publish(this.topology.subjects.attempt(task.workspaceId, task.webhookId), AttemptRecord.encode(record).finish(), { msgID });
   }

@@ -63,6 +63,8 @@ export class Ingestor {
               occurredAt: event.occurredAt,
               acceptedAt,
               body: event.body,
+              deliveryId: '',
+              retryOfDeliveryId: '',
             }).finish(),
             { msgID: `${event.id}.${route.webhookId}`, expect: { streamName: this.topology.streams.deliver }, ...(trace ? { headers: trace } : {}) },
           ),

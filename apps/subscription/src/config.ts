@@ -10,6 +10,10 @@ export const subscriptionConfig = defineConfig({
   maxWebhooksPerWorkspace: field.integer('MAX_WEBHOOKS_PER_WORKSPACE', 'webhooks one workspace may have', 20, { min: 1 }),
   secretRotationGrace: field.duration('SECRET_ROTATION_GRACE', 'how long the previous signing secret keeps signing after a rotation', '24h'),
   reconcileInterval: field.duration('ROUTES_RECONCILE_INTERVAL', 'how often the routing table is compared with PostgreSQL and repaired', '5m'),
+  maxEventBytes: field.integer('MAX_EVENT_BYTES', 'largest delivered body of a test event, in bytes', 262_144, { min: 1024 }),
+  logRetention: field.duration('LOG_RETENTION', 'deliveries, their attempts and bodies older than this are deleted', '30d'),
+  retentionInterval: field.duration('RETENTION_INTERVAL', 'how often old deliveries are deleted', '1h'),
+  retentionBatch: field.integer('RETENTION_BATCH', 'deliveries deleted per statement', 1_000, { min: 1 }),
   migrateOnStart: field.boolean('MIGRATE_ON_START', 'apply pending database migrations at start-up', true),
 });
 

@@ -1,5 +1,4 @@
 // SubscriptionService over gRPC: authenticate, scope to the workspace, translate to ControlPlane calls.
-import { status } from '@grpc/grpc-js';
 import {
   DisabledReason,
   Plan,
@@ -8,11 +7,14 @@ import {
   type Webhook as WebhookMessage,
   type Workspace as WorkspaceMessage,
   type DeliveryLogServiceServer,
+  DeliveryStatus,
+  type Delivery as DeliveryMessage,
 } from '@webhooks/contracts';
 import { describeEventTypes, exampleEvent, invalidArgument } from '@webhooks/domain';
-import { serviceError, type unaryHandlers } from '@webhooks/grpc-kit';
+import type { unaryHandlers } from '@webhooks/grpc-kit';
+import type { DeliveryLog, DeliveryView } from './delivery-log/delivery-log.js';
 import type { ControlPlane, WebhookField } from './control-plane.js';
-import { planNames, type PlanName, type Webhook, type Workspace } from './persistence/entities.js';
+import { planNames, type Attempt, type DeliveryStatusName, type PlanName, type Webhook, type Workspace } from './persistence/entities.js';
 import { planToProto } from './routes.js';
 
 type Unary = ReturnType<typeof unaryHandlers>;
@@ -144,16 +146,64 @@ export function subscriptionService(controlPlane: ControlPlane, unary: Unary): S
   };
 }
 
-/** The delivery log arrives with the attempt persistence; until then every call says so. */
-export function deliveryLogService(unary: Unary): DeliveryLogServiceServer {
-  const unimplemented = (method: string) =>
-    unary(method, async () => {
-      throw serviceError(status.UNIMPLEMENTED, `${method} is not available yet: the delivery log is not persisted in this version`);
-    });
+const deliveryStatuses: Record<DeliveryStatusName, DeliveryStatus> = {
+  pending: DeliveryStatus.DELIVERY_STATUS_PENDING,
+  retrying: DeliveryStatus.DELIVERY_STATUS_RETRYING,
+  succeeded: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED,
+  dropped: DeliveryStatus.DELIVERY_STATUS_DROPPED,
+};
+
+function deliveryMessage(delivery: DeliveryView, attempts: readonly Attempt[] = []): DeliveryMessage {
   return {
-    listDeliveries: unimplemented('ListDeliveries'),
-    getDelivery: unimplemented('GetDelivery'),
-    retryDelivery: unimplemented('RetryDelivery'),
-    sendTestEvent: unimplemented('SendTestEvent'),
+    id: delivery.id,
+    workspaceId: delivery.workspaceId,
+    webhookId: delivery.webhookId,
+    eventId: delivery.eventId,
+    eventType: delivery.eventType,
+    status: deliveryStatuses[delivery.status],
+    dropReason: delivery.dropReason ?? '',
+    attemptCount: delivery.attemptCount,
+    createTime: delivery.createdAt,
+    updateTime: delivery.updatedAt,
+    retryOfDeliveryId: delivery.retryOfDeliveryId ?? '',
+    attempts: attempts.map((a) => ({
+      number: a.number,
+      startTime: a.startTime,
+      durationMs: a.durationMs,
+      statusCode: a.statusCode,
+      failureReason: a.failureReason,
+      responseExcerpt: a.responseExcerpt,
+      requestHeaders: a.requestHeaders,
+    })),
+  };
+}
+
+export function deliveryLogService(log: DeliveryLog, unary: Unary): DeliveryLogServiceServer {
+  return {
+    listDeliveries: unary('ListDeliveries', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      const status = (Object.entries(deliveryStatuses) as [DeliveryStatusName, DeliveryStatus][]).find(([, value]) => value === request.status)?.[0];
+      const page = await log.list(
+        request.workspaceId,
+        { webhookId: request.webhookId || undefined, eventType: request.eventType || undefined, status, from: request.startTime, to: request.endTime },
+        request.pageSize,
+        request.pageToken,
+      );
+      return { deliveries: page.deliveries.map((d) => deliveryMessage(d)), nextPageToken: page.nextPageToken };
+    }),
+    getDelivery: unary('GetDelivery', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      const { delivery, attempts } = await log.get(request.workspaceId, request.deliveryId);
+      return { delivery: deliveryMessage(delivery, attempts) };
+    }),
+    retryDelivery: unary('RetryDelivery', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      return { delivery: deliveryMessage(await log.retry(request.workspaceId, request.deliveryId)) };
+    }),
+    sendTestEvent: unary('SendTestEvent', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      const delivery = await log.sendTest(request.workspaceId, request.webhookId, request.eventType);
+      return { eventId: delivery.eventId, delivery: deliveryMessage(delivery) };
+    }),
   };
 }

@@ -11,6 +11,9 @@ import { deliveryLogService, subscriptionService } from './grpc.js';
 import { migrate, openOrm } from './persistence/orm.js';
 import { RoutePublisher } from './routes.js';
 import { consumeTrips, failureForgetter } from './trips.js';
+import { consumeAttempts } from './delivery-log/attempt-log.js';
+import { DeliveryLog } from './delivery-log/delivery-log.js';
+import { deleteOldDeliveries } from './delivery-log/retention.js';
 
 const logger = createLogger('subscription');
 
@@ -35,7 +38,16 @@ async function main(): Promise<void> {
     secretRotationGraceMs: config.secretRotationGrace,
     forgetFailures: failureForgetter(buckets.breaker, t),
   });
-  const trips = await consumeTrips(jetstream(nc), jsm, t, controlPlane, logger);
+  const js = jetstream(nc);
+  const trips = await consumeTrips(js, jsm, t, controlPlane, logger);
+  const attempts = await consumeAttempts(js, jsm, t, orm, logger);
+  const deliveryLog = new DeliveryLog(orm, js, t, config.maxEventBytes);
+  const retentionTimer = setInterval(() => {
+    deleteOldDeliveries(orm, new Date(Date.now() - config.logRetention), config.retentionBatch).then(
+      (removed) => removed > 0 && logger.info({ removed }, 'old deliveries deleted'),
+      (error: unknown) => logger.error({ err: error }, 'deleting old deliveries failed'),
+    );
+  }, config.retentionInterval);
 
   // Repair any drift a crash between a PostgreSQL commit and its routing-table write left behind.
   await controlPlane.reconcileRoutes();
@@ -49,7 +61,7 @@ async function main(): Promise<void> {
     port: config.port,
     services: [
       { definition: SubscriptionServiceService, implementation: subscriptionService(controlPlane, unary) },
-      { definition: DeliveryLogServiceService, implementation: deliveryLogService(unary) },
+      { definition: DeliveryLogServiceService, implementation: deliveryLogService(deliveryLog, unary) },
     ],
   });
   server.health.setStatus('', 'SERVING');
@@ -57,7 +69,9 @@ async function main(): Promise<void> {
   onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
     clearInterval(reconcileTimer);
     await server.shutdown(config.shutdownGrace);
+    clearInterval(retentionTimer);
     await trips.stop();
+    await attempts.stop();
     await nc.drain();
     await orm.close();
   });

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { invalidArgument } from './errors.js';
 
 // Ids of the core product (workspaces) and of this system both end up in NATS subjects and KV keys, so
@@ -38,4 +38,12 @@ export function newId(prefix: string, now = Date.now()): string {
   let rest = '';
   for (let i = 0; i < 16; i++) rest += crockford[random[i]! % 32];
   return `${prefix}_${time}${rest}`;
+}
+
+/**
+ * The id of the delivery of one event to one webhook: derived, so every replica and every record of it
+ * agree without coordination. Deliveries made by RetryDelivery or SendTestEvent get ids of their own.
+ */
+export function deliveryIdOf(eventId: string, webhookId: string): string {
+  return `dl_${createHash('sha256').update(`${eventId}\u0000${webhookId}`).digest('base64url').slice(0, 26)}`;
 }

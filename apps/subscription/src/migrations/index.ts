@@ -1,5 +1,6 @@
 // Committed migrations, in order. Create new ones with `npm run migration:create -- <name>` and add them
 // at the end; never edit one that has shipped.
 import { Migration20261124213658_initial } from './Migration20261124213658_initial.js';
+import { Migration20261124224308_delivery_log } from './Migration20261124224308_delivery_log.js';
 
-export const migrations = [Migration20261124213658_initial];
+export const migrations = [Migration20261124213658_initial, Migration20261124224308_delivery_log];

@@ -51,4 +51,62 @@ export const WebhookEntity = defineEntity({
 });
 export type Webhook = InferEntity<typeof WebhookEntity>;
 
-export const entities = [WorkspaceEntity, WebhookEntity];
+
+
+export const deliveryStatuses = ['pending', 'retrying', 'succeeded', 'dropped'] as const;
+export type DeliveryStatusName = (typeof deliveryStatuses)[number];
+
+/** One event for one webhook, with its current status; written from the dispatcher's attempt records. */
+export const DeliveryEntity = defineEntity({
+  name: 'Delivery',
+  tableName: 'deliveries',
+  properties: {
+    id: p.string().length(64).primary(),
+    workspaceId: p.string().length(64),
+    webhookId: p.string().length(64),
+    eventId: p.string().length(128),
+    eventType: p.string().length(64),
+    status: p.enum(deliveryStatuses),
+    dropReason: p.text().nullable(),
+    attemptCount: p.integer(),
+    retryOfDeliveryId: p.string().length(64).nullable(),
+    /** The delivered body, kept for replay until retention removes the delivery. */
+    body: p.blob().nullable(),
+    createdAt: p.datetime(),
+    updatedAt: p.datetime(),
+  },
+  // ListDeliveries pages newest first within a workspace, optionally narrowed by one filter: each index
+  // serves one of those orders without sorting.
+  indexes: [
+    { properties: ['workspaceId', 'createdAt', 'id'] },
+    { properties: ['workspaceId', 'webhookId', 'createdAt', 'id'] },
+    { properties: ['workspaceId', 'status', 'createdAt', 'id'] },
+    { properties: ['workspaceId', 'eventType', 'createdAt', 'id'] },
+    { properties: ['createdAt'] },
+  ],
+});
+export type Delivery = InferEntity<typeof DeliveryEntity>;
+
+export const attemptDecisions = ['succeeded', 'retry', 'dropped'] as const;
+
+/** One attempt of a delivery (number 0: dropped before any attempt). */
+export const AttemptEntity = defineEntity({
+  name: 'Attempt',
+  tableName: 'attempts',
+  properties: {
+    deliveryId: p.string().length(64).primary(),
+    number: p.integer().primary(),
+    startTime: p.datetime(),
+    durationMs: p.integer(),
+    statusCode: p.integer(),
+    failureReason: p.text(),
+    responseExcerpt: p.text(),
+    requestHeaders: p.json<Record<string, string>>(),
+    decision: p.enum(attemptDecisions),
+    retryAt: p.datetime().nullable(),
+  },
+  indexes: [{ properties: ['startTime'] }],
+});
+export type Attempt = InferEntity<typeof AttemptEntity>;
+
+export const entities = [WorkspaceEntity, WebhookEntity, DeliveryEntity, AttemptEntity];
