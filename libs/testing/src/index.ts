@@ -10,3 +10,4 @@ export * from './system.js';
 export * from './attempts.js';
 export * from './nats-server.js';
 export * from './smtp-sink.js';
+export * from './postgres-server.js';
