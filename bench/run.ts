@@ -1,7 +1,8 @@
 // npm run bench: the delivery pipeline (ingest -> NATS -> dispatcher -> endpoint) against the direct
 // ceiling (the same endpoint hit by undici from one process, same concurrency and bodies, no queue).
 // Prints a table and writes bench/results/<time>.json. Options (env): BENCH_EVENTS (default 20000),
-// BENCH_WEBHOOKS (comma-separated, default "100,1000"), BENCH_CONCURRENCY (publishers, default 64).
+// BENCH_WEBHOOKS (comma-separated, default "100,1000"), BENCH_CONCURRENCY (publishers, default 64),
+// BENCH_SCENARIOS ("pipeline,query" by default; query.ts is the delivery-log query benchmark).
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -192,4 +193,11 @@ async function main(): Promise<void> {
   console.log(`wrote ${file}`);
 }
 
-await main();
+const scenarios = (process.env.BENCH_SCENARIOS ?? 'pipeline,query').split(',');
+if (scenarios.includes('pipeline')) await main();
+if (scenarios.includes('query')) {
+  const { runQueryBenchmark } = await import('./query.js');
+  const results = await runQueryBenchmark();
+  mkdirSync(join(here, 'results'), { recursive: true });
+  writeFileSync(join(here, 'results', `query-${new Date().toISOString().replaceAll(':', '-')}.json`), JSON.stringify(results, null, 2));
+}
