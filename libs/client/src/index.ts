@@ -1,0 +1,106 @@
+// The client the core product (and the operator CLI) uses: one object for the three services, with the
+// bearer token on every call, a deadline per call, and retries only where repeating is harmless:
+// PublishEvent(s) (the event id makes them idempotent), reads, and UpsertWorkspace.
+import { credentials, Metadata, status, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import {
+  DeliveryLogServiceClient,
+  IngestServiceClient,
+  SubscriptionServiceClient,
+  type ActivateWebhookRequest, type ActivateWebhookResponse, type CreateWebhookRequest, type CreateWebhookResponse,
+  type DeactivateWebhookRequest, type DeactivateWebhookResponse, type DeleteWebhookRequest, type DeleteWebhookResponse,
+  type GetDeliveryRequest, type GetDeliveryResponse, type GetWebhookRequest, type GetWebhookResponse,
+  type GetWorkspaceRequest, type GetWorkspaceResponse, type ListDeliveriesRequest, type ListDeliveriesResponse,
+  type ListEventTypesRequest, type ListEventTypesResponse, type ListWebhooksRequest, type ListWebhooksResponse,
+  type PublishEventRequest, type PublishEventResponse, type PublishEventsRequest, type PublishEventsResponse,
+  type RetryDeliveryRequest, type RetryDeliveryResponse, type RotateWebhookSecretRequest, type RotateWebhookSecretResponse,
+  type SendTestEventRequest, type SendTestEventResponse, type UpdateWebhookRequest, type UpdateWebhookResponse,
+  type UpsertWorkspaceRequest, type UpsertWorkspaceResponse,
+} from '@webhooks/contracts';
+
+export interface WebhooksClientOptions {
+  /** host:port of the subscription service (SubscriptionService and DeliveryLogService). */
+  readonly subscriptionAddress: string;
+  /** host:port of event-ingest. */
+  readonly ingestAddress: string;
+  readonly token: string;
+  /** Per call. Default 10 s. */
+  readonly deadlineMs?: number;
+  /** Tries of a retriable call in all. Default 5. */
+  readonly maxAttempts?: number;
+  /** First pause between tries; doubles each time, with jitter. Default 100 ms. */
+  readonly retryBaseMs?: number;
+  readonly credentials?: ChannelCredentials;
+}
+
+/** Codes after which repeating a harmless call can succeed. */
+const retriable = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED, status.ABORTED]);
+
+type Method<Req, Res> = (request: Req, metadata: Metadata, options: { deadline: Date }, callback: (error: ServiceError | null, response: Res) => void) => unknown;
+
+export class WebhooksClient {
+  private readonly subscriptionClient: SubscriptionServiceClient;
+  private readonly deliveryLogClient: DeliveryLogServiceClient;
+  private readonly ingestClient: IngestServiceClient;
+
+  constructor(private readonly options: WebhooksClientOptions) {
+    const creds = options.credentials ?? credentials.createInsecure();
+    this.subscriptionClient = new SubscriptionServiceClient(options.subscriptionAddress, creds);
+    this.deliveryLogClient = new DeliveryLogServiceClient(options.subscriptionAddress, creds);
+    this.ingestClient = new IngestServiceClient(options.ingestAddress, creds);
+  }
+
+  // Ingest: idempotent by event id, so retried.
+  publishEvent = (r: PublishEventRequest) => this.call<PublishEventRequest, PublishEventResponse>(this.ingestClient, 'publishEvent', r, true);
+  publishEvents = (r: PublishEventsRequest) => this.call<PublishEventsRequest, PublishEventsResponse>(this.ingestClient, 'publishEvents', r, true);
+
+  // Control plane.
+  upsertWorkspace = (r: UpsertWorkspaceRequest) => this.call<UpsertWorkspaceRequest, UpsertWorkspaceResponse>(this.subscriptionClient, 'upsertWorkspace', r, true);
+  getWorkspace = (r: GetWorkspaceRequest) => this.call<GetWorkspaceRequest, GetWorkspaceResponse>(this.subscriptionClient, 'getWorkspace', r, true);
+  createWebhook = (r: CreateWebhookRequest) => this.call<CreateWebhookRequest, CreateWebhookResponse>(this.subscriptionClient, 'createWebhook', r, false);
+  getWebhook = (r: GetWebhookRequest) => this.call<GetWebhookRequest, GetWebhookResponse>(this.subscriptionClient, 'getWebhook', r, true);
+  listWebhooks = (r: ListWebhooksRequest) => this.call<ListWebhooksRequest, ListWebhooksResponse>(this.subscriptionClient, 'listWebhooks', r, true);
+  updateWebhook = (r: UpdateWebhookRequest) => this.call<UpdateWebhookRequest, UpdateWebhookResponse>(this.subscriptionClient, 'updateWebhook', r, false);
+  deleteWebhook = (r: DeleteWebhookRequest) => this.call<DeleteWebhookRequest, DeleteWebhookResponse>(this.subscriptionClient, 'deleteWebhook', r, false);
+  activateWebhook = (r: ActivateWebhookRequest) => this.call<ActivateWebhookRequest, ActivateWebhookResponse>(this.subscriptionClient, 'activateWebhook', r, false);
+  deactivateWebhook = (r: DeactivateWebhookRequest) => this.call<DeactivateWebhookRequest, DeactivateWebhookResponse>(this.subscriptionClient, 'deactivateWebhook', r, false);
+  rotateWebhookSecret = (r: RotateWebhookSecretRequest) => this.call<RotateWebhookSecretRequest, RotateWebhookSecretResponse>(this.subscriptionClient, 'rotateWebhookSecret', r, false);
+  listEventTypes = (r: ListEventTypesRequest = {}) => this.call<ListEventTypesRequest, ListEventTypesResponse>(this.subscriptionClient, 'listEventTypes', r, true);
+
+  // Delivery log.
+  listDeliveries = (r: ListDeliveriesRequest) => this.call<ListDeliveriesRequest, ListDeliveriesResponse>(this.deliveryLogClient, 'listDeliveries', r, true);
+  getDelivery = (r: GetDeliveryRequest) => this.call<GetDeliveryRequest, GetDeliveryResponse>(this.deliveryLogClient, 'getDelivery', r, true);
+  retryDelivery = (r: RetryDeliveryRequest) => this.call<RetryDeliveryRequest, RetryDeliveryResponse>(this.deliveryLogClient, 'retryDelivery', r, false);
+  sendTestEvent = (r: SendTestEventRequest) => this.call<SendTestEventRequest, SendTestEventResponse>(this.deliveryLogClient, 'sendTestEvent', r, false);
+
+  close(): void {
+    this.subscriptionClient.close();
+    this.deliveryLogClient.close();
+    this.ingestClient.close();
+  }
+
+  private async call<Req, Res>(client: Client, name: string, request: Req, retry: boolean): Promise<Res> {
+    const maxAttempts = retry ? (this.options.maxAttempts ?? 5) : 1;
+    const base = this.options.retryBaseMs ?? 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once<Req, Res>(client, name, request);
+      } catch (error) {
+        const code = (error as ServiceError).code;
+        if (attempt >= maxAttempts || !retriable.has(code)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, base * 2 ** (attempt - 1) * (0.5 + Math.random())));
+      }
+    }
+  }
+
+  private once<Req, Res>(client: Client, name: string, request: Req): Promise<Res> {
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${this.options.token}`);
+    const method = (client as unknown as Record<string, Method<Req, Res>>)[name]!;
+    return new Promise((resolve, reject) =>
+      method.call(client, request, metadata, { deadline: new Date(Date.now() + (this.options.deadlineMs ?? 10_000)) }, (error, response) => (error ? reject(error) : resolve(response))),
+    );
+  }
+}
+
+export { status } from '@grpc/grpc-js';
+export type { ServiceError } from '@grpc/grpc-js';
