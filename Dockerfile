@@ -21,6 +21,7 @@ COPY apps/dispatcher/package.json apps/dispatcher/
 COPY apps/event-ingest/package.json apps/event-ingest/
 COPY apps/notifier/package.json apps/notifier/
 COPY apps/subscription/package.json apps/subscription/
+COPY libs/client/package.json libs/client/
 COPY libs/config/package.json libs/config/
 COPY libs/contracts/package.json libs/contracts/
 COPY libs/domain/package.json libs/domain/
@@ -59,6 +60,8 @@ COPY --from=build /app/apps/notifier/package.json apps/notifier/
 COPY --from=build /app/apps/notifier/dist apps/notifier/dist
 COPY --from=build /app/apps/subscription/package.json apps/subscription/
 COPY --from=build /app/apps/subscription/dist apps/subscription/dist
+COPY --from=build /app/libs/client/package.json libs/client/
+COPY --from=build /app/libs/client/dist libs/client/dist
 COPY --from=build /app/libs/config/package.json libs/config/
 COPY --from=build /app/libs/config/dist libs/config/dist
 # The contracts' dist includes dist/proto, which gRPC reflection loads at run time.
