@@ -2,6 +2,7 @@ import { defineConfig, field, sharedFields, urlPolicyFields } from '@webhooks/co
 
 export const dispatcherConfig = defineConfig({
   ...sharedFields,
+  opsPort: field.integer('DISPATCHER_OPS_PORT', 'HTTP operations port: /metrics, /healthz, /readyz (0 picks a free one)', 9463, { min: 0, max: 65535 }),
   ...urlPolicyFields,
   port: field.integer('DISPATCHER_HEALTH_PORT', 'gRPC health port of the dispatcher (0 picks a free one)', 50053, { min: 0, max: 65535 }),
   secretKey: field.string('SECRET_ENCRYPTION_KEY', 'base64 of 32 bytes that decrypts signing secrets (same key as the subscription service)'),

@@ -1,55 +1,7 @@
-// The dispatcher's composition root: configuration, NATS, the routing-table mirror, the consumers of
-// every active webhook, the HTTP client, the health server, shutdown.
-import { dispatcherConfig } from './config.js';
-import { withProfileDefaults } from '@webhooks/config';
-import { SecretBox } from '@webhooks/domain';
-import { logReady, onShutdownSignal, runService, startGrpcServer } from '@webhooks/grpc-kit';
-import { connectNats, ensureTopology, jetstream, RoutingTable, topology, type RouteChange } from '@webhooks/messaging';
-import { createLogger } from '@webhooks/telemetry';
-import { DeliveryConsumers } from './consumers.js';
-import { Breaker, followTrips, Suspensions } from './breaker.js';
-import { Deliverer } from './delivery.js';
-import { Dispatch } from './dispatch.js';
-import { HttpSender } from './http-sender.js';
+// Starts telemetry before the service loads anything it instruments, then runs the composition root.
+import { createRequire } from 'node:module';
+import { startTelemetry } from '@webhooks/telemetry';
 
-const logger = createLogger('dispatcher');
-
-async function main(): Promise<void> {
-  const config = dispatcherConfig.parse(withProfileDefaults(process.env));
-  const urlPolicy = { allowHttp: config.allowHttp, allowedHosts: config.allowedHosts, maxLength: 2048 };
-  const retryPolicy = { delaysMs: config.retryDelays, giveUpAfterMs: config.giveUpAfter };
-
-  const nc = await connectNats(config.natsUrl, 'dispatcher');
-  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
-  const { jsm, buckets } = await ensureTopology(nc, t);
-  const js = jetstream(nc);
-  const sender = new HttpSender(urlPolicy, config.attemptTimeout);
-  const deliverer = new Deliverer(sender, SecretBox.fromBase64(config.secretKey), urlPolicy, retryPolicy);
-
-  // The consumers follow the routing table, and the dispatch reads it: wire them through a forwarder.
-  const followers: { consumers?: DeliveryConsumers } = {};
-  const routes = await RoutingTable.open(buckets.routes, (change: RouteChange) => followers.consumers?.onRouteChange(change));
-  const suspensions = new Suspensions();
-  const breaker = new Breaker(buckets.breaker, js, t, routes, { threshold: config.breakerThreshold, windowMs: config.breakerWindow }, logger);
-  const dispatch = new Dispatch(js, jsm, t, routes, deliverer, retryPolicy, breaker, suspensions, logger);
-  const consumers = new DeliveryConsumers(js, jsm, t, routes, config.ackWait, dispatch.handle, suspensions, logger);
-  followers.consumers = consumers;
-  const trips = followTrips(nc, t, routes, suspensions, (route) => consumers.refresh(route.workspaceId, route.webhookId), logger);
-  await consumers.startAll();
-
-  const server = await startGrpcServer({ host: config.host, port: config.port, services: [] });
-  server.health.setStatus('', 'SERVING');
-
-  onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
-    server.health.setStatus('', 'NOT_SERVING');
-    trips.stop();
-    await consumers.stop();
-    routes.stop();
-    await sender.close();
-    await server.shutdown(1_000);
-    await nc.drain();
-  });
-  logReady(logger, config, { healthPort: server.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix });
-}
-
-runService(logger, main);
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+await startTelemetry('dispatcher', version);
+await import('./app.js');

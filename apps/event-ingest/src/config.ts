@@ -2,6 +2,7 @@ import { defineConfig, field, sharedFields } from '@webhooks/config';
 
 export const ingestConfig = defineConfig({
   ...sharedFields,
+  opsPort: field.integer('INGEST_OPS_PORT', 'HTTP operations port: /metrics, /healthz, /readyz (0 picks a free one)', 9462, { min: 0, max: 65535 }),
   port: field.integer('INGEST_GRPC_PORT', 'gRPC port of event-ingest (0 picks a free one)', 50052, { min: 0, max: 65535 }),
   idempotencyWindow: field.duration('IDEMPOTENCY_WINDOW', 'how long a repeated event id is recognised and not delivered again', '10m'),
   apiTokens: field.list('API_TOKENS', 'accepted bearer tokens: TOKEN or TOKEN:WS1|WS2, comma-separated'),

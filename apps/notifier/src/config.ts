@@ -2,6 +2,7 @@ import { defineConfig, field, sharedFields } from '@webhooks/config';
 
 export const notifierConfig = defineConfig({
   ...sharedFields,
+  opsPort: field.integer('NOTIFIER_OPS_PORT', 'HTTP operations port: /metrics, /healthz, /readyz (0 picks a free one)', 9464, { min: 0, max: 65535 }),
   port: field.integer('NOTIFIER_HEALTH_PORT', 'gRPC health port of the notifier (0 picks a free one)', 50054, { min: 0, max: 65535 }),
   subscriptionAddress: field.string('SUBSCRIPTION_ADDRESS', 'host:port of the subscription service, asked for notification addresses', '127.0.0.1:50051'),
   apiToken: field.string('NOTIFIER_API_TOKEN', 'bearer token the notifier presents to the subscription service'),

@@ -1,35 +1,7 @@
-// The notifier's composition root: configuration, NATS, the trip consumer, the mailer, health, shutdown.
-import { notifierConfig } from './config.js';
-import { withProfileDefaults } from '@webhooks/config';
-import { logReady, onShutdownSignal, runService, startGrpcServer } from '@webhooks/grpc-kit';
-import { connectNats, ensureTopology, jetstream, topology } from '@webhooks/messaging';
-import { createLogger } from '@webhooks/telemetry';
-import { createMailer } from './mailer.js';
-import { consumeTripsForNotices, TripNotifier, workspaceDirectory } from './notifier.js';
+// Starts telemetry before the service loads anything it instruments, then runs the composition root.
+import { createRequire } from 'node:module';
+import { startTelemetry } from '@webhooks/telemetry';
 
-const logger = createLogger('notifier');
-
-async function main(): Promise<void> {
-  const config = notifierConfig.parse(withProfileDefaults(process.env));
-  const nc = await connectNats(config.natsUrl, 'notifier');
-  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
-  const { jsm } = await ensureTopology(nc, t);
-  const directory = workspaceDirectory(config.subscriptionAddress, config.apiToken);
-  const mailer = createMailer({ smtpUrl: config.smtpUrl, requireTls: config.smtpRequireTls, from: config.mailFrom, outboxDir: config.outboxDir }, logger);
-  const notifier = new TripNotifier(directory, mailer, { maxNoticeAgeMs: config.maxNoticeAge, retryBaseMs: config.retryBase, retryMaxMs: config.retryMax }, logger);
-  const trips = await consumeTripsForNotices(jetstream(nc), jsm, t, notifier, logger);
-
-  const server = await startGrpcServer({ host: config.host, port: config.port, services: [] });
-  server.health.setStatus('', 'SERVING');
-  onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
-    server.health.setStatus('', 'NOT_SERVING');
-    await trips.stop();
-    mailer.close();
-    directory.close();
-    await server.shutdown(1_000);
-    await nc.drain();
-  });
-  logReady(logger, config, { healthPort: server.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix, smtp: config.smtpUrl === '' ? `outbox ${config.outboxDir}` : 'smtp' });
-}
-
-runService(logger, main);
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+await startTelemetry('notifier', version);
+await import('./app.js');

@@ -2,6 +2,7 @@ import { defineConfig, field, sharedFields, urlPolicyFields } from '@webhooks/co
 
 export const subscriptionConfig = defineConfig({
   ...sharedFields,
+  opsPort: field.integer('SUBSCRIPTION_OPS_PORT', 'HTTP operations port: /metrics, /healthz, /readyz (0 picks a free one)', 9461, { min: 0, max: 65535 }),
   ...urlPolicyFields,
   port: field.integer('SUBSCRIPTION_GRPC_PORT', 'gRPC port of the subscription service (0 picks a free one)', 50051, { min: 0, max: 65535 }),
   databaseUrl: field.string('DATABASE_URL', 'PostgreSQL connection URL', 'postgres://postgres@127.0.0.1:5432/webhooks'),

@@ -5,3 +5,4 @@ export * from './errors.js';
 export * from './unary.js';
 export * from './server.js';
 export * from './lifecycle.js';
+export * from './readiness.js';

@@ -1,14 +1,7 @@
-// Structured JSON logs for every service. Tracing and metrics join this library with the observability work.
-import { pino, type Logger } from 'pino';
-
-export type { Logger } from 'pino';
-
-/** A JSON logger that names the service on every line; LOG_LEVEL picks the level (default info). */
-export function createLogger(service: string, level = process.env.LOG_LEVEL ?? 'info'): Logger {
-  return pino({
-    level,
-    base: { service },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  });
-}
+// Telemetry for every service: JSON logs carrying trace ids, OpenTelemetry tracing and metrics, and the
+// operations HTTP server (/metrics, /healthz, /readyz).
+export { createLogger } from './logger.js';
+export type { Logger } from './logger.js';
+export { startTelemetry, telemetry, type Telemetry } from './otel.js';
+export { startOperationsServer, type OperationsServer } from './operations.js';
+export { metrics, trace, context, SpanStatusCode, type Span, type Meter } from '@opentelemetry/api';

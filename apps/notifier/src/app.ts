@@ -1,0 +1,40 @@
+// The notifier's composition root: configuration, NATS, the trip consumer, the mailer, health, shutdown.
+import { notifierConfig } from './config.js';
+import { withProfileDefaults } from '@webhooks/config';
+import { logReady, onShutdownSignal, Readiness, runService, startGrpcServer } from '@webhooks/grpc-kit';
+import { connectNats, ensureTopology, jetstream, topology } from '@webhooks/messaging';
+import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
+import { createMailer } from './mailer.js';
+import { consumeTripsForNotices, TripNotifier, workspaceDirectory } from './notifier.js';
+
+const logger = createLogger('notifier');
+
+async function main(): Promise<void> {
+  const config = notifierConfig.parse(withProfileDefaults(process.env));
+  const nc = await connectNats(config.natsUrl, 'notifier');
+  const readiness = new Readiness(logger);
+  readiness.watchNats(nc);
+  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
+  const { jsm } = await ensureTopology(nc, t);
+  const directory = workspaceDirectory(config.subscriptionAddress, config.apiToken);
+  const mailer = createMailer({ smtpUrl: config.smtpUrl, requireTls: config.smtpRequireTls, from: config.mailFrom, outboxDir: config.outboxDir }, logger);
+  const notifier = new TripNotifier(directory, mailer, { maxNoticeAgeMs: config.maxNoticeAge, retryBaseMs: config.retryBase, retryMaxMs: config.retryMax }, logger);
+  const trips = await consumeTripsForNotices(jetstream(nc), jsm, t, notifier, logger);
+
+  const server = await startGrpcServer({ host: config.host, port: config.port, services: [] });
+  readiness.attach(server.health);
+  const operations = await startOperationsServer({ host: config.host, port: config.opsPort, ready: () => readiness.ready(), notReadyReason: () => readiness.reason() });
+  onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
+    server.health.setStatus('', 'NOT_SERVING');
+    await trips.stop();
+    mailer.close();
+    directory.close();
+    await server.shutdown(1_000);
+    await nc.drain();
+    await operations.close();
+    await telemetry().shutdown();
+  });
+  logReady(logger, config, { opsPort: operations.port, healthPort: server.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix, smtp: config.smtpUrl === '' ? `outbox ${config.outboxDir}` : 'smtp' });
+}
+
+runService(logger, main);

@@ -1,0 +1,93 @@
+// The subscription service's composition root: configuration, PostgreSQL, NATS, gRPC, shutdown.
+import { subscriptionConfig } from './config.js';
+import { withProfileDefaults } from '@webhooks/config';
+import { DeliveryLogServiceService, SubscriptionServiceService } from '@webhooks/contracts';
+import { SecretBox } from '@webhooks/domain';
+import { logReady, onShutdownSignal, Readiness, runService, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
+import { connectNats, ensureTopology, jetstream, topology } from '@webhooks/messaging';
+import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
+import { ControlPlane } from './control-plane.js';
+import { deliveryLogService, subscriptionService } from './grpc.js';
+import { migrate, openOrm } from './persistence/orm.js';
+import { RoutePublisher } from './routes.js';
+import { consumeTrips, failureForgetter } from './trips.js';
+import { consumeAttempts } from './delivery-log/attempt-log.js';
+import { DeliveryLog } from './delivery-log/delivery-log.js';
+import { deleteOldDeliveries } from './delivery-log/retention.js';
+
+const logger = createLogger('subscription');
+
+async function main(): Promise<void> {
+  const config = subscriptionConfig.parse(withProfileDefaults(process.env));
+  const secrets = SecretBox.fromBase64(config.secretKey);
+  const auth = new TokenAuthenticator(config.apiTokens);
+
+  const orm = await openOrm(config.databaseUrl, (message) => logger.debug({ component: 'orm' }, message));
+  if (config.migrateOnStart) {
+    const applied = await migrate(orm);
+    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+  }
+
+  const nc = await connectNats(config.natsUrl, 'subscription');
+  const readiness = new Readiness(logger);
+  readiness.watchNats(nc);
+  const databaseTimer = setInterval(() => {
+    orm.em.getConnection().execute('select 1').then(
+      () => readiness.set('postgres', true),
+      () => readiness.set('postgres', false, 'PostgreSQL is unreachable'),
+    );
+  }, 5_000);
+  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
+  const { jsm, buckets } = await ensureTopology(nc, t);
+  const routes = new RoutePublisher(buckets.routes, t, logger);
+  const controlPlane = new ControlPlane(orm, routes, secrets, {
+    urlPolicy: { allowHttp: config.allowHttp, allowedHosts: config.allowedHosts, maxLength: 2048 },
+    maxWebhooksPerWorkspace: config.maxWebhooksPerWorkspace,
+    secretRotationGraceMs: config.secretRotationGrace,
+    forgetFailures: failureForgetter(buckets.breaker, t),
+  });
+  const js = jetstream(nc);
+  const trips = await consumeTrips(js, jsm, t, controlPlane, logger);
+  const attempts = await consumeAttempts(js, jsm, t, orm, logger);
+  const deliveryLog = new DeliveryLog(orm, js, t, config.maxEventBytes);
+  const retentionTimer = setInterval(() => {
+    deleteOldDeliveries(orm, new Date(Date.now() - config.logRetention), config.retentionBatch).then(
+      (removed) => removed > 0 && logger.info({ removed }, 'old deliveries deleted'),
+      (error: unknown) => logger.error({ err: error }, 'deleting old deliveries failed'),
+    );
+  }, config.retentionInterval);
+
+  // Repair any drift a crash between a PostgreSQL commit and its routing-table write left behind.
+  await controlPlane.reconcileRoutes();
+  const reconcileTimer = setInterval(() => {
+    controlPlane.reconcileRoutes().catch((error: unknown) => logger.error({ err: error }, 'routing table reconcile failed'));
+  }, config.reconcileInterval);
+
+  const unary = unaryHandlers(auth, logger);
+  const server = await startGrpcServer({
+    host: config.host,
+    port: config.port,
+    services: [
+      { definition: SubscriptionServiceService, implementation: subscriptionService(controlPlane, unary) },
+      { definition: DeliveryLogServiceService, implementation: deliveryLogService(deliveryLog, unary) },
+    ],
+  });
+  readiness.attach(server.health);
+  const operations = await startOperationsServer({ host: config.host, port: config.opsPort, ready: () => readiness.ready(), notReadyReason: () => readiness.reason() });
+
+  onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
+    clearInterval(reconcileTimer);
+    clearInterval(databaseTimer);
+    await server.shutdown(config.shutdownGrace);
+    clearInterval(retentionTimer);
+    await trips.stop();
+    await attempts.stop();
+    await nc.drain();
+    await operations.close();
+    await telemetry().shutdown();
+    await orm.close();
+  });
+  logReady(logger, config, { opsPort: operations.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix });
+}
+
+runService(logger, main);
