@@ -11,6 +11,7 @@ import { Breaker, followTrips, Suspensions } from './breaker.js';
 import { Deliverer } from './delivery.js';
 import { Dispatch } from './dispatch.js';
 import { HttpSender } from './http-sender.js';
+import { dispatcherMetrics } from './metrics.js';
 
 const logger = createLogger('dispatcher');
 
@@ -39,12 +40,23 @@ async function main(): Promise<void> {
   const trips = followTrips(nc, t, routes, suspensions, (route) => consumers.refresh(route.workspaceId, route.webhookId), logger);
   await consumers.startAll();
 
+  // Messages held per stream, read every 15 s so scrapes cost NATS nothing.
+  const held = new Map<string, number>();
+  const refreshHeld = () =>
+    Promise.all(Object.values(t.streams).map(async (name) => held.set(name, (await jsm.streams.info(name)).state.messages))).catch(() => undefined);
+  void refreshHeld();
+  const heldTimer = setInterval(refreshHeld, 15_000);
+  dispatcherMetrics.streamMessages.addCallback((result) => {
+    for (const [stream, messages] of held) result.observe(messages, { stream });
+  });
+
   const server = await startGrpcServer({ host: config.host, port: config.port, services: [] });
   readiness.attach(server.health);
   const operations = await startOperationsServer({ host: config.host, port: config.opsPort, ready: () => readiness.ready(), notReadyReason: () => readiness.reason() });
 
   onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
     server.health.setStatus('', 'NOT_SERVING');
+    clearInterval(heldTimer);
     trips.stop();
     await consumers.stop();
     routes.stop();

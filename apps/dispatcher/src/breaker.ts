@@ -4,8 +4,9 @@
 // it; a crash in between leaves it for the next update to publish (deduplicated by trip id).
 import { BreakerTripped, type Route } from '@webhooks/contracts';
 import { decodeBreakerState, encodeBreakerState, recordFailure, type BreakerPolicy, type Trip } from '@webhooks/domain';
-import { compareAndSet, type JetStreamClient, type KV, type NatsConnection, type RoutingTable, type Topology } from '@webhooks/messaging';
+import { compareAndSet, traceHeaders, type JetStreamClient, type KV, type NatsConnection, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
+import { dispatcherMetrics } from './metrics.js';
 
 /** How many of each webhook's last errors a trip carries into the notice. */
 const lastErrorsPerWebhook = 5;
@@ -57,7 +58,9 @@ export class Breaker {
 
   private async publishPending(key: string, encoded: string): Promise<void> {
     const trip = BreakerTripped.decode(Buffer.from(encoded, 'base64'));
-    await this.js.publish(this.topology.subjects.breakerTripped(trip.workspaceId), BreakerTripped.encode(trip).finish(), { msgID: trip.tripId });
+    const headers = traceHeaders();
+    await this.js.publish(this.topology.subjects.breakerTripped(trip.workspaceId), BreakerTripped.encode(trip).finish(), { msgID: trip.tripId, ...(headers ? { headers } : {}) });
+    dispatcherMetrics.breakerTrips.add(1);
     this.logger.warn(
       { workspaceId: trip.workspaceId, tripId: trip.tripId, failures: trip.failureCount, webhooks: trip.webhooks.map((w) => w.webhookId) },
       'failure threshold crossed: webhooks disabled',

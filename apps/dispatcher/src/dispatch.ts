@@ -3,10 +3,13 @@
 // reason: NATS servers before 2.10 do not understand "+TERM <reason>" and would leave the task pending,
 // blocking the webhook until ack_wait; the reason is in the attempt record.
 import { context } from '@opentelemetry/api';
-import { AttemptDecision, AttemptRecord, DeliveryTask } from '@webhooks/contracts';
+import { AttemptDecision, AttemptRecord, DeliveryTask, type Route } from '@webhooks/contracts';
 import { deliveryIdOf, type RetryPolicy } from '@webhooks/domain';
-import { traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type RoutingTable, type Topology } from '@webhooks/messaging';
-import type { Logger } from '@webhooks/telemetry';
+import { traceContextOf, traceHeaders, type JetStreamClient, type JetStreamManager, type JsMsg, type RoutingTable, type Topology } from '@webhooks/messaging';
+import { SpanStatusCode, trace, type Logger, type Span } from '@webhooks/telemetry';
+import { dispatcherMetrics } from './metrics.js';
+
+const tracer = trace.getTracer('dispatcher');
 import type { Breaker, Suspensions } from './breaker.js';
 import type { AttemptResult, Decision, Deliverer } from './delivery.js';
 
@@ -50,22 +53,42 @@ export class Dispatch {
         return false;
       }
       this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, reason }, 'event dropped');
+      dispatcherMetrics.deliveries.add(1, { result: 'dropped' });
       message.term();
       return true;
     }
     const attempt = message.info.deliveryCount;
+    // One span per attempt, a child of the ingest span the task carries; the HTTP call is its child.
+    return tracer.startActiveSpan(
+      'webhook.attempt',
+      { attributes: { 'webhook.id': task.webhookId, 'workspace.id': task.workspaceId, 'event.id': task.eventId, 'event.type': task.eventType, 'webhook.attempt': attempt } },
+      async (span) => {
+        try {
+          return await this.attempt(message, task, route, attempt, span);
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  private async attempt(message: JsMsg, task: DeliveryTask, route: Route, attempt: number, span: Span): Promise<boolean> {
     const key = `${task.webhookId}:${message.seq}`;
     const firstAttemptAt = await this.firstAttemptTime(key, attempt, task);
     const outcome = await this.deliverer.attempt(task, route, attempt, firstAttemptAt);
+    const decision = outcome.decision;
+    span.setAttributes({ 'webhook.outcome': outcome.result.kind, 'webhook.decision': decision.kind, 'http.response.status_code': outcome.result.statusCode });
+    if (outcome.result.kind === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.result.reason });
+    dispatcherMetrics.attempts.add(1, { outcome: outcome.result.kind });
+    dispatcherMetrics.attemptDuration.record(outcome.result.durationMs / 1000, { outcome: outcome.result.kind });
     try {
-      await this.record(task, attempt, firstAttemptAt, outcome, outcome.decision);
+      await this.record(task, attempt, firstAttemptAt, outcome, decision);
     } catch (error) {
       // Without a durable record the attempt is not finished: it is made again shortly.
       this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId }, 'attempt record not stored; the attempt will be repeated');
       message.nak(1_000);
       return true;
     }
-    const decision = outcome.decision;
     if (outcome.result.kind === 'failed') {
       // Counted towards the workspace's breaker; a failure to count must not hold up delivery.
       await this.breaker
@@ -74,6 +97,8 @@ export class Dispatch {
     }
     if (decision.kind === 'succeeded') {
       this.firstAttempts.delete(key);
+      dispatcherMetrics.deliveries.add(1, { result: 'succeeded' });
+      if (task.acceptedAt) dispatcherMetrics.deliveryLatency.record((Date.now() - task.acceptedAt.getTime()) / 1000);
       message.ack();
     } else if (decision.kind === 'retry') {
       const reason = outcome.result.kind === 'failed' ? outcome.result.reason : '';
@@ -81,6 +106,7 @@ export class Dispatch {
       message.nak(decision.delayMs);
     } else {
       this.firstAttempts.delete(key);
+      dispatcherMetrics.deliveries.add(1, { result: 'dropped' });
       this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason: decision.reason }, 'event dropped');
       message.term();
     }
@@ -148,6 +174,7 @@ export class Dispatch {
       body: attempt <= 1 ? task.body : Buffer.alloc(0),
       acceptedAt: task.acceptedAt,
     };
-    await this.js.publish(this.topology.subjects.attempt(task.workspaceId, task.webhookId), AttemptRecord.encode(record).finish(), { msgID });
+    const headers = traceHeaders();
+    await this.js.publish(this.topology.subjects.attempt(task.workspaceId, task.webhookId), AttemptRecord.encode(record).finish(), { msgID, ...(headers ? { headers } : {}) });
   }
 }

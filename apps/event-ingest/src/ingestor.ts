@@ -6,7 +6,13 @@ import { DeliveryTask } from '@webhooks/contracts';
 import { acceptEvent, DomainError, notFound, type AcceptedEvent } from '@webhooks/domain';
 import type { Caller } from '@webhooks/grpc-kit';
 import { traceHeaders, type JetStreamClient, type RoutingTable, type Topology } from '@webhooks/messaging';
-import type { Logger } from '@webhooks/telemetry';
+import { metrics, type Logger } from '@webhooks/telemetry';
+
+const meter = metrics.getMeter('event-ingest');
+const ingestMetrics = {
+  accepted: meter.createCounter('webhook.events.accepted', { description: 'Events accepted (queued for every subscribed webhook)' }),
+  rejected: meter.createCounter('webhook.events.rejected', { description: 'Events refused, by reason (invalid-argument, not-found, permission-denied, unavailable, ...)' }),
+};
 
 export interface IngestLimits {
   readonly maxEventBytes: number;
@@ -24,6 +30,17 @@ export class Ingestor {
 
   /** Validates every event first; only when all are valid is anything queued. */
   async publish(events: readonly (Event | undefined)[], caller: Caller, batch: boolean): Promise<PublishResult[]> {
+    try {
+      const results = await this.accept(events, caller, batch);
+      ingestMetrics.accepted.add(results.length);
+      return results;
+    } catch (error) {
+      ingestMetrics.rejected.add(events.length || 1, { reason: error instanceof DomainError ? error.kind : 'internal' });
+      throw error;
+    }
+  }
+
+  private async accept(events: readonly (Event | undefined)[], caller: Caller, batch: boolean): Promise<PublishResult[]> {
     if (batch && events.length === 0) throw new DomainError('invalid-argument', 'events: send at least one event');
     if (events.length > this.limits.maxBatchEvents) {
       throw new DomainError('invalid-argument', `events: at most ${this.limits.maxBatchEvents} events per call, got ${events.length}`);

@@ -4,8 +4,11 @@
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { BreakerTripped, SubscriptionServiceClient, type GetWorkspaceResponse, type Workspace } from '@webhooks/contracts';
 import { AckPolicy, DeliverPolicy, JetStreamApiError, traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type Topology } from '@webhooks/messaging';
-import type { Logger } from '@webhooks/telemetry';
+import { metrics, SpanStatusCode, trace, type Logger } from '@webhooks/telemetry';
 import { context } from '@opentelemetry/api';
+
+const tracer = trace.getTracer('notifier');
+const noticeMetrics = { notices: metrics.getMeter('notifier').createCounter('webhook.notices', { description: 'Disable notices by result (sent, failed, given_up)' }) };
 import type { Mailer } from './mailer.js';
 import { composeNotice } from './notice.js';
 
@@ -56,6 +59,7 @@ export class TripNotifier {
     const log = { tripId: trip.tripId, workspaceId: trip.workspaceId };
     const age = Date.now() - (trip.tripTime?.getTime() ?? Date.now());
     if (age > this.settings.maxNoticeAgeMs) {
+      noticeMetrics.notices.add(1, { result: 'given_up' });
       this.logger.error({ ...log, ageMs: age }, 'disable notice given up: it could not be sent in time');
       message.term();
       return;
@@ -72,12 +76,23 @@ export class TripNotifier {
         message.ack();
         return;
       }
-      await this.mailer.send(workspace.notificationEmails, composeNotice(trip, workspace.name));
+      await tracer.startActiveSpan('notice.send', { attributes: { 'workspace.id': trip.workspaceId, 'breaker.trip_id': trip.tripId } }, async (span) => {
+        try {
+          await this.mailer.send(workspace.notificationEmails, composeNotice(trip, workspace.name));
+        } catch (error) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
+          throw error;
+        } finally {
+          span.end();
+        }
+      });
+      noticeMetrics.notices.add(1, { result: 'sent' });
       this.logger.info({ ...log, to: workspace.notificationEmails }, 'disable notice sent');
       message.ack();
     } catch (error) {
       const attempt = message.info.deliveryCount;
       const retryInMs = Math.min(this.settings.retryMaxMs, this.settings.retryBaseMs * 2 ** (attempt - 1));
+      noticeMetrics.notices.add(1, { result: 'failed' });
       this.logger.warn({ ...log, err: error, attempt, retryInMs }, 'disable notice not sent yet; will retry');
       message.nak(retryInMs);
     }

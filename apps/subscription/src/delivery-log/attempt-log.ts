@@ -3,8 +3,10 @@
 // committed. While PostgreSQL is away the records wait in JetStream and are written when it returns.
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { AttemptDecision, AttemptRecord } from '@webhooks/contracts';
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type JetStreamClient, type JetStreamManager, type JsMsg, type Topology } from '@webhooks/messaging';
-import type { Logger } from '@webhooks/telemetry';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type Topology } from '@webhooks/messaging';
+import { SpanStatusCode, trace, type Logger } from '@webhooks/telemetry';
+
+const tracer = trace.getTracer('subscription');
 
 const maxBatch = 500;
 const retryAfterFailureMs = 2_000;
@@ -138,8 +140,11 @@ export async function consumeAttempts(js: JetStreamClient, jsm: JetStreamManager
           message.term();
         }
       }
+      // One span per record, in the trace of the event it belongs to, covering the batch's write.
+      const spans = batch.map((message) => tracer.startSpan('attempt_log.persist', { attributes: { 'messaging.batch.message_count': batch.length } }, traceContextOf(message.headers)));
       try {
         await writeAttempts(orm, records);
+        for (const span of spans) span.end();
         for (const message of batch) message.ack();
         if (failing) logger.info('attempt records are being written again');
         failing = false;
@@ -147,6 +152,10 @@ export async function consumeAttempts(js: JetStreamClient, jsm: JetStreamManager
         // Most likely PostgreSQL is unreachable: hand the records back to JetStream and try again later.
         if (!failing) logger.error({ err: error, records: batch.length }, 'writing attempt records failed; they wait in JetStream');
         failing = true;
+        for (const span of spans) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: 'PostgreSQL write failed; retried later' });
+          span.end();
+        }
         for (const message of batch) message.nak(retryAfterFailureMs);
         await new Promise((resolve) => setTimeout(resolve, retryAfterFailureMs));
       }

@@ -1,0 +1,168 @@
+// One trace per event across processes, and metrics that move by the right amounts. The services export
+// spans over OTLP/HTTP (JSON encoding) to a receiver inside the test.
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { DeliveryStatus, type ListDeliveriesResponse } from '@webhooks/contracts';
+import { callUnary, HttpReceiver, startSystem, testToken, type RunningSystem } from '@webhooks/testing';
+import { contactCreated, publish, workspaceWithWebhook } from './support.js';
+
+interface OtlpSpan { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: { key: string; value: Record<string, unknown> }[] }
+
+class OtlpReceiver {
+  readonly spans: (OtlpSpan & { service: string })[] = [];
+  private constructor(private readonly server: Server) {}
+
+  static async start(): Promise<OtlpReceiver> {
+    const server = createServer();
+    const receiver = new OtlpReceiver(server);
+    server.on('request', (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (req.url === '/v1/traces') {
+          const body = JSON.parse(Buffer.concat(chunks).toString()) as { resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { spans: OtlpSpan[] }[] }[] };
+          for (const rs of body.resourceSpans) {
+            const service = rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
+            for (const ss of rs.scopeSpans) for (const span of ss.spans) receiver.spans.push({ ...span, service });
+          }
+        }
+        res.setHeader('content-type', 'application/json');
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return receiver;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** An attribute's value as a string, whatever type OTLP/JSON gave it. */
+const attribute = (span: OtlpSpan, key: string) => {
+  const value = span.attributes?.find((a) => a.key === key)?.value;
+  return value ? String(value.stringValue ?? value.intValue ?? value.boolValue) : undefined;
+};
+
+async function scrape(url: string): Promise<string> {
+  return (await fetch(url)).text();
+}
+
+/** The sum of a Prometheus metric's samples whose labels include all of `labels`. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+describe('observability', () => {
+  let otlp: OtlpReceiver;
+  let system: RunningSystem;
+  let endpoint: HttpReceiver;
+
+  before(async () => {
+    otlp = await OtlpReceiver.start();
+    endpoint = await HttpReceiver.start((_req, res, index) => {
+      res.statusCode = index === 0 ? 503 : 200;
+      res.end();
+    });
+    system = await startSystem({
+      OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      RETRY_DELAYS: '100ms,100ms,100ms',
+    });
+  });
+
+  after(async () => {
+    await system?.stop();
+    await endpoint?.close();
+    await otlp?.close();
+  });
+
+  it('follows one event from the gRPC call through both attempts to the log in a single trace', async () => {
+    const { workspaceId } = await workspaceWithWebhook(system, endpoint.url);
+    await publish(system, contactCreated('traced_1', workspaceId));
+    await endpoint.waitForRequests(2);
+
+    const deadline = Date.now() + 20_000;
+    type Received = OtlpReceiver['spans'][number];
+    let attempts: Received[] = [];
+    let ingest: Received | undefined;
+    let persisted: Received[] = [];
+    while (Date.now() < deadline) {
+      attempts = otlp.spans.filter((s) => s.name === 'webhook.attempt' && attribute(s, 'event.id') === 'traced_1');
+      ingest = otlp.spans.find((s) => s.service === 'event-ingest' && s.name.endsWith('IngestService/PublishEvent') && attempts[0] && s.traceId === attempts[0].traceId);
+      persisted = otlp.spans.filter((s) => s.name === 'attempt_log.persist' && attempts.some((a) => a.spanId === s.parentSpanId));
+      if (ingest && attempts.length === 2 && persisted.length === 2) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(ingest, 'no ingest span in the trace');
+    assert.equal(attempts.length, 2);
+    for (const attempt of attempts) {
+      assert.equal(attempt.traceId, ingest!.traceId);
+      assert.equal(attempt.parentSpanId, ingest!.spanId, 'an attempt span is not a child of the ingest span');
+      assert.equal(otlp.spans.find((s) => s.spanId === attempt.spanId)?.service, 'dispatcher');
+    }
+    assert.deepEqual(attempts.map((a) => [attribute(a, 'webhook.attempt'), attribute(a, 'webhook.decision')]).sort(), [[1, 'retry'], [2, 'succeeded']].map(([n, d]) => [String(n), d]).sort());
+    assert.equal(persisted.length, 2);
+    for (const span of persisted) {
+      assert.equal(span.traceId, ingest!.traceId);
+      assert.equal(span.service, 'subscription');
+    }
+    // Log lines written inside the attempt carry its trace and span ids.
+    const [dispatcherProcess] = system.services.get('dispatcher')!;
+    const logged = dispatcherProcess!.logs.find((l) => l.msg === 'attempt failed, will retry' && l.eventId === 'traced_1');
+    assert.equal(logged?.trace_id, ingest!.traceId);
+    assert.ok(attempts.some((a) => a.spanId === logged?.span_id));
+    // The outbound HTTP calls are children of their attempts.
+    const http = otlp.spans.filter((s) => s.service === 'dispatcher' && attempts.some((a) => a.spanId === s.parentSpanId) && s.name !== 'webhook.attempt');
+    assert.ok(http.length >= 2, `expected the HTTP client spans under the attempts, got ${http.map((s) => s.name).join(', ')}`);
+  });
+
+  it('counts attempts, deliveries, accepted and rejected events on /metrics, and answers /healthz and /readyz', async () => {
+    const dispatcher = system.services.get('dispatcher')![0]!;
+    const ingest = system.services.get('event-ingest')![0]!;
+    const metricsOf = (service: typeof dispatcher) => scrape(`http://127.0.0.1:${service.port('opsPort')}/metrics`);
+    const before = { d: await metricsOf(dispatcher), i: await metricsOf(ingest) };
+
+    const healthy = await HttpReceiver.start();
+    const { workspaceId } = await workspaceWithWebhook(system, healthy.url);
+    await publish(system, contactCreated('counted_1', workspaceId));
+    await publish(system, contactCreated('counted_2', workspaceId));
+    await callUnary(system.ingest, system.ingest.publishEvent, { event: { ...contactCreated('bad', workspaceId), id: '' } }, testToken).catch(() => undefined);
+    await healthy.waitForRequests(2);
+    for (let i = 0; i < 100; i++) {
+      const page = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId, webhookId: '', eventType: '', status: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED, pageSize: 10, pageToken: '' }, testToken);
+      if (page.deliveries.length === 2) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const after = { d: await metricsOf(dispatcher), i: await metricsOf(ingest) };
+    await healthy.close();
+    const delta = (which: 'd' | 'i', name: string, labels: Record<string, string> = {}) => sample(after[which], name, labels) - sample(before[which], name, labels);
+    assert.equal(delta('d', 'webhook_attempts_total', { outcome: 'succeeded' }), 2);
+    assert.equal(delta('d', 'webhook_attempts_total', { outcome: 'failed' }), 0);
+    assert.equal(delta('d', 'webhook_deliveries_total', { result: 'succeeded' }), 2);
+    assert.equal(delta('d', 'webhook_delivery_latency_seconds_count'), 2);
+    assert.equal(delta('d', 'webhook_attempt_duration_seconds_count', { outcome: 'succeeded' }), 2);
+    assert.equal(delta('i', 'webhook_events_accepted_total'), 2);
+    assert.equal(delta('i', 'webhook_events_rejected_total', { reason: 'invalid-argument' }), 1);
+    assert.match(after.d, /webhook_stream_messages\{[^}]*stream="/);
+
+    for (const service of [dispatcher, ingest, system.services.get('subscription')![0]!, system.services.get('notifier')![0]!]) {
+      const base = `http://127.0.0.1:${service.port('opsPort')}`;
+      assert.equal((await fetch(`${base}/healthz`)).status, 200);
+      assert.equal((await fetch(`${base}/readyz`)).status, 200, `${service.name} is not ready`);
+    }
+  });
+});
