@@ -3,7 +3,7 @@
 // overall. When a webhook is disabled or deleted, its loop stops at once and the events still queued
 // for it are drained: each is dropped and recorded (the consumer is reset first, so a task waiting for
 // its retry delay is released immediately), then the consumer is removed until the webhook is active.
-import { deliveryConsumerConfig, JetStreamApiError, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg, type RouteChange, type RoutingTable, type Topology } from '@webhooks/messaging';
+import { deliveryConsumerConfig, ensureConsumer, JetStreamApiError, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg, type RouteChange, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Route } from '@webhooks/contracts';
 import type { Logger } from '@webhooks/telemetry';
 import type { Suspensions } from './breaker.js';
@@ -96,13 +96,10 @@ export class DeliveryConsumers {
     if (hadLoop || !route) await this.drain(workspaceId, webhookId);
   }
 
-  private async ensureConsumer(workspaceId: string, webhookId: string): Promise<Consumer> {
+  private async openConsumer(workspaceId: string, webhookId: string): Promise<Consumer> {
     const stream = this.topology.streams.deliver;
     const config = deliveryConsumerConfig(this.topology, workspaceId, webhookId, this.ackWaitMs);
-    await this.jsm.consumers.add(stream, config).catch(async (error: unknown) => {
-      if (!(error instanceof JetStreamApiError)) throw error;
-      await this.jsm.consumers.update(stream, config.durable_name!, config);
-    });
+    await ensureConsumer(this.jsm, stream, { ...config, durable_name: config.durable_name! });
     return this.js.consumers.get(stream, config.durable_name!);
   }
 
@@ -113,7 +110,7 @@ export class DeliveryConsumers {
   }
 
   private async startLoop(workspaceId: string, webhookId: string): Promise<void> {
-    const consumer = await this.ensureConsumer(workspaceId, webhookId);
+    const consumer = await this.openConsumer(workspaceId, webhookId);
     const messages = await consumer.consume({ max_messages: 1 });
     const loop: Loop = { stopped: false, done: Promise.resolve(), stop: () => messages.stop() };
     loop.done = (async () => {
@@ -151,7 +148,7 @@ export class DeliveryConsumers {
       return;
     }
     await this.deleteConsumer(webhookId);
-    const consumer = await this.ensureConsumer(workspaceId, webhookId);
+    const consumer = await this.openConsumer(workspaceId, webhookId);
     let dropped = 0;
     for (;;) {
       const batch = await consumer.fetch({ max_messages: 1, expires: 1_000 });

@@ -3,7 +3,7 @@
 // and logged as an error. A workspace without notification addresses is logged and acked.
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { BreakerTripped, SubscriptionServiceClient, type GetWorkspaceResponse, type Workspace } from '@webhooks/contracts';
-import { AckPolicy, DeliverPolicy, JetStreamApiError, traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type Topology } from '@webhooks/messaging';
+import { AckPolicy, DeliverPolicy, ensureConsumer, traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type Topology } from '@webhooks/messaging';
 import { metrics, SpanStatusCode, trace, type Logger } from '@webhooks/telemetry';
 import { context } from '@opentelemetry/api';
 
@@ -103,10 +103,7 @@ export async function consumeTripsForNotices(js: JetStreamClient, jsm: JetStream
   const stream = topology.streams.breaker;
   const durable = topology.consumers.tripsToNotifier;
   const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: topology.subjects.breakerTrippedAll, ack_wait: 60_000_000_000, max_deliver: -1 };
-  await jsm.consumers.add(stream, config).catch(async (error: unknown) => {
-    if (!(error instanceof JetStreamApiError)) throw error;
-    await jsm.consumers.update(stream, durable, config);
-  });
+  await ensureConsumer(jsm, stream, { ...config, durable_name: durable });
   const messages = await (await js.consumers.get(stream, durable)).consume({ max_messages: 4 });
   const done = (async () => {
     for await (const message of messages) await notifier.handle(message);

@@ -3,7 +3,7 @@
 // activated again.
 import { BreakerTripped } from '@webhooks/contracts';
 import { decodeBreakerState, encodeBreakerState, forgetWebhook } from '@webhooks/domain';
-import { AckPolicy, compareAndSet, DeliverPolicy, JetStreamApiError, type JetStreamClient, type JetStreamManager, type KV, type Topology } from '@webhooks/messaging';
+import { AckPolicy, compareAndSet, DeliverPolicy, ensureConsumer, type JetStreamClient, type JetStreamManager, type KV, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import type { ControlPlane } from './control-plane.js';
 
@@ -11,10 +11,7 @@ export async function consumeTrips(js: JetStreamClient, jsm: JetStreamManager, t
   const stream = topology.streams.breaker;
   const durable = topology.consumers.tripsToControlPlane;
   const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: topology.subjects.breakerTrippedAll, ack_wait: 30_000_000_000 };
-  await jsm.consumers.add(stream, config).catch(async (error: unknown) => {
-    if (!(error instanceof JetStreamApiError)) throw error;
-    await jsm.consumers.update(stream, durable, config);
-  });
+  await ensureConsumer(jsm, stream, { ...config, durable_name: durable });
   const messages = await (await js.consumers.get(stream, durable)).consume({ max_messages: 8 });
   const done = (async () => {
     for await (const message of messages) {

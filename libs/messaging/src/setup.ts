@@ -1,5 +1,5 @@
 // Creating the topology is idempotent: every service ensures it at start, so start order does not matter.
-import { JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstream, jetstreamManager, type ConsumerConfig, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { streamConfigs, type Topology } from './topology.js';
@@ -38,4 +38,12 @@ export async function ensureTopology(nc: NatsConnection, t: Topology): Promise<{
   const routes = await kvm.create(t.buckets.routes, kvOptions);
   const breaker = await kvm.create(t.buckets.breaker, kvOptions);
   return { jsm, buckets: { routes, breaker } };
+}
+
+/** Creates a durable consumer, or brings an existing one to this configuration (idempotent). */
+export async function ensureConsumer(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<void> {
+  await jsm.consumers.add(stream, config).catch(async (error: unknown) => {
+    if (!(error instanceof JetStreamApiError)) throw error;
+    await jsm.consumers.update(stream, config.durable_name, config);
+  });
 }

@@ -3,7 +3,7 @@
 // committed. While PostgreSQL is away the records wait in JetStream and are written when it returns.
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { AttemptDecision, AttemptRecord } from '@webhooks/contracts';
-import { AckPolicy, DeliverPolicy, JetStreamApiError, traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type Topology } from '@webhooks/messaging';
+import { AckPolicy, DeliverPolicy, ensureConsumer, traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type Topology } from '@webhooks/messaging';
 import { SpanStatusCode, trace, type Logger } from '@webhooks/telemetry';
 
 const tracer = trace.getTracer('subscription');
@@ -106,10 +106,7 @@ export async function consumeAttempts(js: JetStreamClient, jsm: JetStreamManager
   const stream = topology.streams.attempts;
   const durable = topology.consumers.attemptLog;
   const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: topology.subjects.attemptsAll, ack_wait: 60_000_000_000, max_ack_pending: 5_000, max_deliver: -1 };
-  await jsm.consumers.add(stream, config).catch(async (error: unknown) => {
-    if (!(error instanceof JetStreamApiError)) throw error;
-    await jsm.consumers.update(stream, durable, config);
-  });
+  await ensureConsumer(jsm, stream, { ...config, durable_name: durable });
   const messages = await (await js.consumers.get(stream, durable)).consume({ max_messages: 2_000 });
 
   // Records pile up while a batch is being written: the next batch takes all of them (up to maxBatch).
