@@ -97,6 +97,29 @@ describe('retries, order and drops (scaled schedule)', () => {
     assert.equal(target.requests.length, 0);
   });
 
+  it('counts an endpoint that trickles its answer byte by byte past the deadline as a failure', async () => {
+    const endpoint = await receiver((_req, res, index) => {
+      if (index > 0) return void res.end('ok');
+      // Status and headers at once, then one byte every 50 ms: only the whole response counts.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed || sent++ > 40) {
+          clearInterval(timer);
+          if (!res.destroyed) res.end();
+          return;
+        }
+        res.write('.');
+      }, 50);
+    });
+    const { workspaceId, webhookId } = await workspaceWithWebhook(system, endpoint.url);
+    await publish(system, contactCreated('trickle', workspaceId));
+    await endpoint.waitForRequests(2);
+    const records = await attemptRecords(system.prefix, workspaceId, webhookId, 2);
+    assert.match(records[0]!.failureReason, /^timeout: no complete response within 400 ms/);
+    assert.equal(records[1]!.decision, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED);
+  });
+
   it('counts an endpoint that does not answer within the deadline as a failure', async () => {
     const endpoint = await receiver((_req, res, index) => {
       if (index > 0) res.end('ok');
