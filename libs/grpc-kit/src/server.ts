@@ -37,12 +37,39 @@ function reflection(): ReflectionService {
   return new ReflectionService(reflectionDefinition);
 }
 
+/** What a request that is not valid protobuf for its method decodes to; unary handlers answer INVALID_ARGUMENT. */
+export class UndecodableRequest {
+  constructor(readonly reason: string) {}
+}
+
+/**
+ * grpc-js answers a request its deserializer throws on with INTERNAL, as if the server were at fault.
+ * Decoding failures are the caller's: they become an UndecodableRequest for the handler to refuse.
+ */
+function guardDecoding(definition: ServiceDefinition): ServiceDefinition {
+  return Object.fromEntries(
+    Object.entries(definition).map(([name, method]) => [
+      name,
+      {
+        ...method,
+        requestDeserialize: (bytes: Buffer) => {
+          try {
+            return method.requestDeserialize(bytes);
+          } catch (error) {
+            return new UndecodableRequest((error as Error).message);
+          }
+        },
+      },
+    ]),
+  ) as ServiceDefinition;
+}
+
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const server = new Server({
     'grpc.max_receive_message_length': options.maxReceiveBytes ?? 4 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  for (const { definition, implementation } of options.services) server.addService(definition, implementation);
+  for (const { definition, implementation } of options.services) server.addService(guardDecoding(definition), implementation);
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);
   reflection().addToServer(server);

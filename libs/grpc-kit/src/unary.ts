@@ -3,6 +3,8 @@ import type { Metadata, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from '@webhooks/telemetry';
 import type { Caller, TokenAuthenticator } from './auth.js';
 import { toServiceError } from './errors.js';
+import { UndecodableRequest } from './server.js';
+import { DomainError } from '@webhooks/domain';
 
 export interface CallContext {
   readonly caller: Caller;
@@ -21,6 +23,10 @@ export function unaryHandlers(auth: TokenAuthenticator, logger: Logger) {
         caller = auth.authenticate(call.metadata);
       } catch (error) {
         callback(toServiceError(error, logger, method));
+        return;
+      }
+      if (call.request instanceof UndecodableRequest) {
+        callback(toServiceError(new DomainError('invalid-argument', `the request is not a valid ${method}Request message: ${call.request.reason}`), logger, method));
         return;
       }
       handler(call.request, { caller, metadata: call.metadata, cancelled: () => call.cancelled }).then(
