@@ -2,7 +2,7 @@
 // never answers. The schedule is scaled down; assertions are about completeness and order, not timing.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Plan, type CreateWebhookResponse, type Event } from '@webhooks/contracts';
+import { DeliveryStatus, Plan, type CreateWebhookResponse, type Event, type ListDeliveriesResponse } from '@webhooks/contracts';
 import { callUnary, HttpReceiver, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 import { contactCreated } from './support.js';
 
@@ -63,27 +63,43 @@ describe('dispatcher faults', () => {
     for (const receiver of receivers) await receiver.close();
   });
 
-  it('delivers every event at least once and in order per webhook through a SIGKILL of the dispatcher', async () => {
-    const receiver = await HttpReceiver.start();
+  it('delivers every event at least once, in order per webhook, and logged, through SIGKILLs of both dispatcher replicas', async () => {
+    // Each answer takes 30 ms, so the crashes land in the middle of the work.
+    const receiver = await HttpReceiver.start((_req, res) => void setTimeout(() => res.end('ok'), 30));
     receivers.push(receiver);
     const perWebhook = 50;
     const targets = await webhooks(system, receiver.url, 20);
+    // Three replicas share the work; two of them are killed while it goes on.
+    await system.startService('dispatcher');
+    await system.startService('dispatcher');
+    const [first, second] = system.services.get('dispatcher')!;
     await publishAll(system, targets, perWebhook);
 
-    const [dispatcher] = system.services.get('dispatcher')!;
-    await waitUntil(() => receiver.requests.length >= 300, 30_000, () => `only ${receiver.requests.length} deliveries before the crash`);
-    await dispatcher!.kill();
+    await waitUntil(() => receiver.requests.length >= 250, 30_000, () => `only ${receiver.requests.length} deliveries before the first crash`);
+    await first!.kill();
+    await waitUntil(() => receiver.requests.length >= 500, 30_000, () => `only ${receiver.requests.length} deliveries before the second crash`);
+    await second!.kill();
     const atCrash = receiver.requests.length;
-    await system.startService('dispatcher');
 
     const complete = () => [...arrivalsByPath(receiver).values()].reduce((n, ids) => n + new Set(ids).size, 0) === targets.length * perWebhook;
     await waitUntil(complete, 60_000, () => `${receiver.requests.length} deliveries`);
-    assert.ok(atCrash < targets.length * perWebhook, 'the crash came after everything was delivered');
+    assert.ok(atCrash < targets.length * perWebhook, 'the second crash came after everything was delivered');
 
     const byPath = arrivalsByPath(receiver);
     for (const [i, target] of targets.entries()) {
       const expected = Array.from({ length: perWebhook }, (_, n) => `w${i}_e${String(n).padStart(3, '0')}`);
       assert.deepEqual(withoutImmediateRepeats(byPath.get(target.path) ?? []), expected, `order at ${target.path}`);
+    }
+
+    // Once the faults are over, every delivery is in the log as succeeded.
+    for (const target of targets) {
+      let logged = 0;
+      for (let i = 0; i < 150 && logged < perWebhook; i++) {
+        const page = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId: target.workspaceId, webhookId: '', eventType: '', status: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED, pageSize: 100, pageToken: '' }, testToken);
+        logged = page.deliveries.length;
+        if (logged < perWebhook) await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(logged, perWebhook, `deliveries logged for ${target.workspaceId}`);
     }
   });
 
