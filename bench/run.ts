@@ -2,7 +2,8 @@
 // ceiling (the same endpoint hit by undici from one process, same concurrency and bodies, no queue).
 // Prints a table and writes bench/results/<time>.json. Options (env): BENCH_EVENTS (default 20000),
 // BENCH_WEBHOOKS (comma-separated, default "100,1000"), BENCH_CONCURRENCY (publishers, default 64),
-// BENCH_SCENARIOS ("pipeline,query" by default; query.ts is the delivery-log query benchmark).
+// BENCH_SCENARIOS ("pipeline,query" by default; query.ts is the delivery-log query benchmark; "burst"
+// and "soak" in load.ts run on demand).
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -195,6 +196,13 @@ async function main(): Promise<void> {
 
 const scenarios = (process.env.BENCH_SCENARIOS ?? 'pipeline,query').split(',');
 if (scenarios.includes('pipeline')) await main();
+for (const scenario of ['burst', 'soak'] as const) {
+  if (!scenarios.includes(scenario)) continue;
+  const load = await import('./load.js');
+  const result = scenario === 'burst' ? await load.runBurst() : await load.runSoak();
+  mkdirSync(join(here, 'results'), { recursive: true });
+  writeFileSync(join(here, 'results', `${scenario}-${new Date().toISOString().replaceAll(':', '-')}.json`), JSON.stringify(result, null, 2));
+}
 if (scenarios.includes('query')) {
   const { runQueryBenchmark } = await import('./query.js');
   const results = await runQueryBenchmark();
