@@ -10,8 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { WebhooksClient } from '@webhooks/client';
 import { Plan, type Event } from '@webhooks/contracts';
 import { startSystem, testToken, type RunningSystem } from '@webhooks/testing';
+import { percentile } from './stats.js';
 
-const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
 
 function rssMb(pid: number | undefined): number {
   try {

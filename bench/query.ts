@@ -4,14 +4,12 @@
 import pg from 'pg';
 import { DeliveryStatus, type ListDeliveriesResponse } from '@webhooks/contracts';
 import { callUnary, startSystem, testToken, type RunningSystem } from '@webhooks/testing';
+import { percentile } from './stats.js';
 
 const deliveries = Number(process.env.BENCH_QUERY_DELIVERIES ?? 333_334);
 const attemptsPerDelivery = 3;
 const samples = Number(process.env.BENCH_QUERY_SAMPLES ?? 200);
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 async function load(databaseUrl: string): Promise<number> {
   const client = new pg.Client({ connectionString: databaseUrl });

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Plan, type CreateWebhookResponse, type Event } from '@webhooks/contracts';
 import { callUnary, startSystem, testToken, type RunningSystem } from '@webhooks/testing';
 import { Agent, request } from 'undici';
+import { percentile } from './stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const eventCount = Number(process.env.BENCH_EVENTS ?? 20_000);
@@ -19,10 +20,6 @@ const publishers = Number(process.env.BENCH_CONCURRENCY ?? 64);
 
 interface Arrival { id: string; path: string; at: number }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 function cpuSeconds(pid: number | undefined): number {

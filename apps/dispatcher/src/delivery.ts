@@ -19,8 +19,16 @@ export interface AttemptResult {
   readonly loggedHeaders: Record<string, string>;
 }
 
+/** What a route needs on every attempt, worked out once per version of the route. */
+interface PreparedRoute {
+  readonly secrets: readonly { readonly secret: string; readonly expiresAt: number }[];
+  /** Undefined when the URL passes the policy; otherwise why not. */
+  readonly refusal: string | undefined;
+}
+
 export class Deliverer {
-  private readonly secretCache = new WeakMap<Route, { secret: string; expiresAt: number }[]>();
+  // Keyed by the Route object: the routing table replaces it on every change, so stale entries go with it.
+  private readonly prepared = new WeakMap<Route, PreparedRoute>();
 
   constructor(
     private readonly sender: HttpSender,
@@ -31,9 +39,9 @@ export class Deliverer {
 
   async attempt(task: DeliveryTask, route: Route, attempt: number, firstAttemptAt: number): Promise<AttemptResult> {
     const startedAt = new Date();
-    const { outbound, loggedHeaders } = this.prepare(task, route, startedAt);
-    const verdict = checkEndpointUrl(route.url, this.urlPolicy);
-    const result: SendResult = verdict.ok ? await this.sender.send(outbound) : { kind: 'failed', statusCode: 0, reason: verdict.reason, durationMs: 0, excerpt: '' };
+    const prepared = this.prepareRoute(route);
+    const { outbound, loggedHeaders } = this.prepare(task, route, prepared, startedAt);
+    const result: SendResult = prepared.refusal === undefined ? await this.sender.send(outbound) : { kind: 'failed', statusCode: 0, reason: prepared.refusal, durationMs: 0, excerpt: '' };
     return { startedAt, result, loggedHeaders, decision: this.decide(result, attempt, firstAttemptAt) };
   }
 
@@ -43,21 +51,26 @@ export class Deliverer {
     return next.kind === 'retry' ? { kind: 'retry', delayMs: next.delayMs, retryAt: next.retryAt } : { kind: 'dropped', reason: next.reason };
   }
 
-  private prepare(task: DeliveryTask, route: Route, now: Date): { outbound: OutboundRequest; loggedHeaders: Record<string, string> } {
-    const signed = signatureHeaders(this.validSecrets(route, now.getTime()), task.eventId, Math.floor(now.getTime() / 1000), task.body);
+  private prepare(task: DeliveryTask, route: Route, prepared: PreparedRoute, now: Date): { outbound: OutboundRequest; loggedHeaders: Record<string, string> } {
+    // The current secret, and the previous one while its rotation grace period lasts.
+    const secrets = prepared.secrets.filter((s) => s.expiresAt > now.getTime()).map((s) => s.secret);
+    const signed = signatureHeaders(secrets, task.eventId, Math.floor(now.getTime() / 1000), task.body);
     const headers: Record<string, string> = { ...route.headers, 'content-type': 'application/json', 'user-agent': userAgent, ...signed };
     const loggedHeaders: Record<string, string> = { 'content-type': 'application/json', 'user-agent': userAgent, ...signed };
     for (const name of Object.keys(route.headers)) loggedHeaders[name] = '[redacted]';
     return { outbound: { url: route.url, headers, body: task.body }, loggedHeaders };
   }
 
-  /** The current secret, and the previous one while its rotation grace period lasts. */
-  private validSecrets(route: Route, now: number): string[] {
-    let secrets = this.secretCache.get(route);
-    if (!secrets) {
-      secrets = route.secrets.map((s) => ({ secret: this.secretBox.open(s.encrypted), expiresAt: s.expireTime?.getTime() ?? Infinity }));
-      this.secretCache.set(route, secrets);
+  private prepareRoute(route: Route): PreparedRoute {
+    let prepared = this.prepared.get(route);
+    if (!prepared) {
+      const verdict = checkEndpointUrl(route.url, this.urlPolicy);
+      prepared = {
+        secrets: route.secrets.map((s) => ({ secret: this.secretBox.open(s.encrypted), expiresAt: s.expireTime?.getTime() ?? Infinity })),
+        refusal: verdict.ok ? undefined : verdict.reason,
+      };
+      this.prepared.set(route, prepared);
     }
-    return secrets.filter((s) => s.expiresAt > now).map((s) => s.secret);
+    return prepared;
   }
 }

@@ -3,27 +3,9 @@
 // delivering, exactly one email names what happened, and ActivateWebhook brings deliveries back.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { BreakerTripped, DisabledReason, Plan, WebhookStatus, type CreateWebhookResponse, type GetWebhookResponse } from '@webhooks/contracts';
-import { connectNats, jetstream, topology } from '@webhooks/messaging';
-import { attemptRecords, callUnary, HttpReceiver, SmtpSink, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
+import { DisabledReason, Plan, WebhookStatus, type CreateWebhookResponse, type GetWebhookResponse } from '@webhooks/contracts';
+import { attemptRecords, breakerTrips, callUnary, HttpReceiver, SmtpSink, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 import { contactCreated, publish } from './support.js';
-
-async function tripsOf(system: RunningSystem, workspaceId: string): Promise<BreakerTripped[]> {
-  const t = topology({ prefix: system.prefix });
-  const nc = await connectNats(system.env.NATS_URL!, 'trips-reader');
-  try {
-    const consumer = await jetstream(nc).consumers.get(t.streams.breaker, { filter_subjects: t.subjects.breakerTripped(workspaceId) });
-    const trips: BreakerTripped[] = [];
-    const messages = await consumer.fetch({ max_messages: 100, expires: 1_000 });
-    for await (const message of messages) {
-      trips.push(BreakerTripped.decode(message.data));
-      if (message.info.pending === 0) break;
-    }
-    return trips;
-  } finally {
-    await nc.close();
-  }
-}
 
 describe('failure breaker and disable notice', () => {
   let system: RunningSystem;
@@ -83,7 +65,7 @@ describe('failure breaker and disable notice', () => {
     assert.equal((await get(healthyHook.id)).webhook!.status, WebhookStatus.WEBHOOK_STATUS_ACTIVE);
 
     // The email: recipients, subject, both bodies, the way back, a Message-ID from the trip.
-    const trips = await tripsOf(system, workspaceId);
+    const trips = await breakerTrips(system.prefix, workspaceId, 1);
     assert.equal(trips.length, 1, 'exactly one trip');
     // The failures that crossed the threshold came from both replicas.
     for (const dispatcher of system.services.get('dispatcher')!) {
@@ -115,7 +97,7 @@ describe('failure breaker and disable notice', () => {
     const seen = await failing.waitForRequests(failing.requests.length + 1);
     assert.equal(JSON.parse(seen.at(-1)!.body).id, 'e5');
     assert.equal(smtp.messages.length, before + 1, 'exactly one email');
-    assert.equal((await tripsOf(system, workspaceId)).length, 1);
+    assert.equal((await breakerTrips(system.prefix, workspaceId, 1)).length, 1);
   });
 
   it('logs and skips the notice of a workspace without notification addresses', async () => {

@@ -2,9 +2,9 @@
 // never answers. The schedule is scaled down; assertions are about completeness and order, not timing.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DeliveryStatus, Plan, type CreateWebhookResponse, type Event, type ListDeliveriesResponse } from '@webhooks/contracts';
+import { Plan, type CreateWebhookResponse, type Event } from '@webhooks/contracts';
 import { callUnary, HttpReceiver, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
-import { contactCreated } from './support.js';
+import { contactCreated, succeededDeliveries } from './support.js';
 
 /** Per path, the event ids in arrival order. */
 function arrivalsByPath(receiver: HttpReceiver): Map<string, string[]> {
@@ -93,13 +93,7 @@ describe('dispatcher faults', () => {
 
     // Once the faults are over, every delivery is in the log as succeeded.
     for (const target of targets) {
-      let logged = 0;
-      for (let i = 0; i < 150 && logged < perWebhook; i++) {
-        const page = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId: target.workspaceId, webhookId: '', eventType: '', status: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED, pageSize: 100, pageToken: '' }, testToken);
-        logged = page.deliveries.length;
-        if (logged < perWebhook) await new Promise((r) => setTimeout(r, 200));
-      }
-      assert.equal(logged, perWebhook, `deliveries logged for ${target.workspaceId}`);
+      assert.equal((await succeededDeliveries(system, target.workspaceId, perWebhook)).length, perWebhook, `deliveries logged for ${target.workspaceId}`);
     }
   });
 

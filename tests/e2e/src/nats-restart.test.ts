@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WebhooksClient } from '@webhooks/client';
-import { DeliveryStatus, Plan } from '@webhooks/contracts';
+import { Plan } from '@webhooks/contracts';
 import { HttpReceiver, PrivateNatsServer, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
-import { contactCreated } from './support.js';
+import { contactCreated, succeededDeliveries } from './support.js';
 
 describe('NATS restart under load', () => {
   let nats: PrivateNatsServer;
@@ -72,13 +72,7 @@ describe('NATS restart under load', () => {
     }
 
     for (const target of targets) {
-      let logged = 0;
-      for (let i = 0; i < 150 && logged < perWebhook; i++) {
-        const page = await client.listDeliveries({ workspaceId: target.workspaceId, webhookId: '', eventType: '', status: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED, startTime: undefined, endTime: undefined, pageSize: 100, pageToken: '' });
-        logged = page.deliveries.length;
-        if (logged < perWebhook) await new Promise((r) => setTimeout(r, 200));
-      }
-      assert.equal(logged, perWebhook, `deliveries logged for ${target.workspaceId}`);
+      assert.equal((await succeededDeliveries(system, target.workspaceId, perWebhook)).length, perWebhook, `deliveries logged for ${target.workspaceId}`);
     }
   });
 });

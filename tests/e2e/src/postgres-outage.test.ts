@@ -2,9 +2,8 @@
 // once it is back. The control plane runs on a private PostgreSQL cluster the test stops and starts.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DeliveryStatus, type ListDeliveriesResponse } from '@webhooks/contracts';
-import { callUnary, HttpReceiver, PrivatePostgresServer, startSystem, testToken, type RunningSystem } from '@webhooks/testing';
-import { contactCreated, publish, workspaceWithWebhook } from './support.js';
+import { HttpReceiver, PrivatePostgresServer, startSystem, type RunningSystem } from '@webhooks/testing';
+import { contactCreated, publish, succeededDeliveries, workspaceWithWebhook } from './support.js';
 
 describe('PostgreSQL outage', () => {
   let postgres: PrivatePostgresServer;
@@ -34,12 +33,7 @@ describe('PostgreSQL outage', () => {
     await subscription!.waitForLog((line) => line.msg === 'writing attempt records failed; they wait in JetStream');
 
     postgres.resume();
-    let logged: ListDeliveriesResponse['deliveries'] = [];
-    for (let i = 0; i < 150 && logged.length < ids.length; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      const page = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId, webhookId: '', eventType: '', status: 0, pageSize: 100, pageToken: '' }, testToken).catch(() => ({ deliveries: [] as ListDeliveriesResponse['deliveries'] }));
-      logged = page.deliveries.filter((d) => d.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
-    }
+    const logged = await succeededDeliveries(system, workspaceId, ids.length);
     assert.deepEqual(logged.map((d) => d.eventId).sort(), [...ids].sort());
     assert.ok(logged.every((d) => d.attemptCount === 1));
   });

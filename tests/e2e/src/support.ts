@@ -1,5 +1,5 @@
 // What the end-to-end tests share: sample events and short-hands for the calls every test makes.
-import { Plan, type CreateWebhookResponse, type Event, type PublishEventResponse } from '@webhooks/contracts';
+import { DeliveryStatus, Plan, type CreateWebhookResponse, type Delivery, type Event, type ListDeliveriesResponse, type PublishEventResponse } from '@webhooks/contracts';
 import { callUnary, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 
 export function contactCreated(id: string, workspaceId: string): Event {
@@ -36,4 +36,19 @@ export async function workspaceWithWebhook(system: RunningSystem, url: string): 
 
 export function publish(system: RunningSystem, event: Event): Promise<PublishEventResponse> {
   return callUnary<typeof system.ingest, unknown, PublishEventResponse>(system.ingest, system.ingest.publishEvent, { event }, testToken);
+}
+
+/**
+ * The workspace's succeeded deliveries as the log shows them, once there are `count` (or whatever is
+ * there after `timeoutMs`). A call that fails while a fault lasts counts as nothing logged yet.
+ */
+export async function succeededDeliveries(system: RunningSystem, workspaceId: string, count: number, timeoutMs = 30_000): Promise<Delivery[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const page = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, {
+      workspaceId, webhookId: '', eventType: '', status: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED, pageSize: 100, pageToken: '',
+    }, testToken).catch(() => ({ deliveries: [] as Delivery[], nextPageToken: '' }));
+    if (page.deliveries.length >= count || Date.now() > deadline) return page.deliveries;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
