@@ -2,8 +2,11 @@
 // ceiling (the same endpoint hit by undici from one process, same concurrency and bodies, no queue).
 // Prints a table and writes bench/results/<time>.json. Options (env): BENCH_EVENTS (default 20000),
 // BENCH_WEBHOOKS (comma-separated, default "100,1000"), BENCH_CONCURRENCY (publishers, default 64),
+// BENCH_BATCHES (events per call, comma-separated: 1 publishes with PublishEvent, more with PublishEvents;
+// default "1,20"), BENCH_OTEL_SDK_DISABLED (true: the services run without the OpenTelemetry SDK),
 // BENCH_SCENARIOS ("pipeline,query" by default; query.ts is the delivery-log query benchmark; "burst"
-// and "soak" in load.ts run on demand).
+// and "soak" in load.ts run on demand), BENCH_PROFILE (a folder: every service writes a V8 CPU profile there
+// when it stops; bench/profile.ts summarises them).
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -17,6 +20,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const eventCount = Number(process.env.BENCH_EVENTS ?? 20_000);
 const webhookCounts = (process.env.BENCH_WEBHOOKS ?? '100,1000').split(',').map(Number);
 const publishers = Number(process.env.BENCH_CONCURRENCY ?? 64);
+const batchSizes = (process.env.BENCH_BATCHES ?? '1,20').split(',').map(Number);
 
 interface Arrival { id: string; path: string; at: number }
 
@@ -106,8 +110,8 @@ async function setUpWebhooks(system: RunningSystem, receiverUrl: string, count: 
   return targets;
 }
 
-async function pipeline(system: RunningSystem, receiver: Awaited<ReturnType<typeof startReceiver>>, webhooks: number, hangingShare: number, events = eventCount) {
-  const run = `${webhooks}_${Math.round(hangingShare * 100)}_${Date.now().toString(36)}`;
+async function pipeline(system: RunningSystem, receiver: Awaited<ReturnType<typeof startReceiver>>, webhooks: number, hangingShare: number, batchSize: number, events = eventCount) {
+  const run = `${webhooks}_${Math.round(hangingShare * 100)}_${batchSize}_${Date.now().toString(36)}`;
   const targets = await setUpWebhooks(system, receiver.url, webhooks, run);
   const hanging = targets.slice(0, Math.round(webhooks * hangingShare));
   receiver.hang(hanging.map((t) => t.path));
@@ -118,11 +122,13 @@ async function pipeline(system: RunningSystem, receiver: Awaited<ReturnType<type
   const ids = Array.from({ length: events }, (_, i) => i);
   const meter = cpuMeter(processes(system, receiver.child));
   const started = Date.now();
-  await pool(ids, publishers, async (i) => {
-    const target = targets[i % targets.length]!;
-    const id = `e${i}`;
-    published.set(id, Date.now());
-    await callUnary(system.ingest, system.ingest.publishEvent, { event: sampleEvent(id, target.workspaceId) }, testToken);
+  const calls = Array.from({ length: Math.ceil(events / batchSize) }, (_, c) => ids.slice(c * batchSize, (c + 1) * batchSize));
+  await pool(calls, publishers, async (call) => {
+    const batch = call.map((i) => sampleEvent(`e${i}`, targets[i % targets.length]!.workspaceId));
+    const now = Date.now();
+    for (const event of batch) published.set(event.id, now);
+    if (batchSize === 1) await callUnary(system.ingest, system.ingest.publishEvent, { event: batch[0] }, testToken);
+    else await callUnary(system.ingest, system.ingest.publishEvents, { events: batch }, testToken);
   });
   const acceptedIn = Date.now() - started;
   const healthyPaths = new Set(healthy.map((t) => t.path));
@@ -135,7 +141,7 @@ async function pipeline(system: RunningSystem, receiver: Awaited<ReturnType<type
   await pool(targets, 16, (t) => callUnary(system.subscription, system.subscription.deleteWebhook, { workspaceId: t.workspaceId, webhookId: t.webhookId }, testToken));
   return {
     cpuSeconds: cpu,
-    webhooks, hangingWebhooks: hanging.length, events, delivered: arrivals.length, expected,
+    webhooks, eventsPerCall: batchSize, hangingWebhooks: hanging.length, events, delivered: arrivals.length, expected,
     acceptPerSecond: Math.round(events / (acceptedIn / 1000)),
     deliveriesPerSecond: Math.round(arrivals.length / ((last - started) / 1000)),
     p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99),
@@ -161,22 +167,28 @@ async function direct(receiverUrl: string, concurrency: number) {
 
 async function main(): Promise<void> {
   const receiver = await startReceiver();
-  const system = await startSystem({ MAX_WEBHOOKS_PER_WORKSPACE: '1000' });
+  const env: Record<string, string> = { MAX_WEBHOOKS_PER_WORKSPACE: '1000' };
+  if (process.env.BENCH_OTEL_SDK_DISABLED) env.OTEL_SDK_DISABLED = process.env.BENCH_OTEL_SDK_DISABLED;
+  if (process.env.BENCH_PROFILE) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}`;
+  const system = await startSystem(env);
   const results: Record<string, unknown>[] = [];
   try {
     // Warm-up, not reported: every process compiles its hot paths before the first measured scenario.
-    await pipeline(system, receiver, Math.min(...webhookCounts), 0, Math.min(eventCount, 5_000));
+    await pipeline(system, receiver, Math.min(...webhookCounts), 0, Math.max(...batchSizes), Math.min(eventCount, 5_000));
     await receiver.report();
     for (const webhooks of webhookCounts) {
       const ceiling = await direct(receiver.url, webhooks);
       await receiver.report();
-      const healthy = await pipeline(system, receiver, webhooks, 0);
-      results.push({ scenario: 'throughput', ...healthy, directPerSecond: ceiling.requestsPerSecond, ratio: +(healthy.deliveriesPerSecond / ceiling.requestsPerSecond).toFixed(2) });
-      console.log(JSON.stringify(results.at(-1)));
-      await receiver.report();
-      const isolation = await pipeline(system, receiver, webhooks, 0.1);
-      results.push({ scenario: 'isolation (10% hang)', ...isolation, healthyVsAllHealthy: +(isolation.deliveriesPerSecond / healthy.deliveriesPerSecond).toFixed(2) });
-      console.log(JSON.stringify(results.at(-1)));
+      for (const batchSize of batchSizes) {
+        const healthy = await pipeline(system, receiver, webhooks, 0, batchSize);
+        results.push({ scenario: 'throughput', ...healthy, directPerSecond: ceiling.requestsPerSecond, ratio: +(healthy.deliveriesPerSecond / ceiling.requestsPerSecond).toFixed(2) });
+        console.log(JSON.stringify(results.at(-1)));
+        await receiver.report();
+        const isolation = await pipeline(system, receiver, webhooks, 0.1, batchSize);
+        results.push({ scenario: 'isolation (10% hang)', ...isolation, healthyVsAllHealthy: +(isolation.deliveriesPerSecond / healthy.deliveriesPerSecond).toFixed(2) });
+        console.log(JSON.stringify(results.at(-1)));
+        await receiver.report();
+      }
     }
   } finally {
     await system.stop();
@@ -184,7 +196,7 @@ async function main(): Promise<void> {
   }
   console.table(results.map(({ cpuSeconds: _cpu, ...row }) => row));
   console.log('CPU seconds per process and scenario:');
-  console.table(results.map((r) => ({ scenario: `${r.scenario} ${r.webhooks}`, ...(r.cpuSeconds as object) })));
+  console.table(results.map((r) => ({ scenario: `${r.scenario} ${r.webhooks}×${r.eventsPerCall}`, ...(r.cpuSeconds as object) })));
   mkdirSync(join(here, 'results'), { recursive: true });
   const file = join(here, 'results', `${new Date().toISOString().replaceAll(':', '-')}.json`);
   writeFileSync(file, JSON.stringify({ events: eventCount, publishers, results }, null, 2));

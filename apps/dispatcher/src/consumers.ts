@@ -18,6 +18,7 @@ interface Loop {
 export type DeliveryHandler = (message: JsMsg) => Promise<boolean>;
 
 const followRetryMs = 1_000;
+const pullBatch = 32;
 
 export class DeliveryConsumers {
   private readonly loops = new Map<string, Loop>();
@@ -111,7 +112,9 @@ export class DeliveryConsumers {
 
   private async startLoop(workspaceId: string, webhookId: string): Promise<void> {
     const consumer = await this.openConsumer(workspaceId, webhookId);
-    const messages = await consumer.consume({ max_messages: 1 });
+    // The server hands out one task at a time (max_ack_pending 1) whatever the pull asks for; a larger
+    // pull only saves re-issuing a pull request after every task.
+    const messages = await consumer.consume({ max_messages: pullBatch });
     const loop: Loop = { stopped: false, done: Promise.resolve(), stop: () => messages.stop() };
     loop.done = (async () => {
       for await (const message of messages) {

@@ -1,7 +1,8 @@
 // One attempt of one delivery, as stages: build the signed request, send it, decide what comes next.
 // The decision is made by the pure retry policy; the consumer only applies it.
+import type { KeyObject } from 'node:crypto';
 import type { DeliveryTask, Route } from '@webhooks/contracts';
-import { checkEndpointUrl, nextAttempt, signatureHeaders, type RetryPolicy, type SecretBox, type UrlPolicy } from '@webhooks/domain';
+import { checkEndpointUrl, nextAttempt, signatureHeaders, signingKey, type RetryPolicy, type SecretBox, type UrlPolicy } from '@webhooks/domain';
 import type { HttpSender, OutboundRequest, SendResult } from './http-sender.js';
 
 export const userAgent = 'WebhookPlatform-Dispatcher/0.1.0';
@@ -21,7 +22,7 @@ export interface AttemptResult {
 
 /** What a route needs on every attempt, worked out once per version of the route. */
 interface PreparedRoute {
-  readonly secrets: readonly { readonly secret: string; readonly expiresAt: number }[];
+  readonly secrets: readonly { readonly key: KeyObject; readonly expiresAt: number }[];
   /** Undefined when the URL passes the policy; otherwise why not. */
   readonly refusal: string | undefined;
 }
@@ -53,7 +54,7 @@ export class Deliverer {
 
   private prepare(task: DeliveryTask, route: Route, prepared: PreparedRoute, now: Date): { outbound: OutboundRequest; loggedHeaders: Record<string, string> } {
     // The current secret, and the previous one while its rotation grace period lasts.
-    const secrets = prepared.secrets.filter((s) => s.expiresAt > now.getTime()).map((s) => s.secret);
+    const secrets = prepared.secrets.filter((s) => s.expiresAt > now.getTime()).map((s) => s.key);
     const signed = signatureHeaders(secrets, task.eventId, Math.floor(now.getTime() / 1000), task.body);
     const headers: Record<string, string> = { ...route.headers, 'content-type': 'application/json', 'user-agent': userAgent, ...signed };
     const loggedHeaders: Record<string, string> = { 'content-type': 'application/json', 'user-agent': userAgent, ...signed };
@@ -66,7 +67,7 @@ export class Deliverer {
     if (!prepared) {
       const verdict = checkEndpointUrl(route.url, this.urlPolicy);
       prepared = {
-        secrets: route.secrets.map((s) => ({ secret: this.secretBox.open(s.encrypted), expiresAt: s.expireTime?.getTime() ?? Infinity })),
+        secrets: route.secrets.map((s) => ({ key: signingKey(this.secretBox.open(s.encrypted)), expiresAt: s.expireTime?.getTime() ?? Infinity })),
         refusal: verdict.ok ? undefined : verdict.reason,
       };
       this.prepared.set(route, prepared);

@@ -8,3 +8,4 @@ export type { JetStreamClient, JetStreamManager, JsMsg, Consumer } from '@nats-i
 export { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
 export * from './trace-context.js';
 export * from './compare-and-set.js';
+export { coalesceWrites } from './write-coalescing.js';

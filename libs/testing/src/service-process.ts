@@ -61,6 +61,11 @@ export class ServiceProcess {
     return this.child.pid;
   }
 
+  /** False once the process has exited or was killed. */
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   /** The port the service logged for `key` in its "ready" line (e.g. grpcPort). */
   port(key = 'grpcPort'): number {
     const ready = this.logs.find((line) => line.msg === 'ready');
