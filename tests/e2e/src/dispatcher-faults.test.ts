@@ -1,9 +1,10 @@
-// At-least-once and per-webhook order through a dispatcher crash, and isolation from an endpoint that
-// never answers. The schedule is scaled down; assertions are about completeness and order, not timing.
+// At-least-once and per-webhook order through dispatcher crashes, one disable notice (not two) for a
+// breaker that trips while they happen, and isolation from an endpoint that never answers. The schedule
+// is scaled down; assertions are about completeness and order, not timing.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Plan, type CreateWebhookResponse, type Event } from '@webhooks/contracts';
-import { callUnary, HttpReceiver, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
+import { DeliveryStatus, Plan, type CreateWebhookResponse, type Event, type ListDeliveriesResponse } from '@webhooks/contracts';
+import { breakerTrips, callUnary, HttpReceiver, SmtpSink, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 import { contactCreated, succeededDeliveries } from './support.js';
 
 /** Per path, the event ids in arrival order. */
@@ -52,18 +53,24 @@ async function waitUntil(condition: () => boolean, timeoutMs: number, what: () =
 
 describe('dispatcher faults', () => {
   let system: RunningSystem;
+  let smtp: SmtpSink;
   const receivers: HttpReceiver[] = [];
 
   before(async () => {
-    system = await startSystem({ DELIVERY_ACK_WAIT: '2s', ATTEMPT_TIMEOUT: '300ms', RETRY_DELAYS: '200ms,400ms,600ms', GIVE_UP_AFTER: '1200ms' });
+    smtp = await SmtpSink.start();
+    system = await startSystem({
+      DELIVERY_ACK_WAIT: '2s', ATTEMPT_TIMEOUT: '300ms', RETRY_DELAYS: '200ms,400ms,600ms', GIVE_UP_AFTER: '1200ms',
+      BREAKER_THRESHOLD: '5', BREAKER_WINDOW: '1m', SMTP_URL: smtp.url,
+    });
   });
 
   after(async () => {
     await system?.stop();
+    await smtp?.pause();
     for (const receiver of receivers) await receiver.close();
   });
 
-  it('delivers every event at least once, in order per webhook, and logged, through SIGKILLs of both dispatcher replicas', async () => {
+  it('delivers every event at least once, in order per webhook, and logged, and sends one disable notice, through SIGKILLs of two of three replicas', async () => {
     // Each answer takes 30 ms, so the crashes land in the middle of the work.
     const receiver = await HttpReceiver.start((_req, res) => void setTimeout(() => res.end('ok'), 30));
     receivers.push(receiver);
@@ -73,6 +80,19 @@ describe('dispatcher faults', () => {
     await system.startService('dispatcher');
     await system.startService('dispatcher');
     const [first, second] = system.services.get('dispatcher')!;
+    // One more workspace whose endpoint always fails: its breaker trips while the replicas are killed.
+    const failing = await HttpReceiver.start((_req, res) => {
+      res.statusCode = 503;
+      res.end('down');
+    });
+    receivers.push(failing);
+    const failingWorkspace = uniqueName('failing');
+    await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: failingWorkspace, name: 'Failing Co', plan: Plan.PLAN_ADVANCED, notificationEmails: ['ops@failing.example'] } }, testToken);
+    const failingHook = (await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, {
+      workspaceId: failingWorkspace, name: 'always 503', url: failing.url, eventTypes: ['contact.created'], headers: {},
+    }, testToken)).webhook!;
+    const failingEvents = Array.from({ length: 10 }, (_, n) => contactCreated(`f_e${n}`, failingWorkspace));
+    await callUnary(system.ingest, system.ingest.publishEvents, { events: failingEvents }, testToken);
     await publishAll(system, targets, perWebhook);
 
     await waitUntil(() => receiver.requests.length >= 250, 30_000, () => `only ${receiver.requests.length} deliveries before the first crash`);
@@ -95,6 +115,21 @@ describe('dispatcher faults', () => {
     for (const target of targets) {
       assert.equal((await succeededDeliveries(system, target.workspaceId, perWebhook)).length, perWebhook, `deliveries logged for ${target.workspaceId}`);
     }
+
+    // The failing webhook: one trip and exactly one email, whichever replica decided it and whichever
+    // died; each of its events is in the log as dropped (attempts exhausted, or webhook disabled).
+    await smtp.waitForMessages(1);
+    const dropped = async () =>
+      (await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, {
+        workspaceId: failingWorkspace, webhookId: failingHook.id, eventType: '', status: DeliveryStatus.DELIVERY_STATUS_DROPPED, pageSize: 100, pageToken: '',
+      }, testToken)).deliveries;
+    const deadline = Date.now() + 30_000;
+    while ((await dropped()).length < failingEvents.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual((await dropped()).map((d) => d.eventId).sort(), failingEvents.map((e) => e.id).sort());
+    for (const delivery of await dropped()) assert.match(delivery.dropReason, /^(attempts exhausted|webhook disabled)/);
+    assert.equal((await breakerTrips(system.prefix, failingWorkspace, 1)).length, 1, 'exactly one trip');
+    assert.equal(smtp.messages.filter((m) => m.subject?.includes('Failing Co')).length, 1, 'exactly one email');
+    assert.equal(smtp.messages.length, 1, `emails: ${smtp.messages.map((m) => m.subject).join('; ')}`);
   });
 
   it('keeps healthy webhooks delivering in order while one endpoint never answers', async () => {
