@@ -3,9 +3,9 @@
 // is scaled down; assertions are about completeness and order, not timing.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DeliveryStatus, Plan, type CreateWebhookResponse, type Event, type ListDeliveriesResponse } from '@webhooks/contracts';
+import { DeliveryStatus, Plan, type CreateWebhookResponse, type Event } from '@webhooks/contracts';
 import { breakerTrips, callUnary, HttpReceiver, SmtpSink, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
-import { contactCreated, succeededDeliveries } from './support.js';
+import { contactCreated, finalDeliveries, succeededDeliveries, waitUntil } from './support.js';
 
 /** Per path, the event ids in arrival order. */
 function arrivalsByPath(receiver: HttpReceiver): Map<string, string[]> {
@@ -40,14 +40,6 @@ async function publishAll(system: RunningSystem, targets: { workspaceId: string 
   for (const [i, target] of targets.entries()) {
     const events: Event[] = Array.from({ length: perWebhook }, (_, n) => contactCreated(`w${i}_e${String(n).padStart(3, '0')}`, target.workspaceId));
     await callUnary(system.ingest, system.ingest.publishEvents, { events }, testToken);
-  }
-}
-
-async function waitUntil(condition: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what()}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -119,14 +111,12 @@ describe('dispatcher faults', () => {
     // The failing webhook: one trip and exactly one email, whichever replica decided it and whichever
     // died; each of its events is in the log as dropped (attempts exhausted, or webhook disabled).
     await smtp.waitForMessages(1);
-    const dropped = async () =>
-      (await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, {
-        workspaceId: failingWorkspace, webhookId: failingHook.id, eventType: '', status: DeliveryStatus.DELIVERY_STATUS_DROPPED, pageSize: 100, pageToken: '',
-      }, testToken)).deliveries;
-    const deadline = Date.now() + 30_000;
-    while ((await dropped()).length < failingEvents.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    assert.deepEqual((await dropped()).map((d) => d.eventId).sort(), failingEvents.map((e) => e.id).sort());
-    for (const delivery of await dropped()) assert.match(delivery.dropReason, /^(attempts exhausted|webhook disabled)/);
+    const logged = await finalDeliveries(system, failingWorkspace, failingHook.id, failingEvents.length, 30_000);
+    assert.deepEqual(logged.map((d) => d.eventId), failingEvents.map((e) => e.id).sort());
+    for (const delivery of logged) {
+      assert.equal(delivery.status, DeliveryStatus.DELIVERY_STATUS_DROPPED, delivery.eventId);
+      assert.match(delivery.dropReason, /^(attempts exhausted|webhook disabled)/);
+    }
     assert.equal((await breakerTrips(system.prefix, failingWorkspace, 1)).length, 1, 'exactly one trip');
     assert.equal(smtp.messages.filter((m) => m.subject?.includes('Failing Co')).length, 1, 'exactly one email');
     assert.equal(smtp.messages.length, 1, `emails: ${smtp.messages.map((m) => m.subject).join('; ')}`);

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { DeliveryStatus, type Delivery, type Event, type GetDeliveryResponse, type ListDeliveriesResponse } from '@webhooks/contracts';
+import { DeliveryStatus, type Event } from '@webhooks/contracts';
 import { callUnary, HttpReceiver, startSystem, testToken, type RunningSystem } from '@webhooks/testing';
-import { contactCreated, workspaceWithWebhook } from './support.js';
+import { contactCreated, finalDeliveries, workspaceWithWebhook } from './support.js';
 
 const attemptTimeoutMs = 500;
 const perWebhook = 3;
@@ -34,26 +34,6 @@ async function silentServer(): Promise<{ url: string; connections: () => number;
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-/** Every delivery of one webhook as the log shows it, with its attempts, once all `count` are final. */
-async function finalDeliveries(system: RunningSystem, workspaceId: string, webhookId: string, count: number, timeoutMs = 60_000): Promise<Delivery[]> {
-  const deadline = Date.now() + timeoutMs;
-  let listed: Delivery[];
-  for (;;) {
-    const page = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, {
-      workspaceId, webhookId, eventType: '', status: DeliveryStatus.DELIVERY_STATUS_UNSPECIFIED, pageSize: 100, pageToken: '',
-    }, testToken);
-    listed = page.deliveries;
-    const final = listed.filter((d) => d.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED || d.status === DeliveryStatus.DELIVERY_STATUS_DROPPED);
-    if (final.length >= count) break;
-    if (Date.now() > deadline) throw new Error(`only ${final.length} of ${count} deliveries of ${webhookId} are final in the log`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  const full = await Promise.all(
-    listed.map(async (d) => (await callUnary<typeof system.deliveryLog, unknown, GetDeliveryResponse>(system.deliveryLog, system.deliveryLog.getDelivery, { workspaceId, deliveryId: d.id }, testToken)).delivery!),
-  );
-  return full.sort((a, b) => a.eventId.localeCompare(b.eventId));
 }
 
 function eventIds(name: string, count: number): string[] {

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { Plan } from '@webhooks/contracts';
 import { callUnary, expectStatus, HttpReceiver, PrivatePostgresServer, startSystem, testToken, type RunningSystem } from '@webhooks/testing';
-import { contactCreated, publish, succeededDeliveries, workspaceWithWebhook } from './support.js';
+import { contactCreated, publish, succeededDeliveries, waitUntil, workspaceWithWebhook } from './support.js';
 
 /** Publishes one event every `everyMs` until stopped; returns the ids that were accepted, in order. */
 function steadyLoad(system: RunningSystem, workspaceId: string, everyMs: number): { stop(): Promise<string[]>; accepted(): number } {
@@ -29,14 +29,6 @@ function steadyLoad(system: RunningSystem, workspaceId: string, everyMs: number)
       return accepted;
     },
   };
-}
-
-async function waitUntil(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('PostgreSQL outage under load', () => {

@@ -1,5 +1,5 @@
 // What the end-to-end tests share: sample events and short-hands for the calls every test makes.
-import { DeliveryStatus, Plan, type CreateWebhookResponse, type Delivery, type Event, type ListDeliveriesResponse, type PublishEventResponse } from '@webhooks/contracts';
+import { DeliveryStatus, Plan, type CreateWebhookResponse, type Delivery, type Event, type GetDeliveryResponse, type ListDeliveriesResponse, type PublishEventResponse } from '@webhooks/contracts';
 import { callUnary, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 
 export function contactCreated(id: string, workspaceId: string): Event {
@@ -51,4 +51,36 @@ export async function succeededDeliveries(system: RunningSystem, workspaceId: st
     if (page.deliveries.length >= count || Date.now() > deadline) return page.deliveries;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/** Resolves once `condition` holds; rejects after `timeoutMs` saying what it waited for. */
+export async function waitUntil(condition: () => boolean, timeoutMs: number, what: string | (() => string)): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * Every delivery of one webhook as the log shows it, with its attempts, sorted by event id, once `count`
+ * of them are final (succeeded or dropped).
+ */
+export async function finalDeliveries(system: RunningSystem, workspaceId: string, webhookId: string, count: number, timeoutMs = 60_000): Promise<Delivery[]> {
+  const deadline = Date.now() + timeoutMs;
+  let listed: Delivery[];
+  for (;;) {
+    const page = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, {
+      workspaceId, webhookId, eventType: '', status: DeliveryStatus.DELIVERY_STATUS_UNSPECIFIED, pageSize: 100, pageToken: '',
+    }, testToken);
+    listed = page.deliveries;
+    const final = listed.filter((d) => d.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED || d.status === DeliveryStatus.DELIVERY_STATUS_DROPPED);
+    if (final.length >= count) break;
+    if (Date.now() > deadline) throw new Error(`only ${final.length} of ${count} deliveries of ${webhookId} are final in the log`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const full = await Promise.all(
+    listed.map(async (d) => (await callUnary<typeof system.deliveryLog, unknown, GetDeliveryResponse>(system.deliveryLog, system.deliveryLog.getDelivery, { workspaceId, deliveryId: d.id }, testToken)).delivery!),
+  );
+  return full.sort((a, b) => a.eventId.localeCompare(b.eventId));
 }
