@@ -4,15 +4,19 @@
 // BENCH_WEBHOOKS (comma-separated, default "100,1000"), BENCH_CONCURRENCY (publishers, default 64),
 // BENCH_BATCHES (events per call, comma-separated: 1 publishes with PublishEvent, more with PublishEvents;
 // default "1,20"), BENCH_OTEL_SDK_DISABLED (true: the services run without the OpenTelemetry SDK),
+// BENCH_TRACES (export: every service records and exports every span, to a sink that discards them;
+// by default no trace endpoint is set, so no spans are made),
 // BENCH_SCENARIOS ("pipeline,query" by default; query.ts is the delivery-log query benchmark; "burst"
 // and "soak" in load.ts run on demand), BENCH_PROFILE (a folder: every service writes a V8 CPU profile there
 // when it stops; bench/profile.ts summarises them).
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Plan, type CreateWebhookResponse, type Event } from '@webhooks/contracts';
-import { callUnary, startSystem, testToken, type RunningSystem } from '@webhooks/testing';
+import { callUnary, startSystem, testEnvironment, testToken, type RunningSystem } from '@webhooks/testing';
 import { Agent, request } from 'undici';
 import { percentile } from './stats.js';
 
@@ -36,18 +40,40 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/** The nats-server the system talks to: the one listening on TEST_NATS_URL's port (4222 by default). */
 function natsServerPid(): number | undefined {
+  const port = new URL(testEnvironment.natsUrl).port || '4222';
   try {
-    return Number(execFileSync('pgrep', ['-o', '-x', 'nats-server']).toString().trim()) || undefined;
+    const pids = execFileSync('pgrep', ['-x', 'nats-server']).toString().trim().split('\n');
+    return Number(pids.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(port)) ?? pids[0]) || undefined;
   } catch {
     return undefined;
   }
 }
 
-/** Where the CPU time of a scenario went, per process. */
+/** CPU seconds of each PostgreSQL process (server, backends, helpers) alive now, by pid. */
+function postgresCpuSeconds(): Map<number, number> {
+  try {
+    const pids = execFileSync('pgrep', ['-x', 'postgres']).toString().trim().split('\n').map(Number);
+    return new Map(pids.map((pid) => [pid, cpuSeconds(pid) || 0]));
+  } catch {
+    return new Map();
+  }
+}
+
+/** Where the CPU time of a scenario went, per process. PostgreSQL counts as one: its processes alive at
+ * the end, each from the start (or from its birth); a backend that ended in between is not counted. */
 function cpuMeter(pids: Record<string, number | undefined>) {
   const start = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
-  return () => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, +(cpuSeconds(pid) - start[name]!).toFixed(1)]));
+  const postgresStart = postgresCpuSeconds();
+  return () => {
+    let postgresql = 0;
+    for (const [pid, seconds] of postgresCpuSeconds()) postgresql += seconds - (postgresStart.get(pid) ?? 0);
+    return {
+      ...Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, +(cpuSeconds(pid) - start[name]!).toFixed(1)])),
+      postgresql: +postgresql.toFixed(1),
+    };
+  };
 }
 
 async function startReceiver(): Promise<{ child: ChildProcess; url: string; report(): Promise<Arrival[]>; hang(paths: string[]): void }> {
@@ -63,6 +89,16 @@ async function startReceiver(): Promise<{ child: ChildProcess; url: string; repo
         child.send({ kind: 'report' });
       }),
   };
+}
+
+/** An OTLP/HTTP endpoint that accepts every export and keeps nothing. */
+async function startTraceSink(): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
 function sampleEvent(id: string, workspaceId: string): Event {
@@ -169,8 +205,13 @@ async function main(): Promise<void> {
   const receiver = await startReceiver();
   const env: Record<string, string> = { MAX_WEBHOOKS_PER_WORKSPACE: '1000' };
   if (process.env.BENCH_OTEL_SDK_DISABLED) env.OTEL_SDK_DISABLED = process.env.BENCH_OTEL_SDK_DISABLED;
+  // Traces exported to a collector that takes them and throws them away: what tracing every event costs.
+  const traceSink = process.env.BENCH_TRACES === 'export' ? await startTraceSink() : undefined;
+  if (traceSink) env.OTEL_EXPORTER_OTLP_ENDPOINT = traceSink.url;
   if (process.env.BENCH_PROFILE) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}`;
   const system = await startSystem(env);
+  // Profiles are named by process id; this tells bench/profile.ts which service each one is.
+  if (process.env.BENCH_PROFILE) writeFileSync(join(process.env.BENCH_PROFILE, 'pids.json'), JSON.stringify(processes(system, receiver.child)));
   const results: Record<string, unknown>[] = [];
   try {
     // Warm-up, not reported: every process compiles its hot paths before the first measured scenario.
@@ -193,6 +234,7 @@ async function main(): Promise<void> {
   } finally {
     await system.stop();
     receiver.child.send({ kind: 'stop' });
+    traceSink?.server.close();
   }
   console.table(results.map(({ cpuSeconds: _cpu, ...row }) => row));
   console.log('CPU seconds per process and scenario:');

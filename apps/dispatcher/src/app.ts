@@ -4,7 +4,7 @@ import { dispatcherConfig } from './config.js';
 import { withProfileDefaults } from '@webhooks/config';
 import { SecretBox } from '@webhooks/domain';
 import { logReady, onShutdownSignal, Readiness, runService, startGrpcServer } from '@webhooks/grpc-kit';
-import { connectNats, ensureTopology, jetstream, RoutingTable, topology, type RouteChange } from '@webhooks/messaging';
+import { connectNats, ensureTopology, jetstream, JetStreamPublisher, RoutingTable, topology, type RouteChange } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
 import { DeliveryConsumers } from './consumers.js';
 import { Breaker, followTrips, Suspensions } from './breaker.js';
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
   const { jsm, buckets } = await ensureTopology(nc, t);
   const js = jetstream(nc);
+  const publisher = new JetStreamPublisher(nc);
   const sender = new HttpSender(urlPolicy, config.attemptTimeout);
   const deliverer = new Deliverer(sender, SecretBox.fromBase64(config.secretKey), urlPolicy, retryPolicy);
 
@@ -33,8 +34,8 @@ async function main(): Promise<void> {
   const followers: { consumers?: DeliveryConsumers } = {};
   const routes = await RoutingTable.open(buckets.routes, (change: RouteChange) => followers.consumers?.onRouteChange(change));
   const suspensions = new Suspensions();
-  const breaker = new Breaker(buckets.breaker, js, t, routes, { threshold: config.breakerThreshold, windowMs: config.breakerWindow }, logger);
-  const dispatch = new Dispatch(js, jsm, t, routes, deliverer, retryPolicy, breaker, suspensions, logger);
+  const breaker = new Breaker(buckets.breaker, publisher, t, routes, { threshold: config.breakerThreshold, windowMs: config.breakerWindow }, logger);
+  const dispatch = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breaker, suspensions, logger);
   const consumers = new DeliveryConsumers(js, jsm, t, routes, config.ackWait, dispatch.handle, suspensions, logger);
   followers.consumers = consumers;
   const trips = followTrips(nc, t, routes, suspensions, (route) => consumers.refresh(route.workspaceId, route.webhookId), logger);

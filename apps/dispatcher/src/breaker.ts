@@ -4,7 +4,7 @@
 // it; a crash in between leaves it for the next update to publish (deduplicated by trip id).
 import { BreakerTripped, type Route } from '@webhooks/contracts';
 import { decodeBreakerState, encodeBreakerState, recordFailure, type BreakerPolicy, type Trip } from '@webhooks/domain';
-import { compareAndSet, traceHeaders, type JetStreamClient, type KV, type NatsConnection, type RoutingTable, type Topology } from '@webhooks/messaging';
+import { compareAndSet, traceHeaders, type JetStreamPublisher, type KV, type NatsConnection, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import { dispatcherMetrics } from './metrics.js';
 
@@ -36,7 +36,7 @@ export class Suspensions {
 export class Breaker {
   constructor(
     private readonly kv: KV,
-    private readonly js: JetStreamClient,
+    private readonly publisher: JetStreamPublisher,
     private readonly topology: Topology,
     private readonly routes: RoutingTable,
     private readonly policy: BreakerPolicy,
@@ -59,7 +59,7 @@ export class Breaker {
   private async publishPending(key: string, encoded: string): Promise<void> {
     const trip = BreakerTripped.decode(Buffer.from(encoded, 'base64'));
     const headers = traceHeaders();
-    await this.js.publish(this.topology.subjects.breakerTripped(trip.workspaceId), BreakerTripped.encode(trip).finish(), { msgID: trip.tripId, ...(headers ? { headers } : {}) });
+    await this.publisher.publish(this.topology.subjects.breakerTripped(trip.workspaceId), BreakerTripped.encode(trip).finish(), { msgID: trip.tripId, ...(headers ? { headers } : {}) });
     dispatcherMetrics.breakerTrips.add(1);
     this.logger.warn(
       { workspaceId: trip.workspaceId, tripId: trip.tripId, failures: trip.failureCount, webhooks: trip.webhooks.map((w) => w.webhookId) },

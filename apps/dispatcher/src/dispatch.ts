@@ -3,9 +3,9 @@
 // reason: NATS servers before 2.10 do not understand "+TERM <reason>" and would leave the task pending,
 // blocking the webhook until ack_wait; the reason is in the attempt record.
 import { context } from '@opentelemetry/api';
-import { AttemptDecision, AttemptRecord, DeliveryTask, type Route } from '@webhooks/contracts';
+import { AttemptDecision, AttemptRecord, DeliveryTask, encodeMessage, type Route } from '@webhooks/contracts';
 import { deliveryIdOf, type RetryPolicy } from '@webhooks/domain';
-import { traceContextOf, traceHeaders, type JetStreamClient, type JetStreamManager, type JsMsg, type RoutingTable, type Topology } from '@webhooks/messaging';
+import { traceContextOf, traceHeaders, type JetStreamPublisher, type JetStreamManager, type JsMsg, type RoutingTable, type Topology } from '@webhooks/messaging';
 import { SpanStatusCode, trace, type Logger, type Span } from '@webhooks/telemetry';
 import { dispatcherMetrics } from './metrics.js';
 
@@ -18,7 +18,7 @@ export class Dispatch {
   private readonly firstAttempts = new Map<string, number>();
 
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly publisher: JetStreamPublisher,
     private readonly jsm: JetStreamManager,
     private readonly topology: Topology,
     private readonly routes: RoutingTable,
@@ -175,6 +175,6 @@ export class Dispatch {
       acceptedAt: task.acceptedAt,
     };
     const headers = traceHeaders();
-    await this.js.publish(this.topology.subjects.attempt(task.workspaceId, task.webhookId), AttemptRecord.encode(record).finish(), { msgID, ...(headers ? { headers } : {}) });
+    await this.publisher.publish(this.topology.subjects.attempt(task.workspaceId, task.webhookId), encodeMessage(AttemptRecord, record), { msgID, ...(headers ? { headers } : {}) });
   }
 }

@@ -14,6 +14,10 @@ describe('HttpSender', () => {
       if (request.path === '/big') {
         res.write('x'.repeat(1024 * 1024));
         res.end('y'.repeat(9 * 1024 * 1024));
+      } else if (request.path === '/trickle') {
+        // Headers at once, then the body never finishes.
+        res.writeHead(200);
+        res.write('partial');
       } else if (request.path === '/teapot') {
         res.statusCode = 418;
         res.end('no coffee');
@@ -44,6 +48,15 @@ describe('HttpSender', () => {
     const result = await sender.send({ url: receiver.url.replace('/hook', '/big'), headers: {}, body });
     assert.equal(result.kind, 'succeeded');
     assert.equal(result.excerpt.length, responseExcerptBytes);
+    await sender.close();
+  });
+
+  it('fails an attempt whose body is still arriving at the deadline, and answers at the deadline', async () => {
+    const sender = new HttpSender({ allowHttp: true, allowedHosts: ['127.0.0.0/8'], maxLength: 2048 }, 300);
+    const result = await sender.send({ url: receiver.url.replace('/hook', '/trickle'), headers: {}, body });
+    assert.equal(result.kind, 'failed');
+    assert.equal((result as { reason: string }).reason, 'timeout: no complete response within 300 ms');
+    assert.ok(result.durationMs >= 290, `answered after ${result.durationMs} ms, before the deadline`);
     await sender.close();
   });
 

@@ -24,6 +24,10 @@ class ForbiddenAddressError extends Error {
   readonly code = 'EFORBIDDENADDRESS';
 }
 
+class DeadlineError extends Error {
+  override readonly name = 'TimeoutError';
+}
+
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
 function safeLookup(policy: UrlPolicy) {
@@ -71,13 +75,17 @@ export class HttpSender {
   async send(outbound: OutboundRequest): Promise<SendResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
+    // The deadline covers connect, headers and body. Cleared when the attempt ends: AbortSignal.timeout
+    // would keep a timer per attempt alive for the whole deadline and build an error when it fires.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new DeadlineError()), this.timeoutMs);
     try {
       const response = await request(outbound.url, {
         method: 'POST',
         headers: outbound.headers,
         body: outbound.body,
         dispatcher: this.agent,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: deadline.signal,
       });
       const chunks: Buffer[] = [];
       let kept = 0;
@@ -102,6 +110,8 @@ export class HttpSender {
       return { kind: 'failed', statusCode, reason, durationMs: elapsed(), excerpt };
     } catch (error) {
       return { kind: 'failed', statusCode: 0, reason: failureReason(error, this.timeoutMs), durationMs: elapsed(), excerpt: '' };
+    } finally {
+      clearTimeout(timer);
     }
   }
 

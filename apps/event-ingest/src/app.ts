@@ -3,7 +3,7 @@ import { ingestConfig } from './config.js';
 import { withProfileDefaults } from '@webhooks/config';
 import { IngestServiceService, type IngestServiceServer } from '@webhooks/contracts';
 import { logReady, onShutdownSignal, Readiness, runService, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
-import { connectNats, ensureTopology, jetstream, RoutingTable, topology } from '@webhooks/messaging';
+import { connectNats, ensureTopology, JetStreamPublisher, RoutingTable, topology } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
 import { Ingestor } from './ingestor.js';
 
@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas, idempotencyWindowMs: config.idempotencyWindow });
   const { buckets } = await ensureTopology(nc, t);
   const routes = await RoutingTable.open(buckets.routes);
-  const ingestor = new Ingestor(jetstream(nc), routes, t, config, logger);
+  const ingestor = new Ingestor(new JetStreamPublisher(nc), routes, t, config, logger);
 
   const unary = unaryHandlers(auth, logger);
   const ingest: IngestServiceServer = {

@@ -2,10 +2,10 @@
 // subject, deduplicated by JetStream on "<event id>.<webhook id>". It answers only once JetStream has
 // stored every task, so an event the caller saw accepted is durable.
 import type { Event, PublishResult } from '@webhooks/contracts';
-import { DeliveryTask } from '@webhooks/contracts';
+import { DeliveryTask, encodeMessage } from '@webhooks/contracts';
 import { acceptEvent, DomainError, notFound, type AcceptedEvent } from '@webhooks/domain';
 import type { Caller } from '@webhooks/grpc-kit';
-import { traceHeaders, type JetStreamClient, type RoutingTable, type Topology } from '@webhooks/messaging';
+import { traceHeaders, type JetStreamPublisher, type RoutingTable, type Topology } from '@webhooks/messaging';
 import { metrics, type Logger } from '@webhooks/telemetry';
 
 const meter = metrics.getMeter('event-ingest');
@@ -21,7 +21,7 @@ export interface IngestLimits {
 
 export class Ingestor {
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly publisher: JetStreamPublisher,
     private readonly routes: RoutingTable,
     private readonly topology: Topology,
     private readonly limits: IngestLimits,
@@ -70,9 +70,9 @@ export class Ingestor {
       // Issued together, so one connection carries them to the server in this order.
       acks = await Promise.all(
         targets.map((route) =>
-          this.js.publish(
+          this.publisher.publish(
             this.topology.subjects.deliver(event.workspaceId, route.webhookId),
-            DeliveryTask.encode({
+            encodeMessage(DeliveryTask, {
               eventId: event.id,
               workspaceId: event.workspaceId,
               webhookId: route.webhookId,
@@ -82,8 +82,8 @@ export class Ingestor {
               body: event.body,
               deliveryId: '',
               retryOfDeliveryId: '',
-            }).finish(),
-            { msgID: `${event.id}.${route.webhookId}`, expect: { streamName: this.topology.streams.deliver }, ...(trace ? { headers: trace } : {}) },
+            }),
+            { msgID: `${event.id}.${route.webhookId}`, expectStream: this.topology.streams.deliver, ...(trace ? { headers: trace } : {}) },
           ),
         ),
       );

@@ -50,6 +50,15 @@ describe('attempt log', () => {
     assert.equal((await deliveryRow('dl_b'))!.status, 'retrying');
   });
 
+  it('stores response text and headers exactly as received, quotes, placeholders and all', async () => {
+    const excerpt = `it's "quoted" \\ back\\slashed $1 ? :name \u{1F600} ünïcode\u0000after-nul`;
+    await writeAttempts(orm, [record('dl_text', 1, AttemptDecision.ATTEMPT_DECISION_RETRY, { responseExcerpt: excerpt, requestHeaders: { 'x-q': "a'b\"c", 'x-d': '$1' } })]);
+    const [stored] = await orm.em.getConnection().execute<{ response_excerpt: string; request_headers: Record<string, string> }[]>('select response_excerpt, request_headers from attempts where delivery_id = ?', ['dl_text']);
+    // NUL cannot be stored in PostgreSQL text and is the one character left out.
+    assert.equal(stored!.response_excerpt, excerpt.replace('\u0000', ''));
+    assert.deepEqual(stored!.request_headers, { 'x-q': "a'b\"c", 'x-d': '$1' });
+  });
+
   it('keeps final states final whatever order the records come in', async () => {
     // The success arrives before an older retry record: still succeeded.
     await writeAttempts(orm, [record('dl_c', 2, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED)]);

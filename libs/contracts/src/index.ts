@@ -6,6 +6,7 @@ export * from './gen/webhooks/v1/delivery_log.js';
 export * from './gen/webhooks/v1/bus.js';
 
 export { protoRoot } from './paths.js';
+export { encodeMessage } from './encoding.js';
 export { payloadJsonSchema } from './json-schema.js';
 
 /** The proto files that define the public services, relative to protoRoot. */

@@ -9,3 +9,4 @@ export { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiErro
 export * from './trace-context.js';
 export * from './compare-and-set.js';
 export { coalesceWrites } from './write-coalescing.js';
+export { JetStreamPublisher, PublishError, type PubAck, type PublishOptions } from './publisher.js';

@@ -25,8 +25,9 @@ export async function startTelemetry(serviceName: string, serviceVersion: string
   // grpc-js and undici are loaded through ESM imports: the import hook lets the instrumentations see them.
   register('import-in-the-middle/hook.mjs', import.meta.url, { data: { include: ['@grpc/grpc-js', 'undici'] } });
   const exportTraces = Boolean(process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_TRACES_EXPORTER);
-  // Without an endpoint, spans still exist (trace ids in logs, context across services) but go nowhere,
-  // instead of being sent to a default localhost collector that is not there.
+  // Without an endpoint there is no tracing at all, instead of spans sent to a default localhost
+  // collector that is not there: the SDK then registers no tracer provider, so spans are no-ops, log
+  // lines carry no trace ids and no trace context is sent on. Metrics are unaffected.
   if (!exportTraces) process.env.OTEL_TRACES_EXPORTER = 'none';
 
   const [{ NodeSDK }, { GrpcInstrumentation }, { UndiciInstrumentation }, { PrometheusExporter }, { resourceFromAttributes }, sdkMetrics, otlpMetrics] = await Promise.all([
