@@ -4,7 +4,7 @@ import { dispatcherConfig } from './config.js';
 import { withProfileDefaults } from '@webhooks/config';
 import { SecretBox } from '@webhooks/domain';
 import { logReady, onShutdownSignal, Readiness, runService, startGrpcServer } from '@webhooks/grpc-kit';
-import { connectNats, ensureTopology, jetstream, JetStreamPublisher, RoutingTable, topology, type RouteChange } from '@webhooks/messaging';
+import { connectNats, ensureTopology, jetstream, JetStreamPublisher, RoutingTable, streamNames, topology, type RouteChange } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
 import { DeliveryConsumers } from './consumers.js';
 import { Breaker, followTrips, Suspensions } from './breaker.js';
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   // Messages held per stream, read every 15 s so scrapes cost NATS nothing.
   const held = new Map<string, number>();
   const refreshHeld = () =>
-    Promise.all(Object.values(t.streams).map(async (name) => held.set(name, (await jsm.streams.info(name)).state.messages))).catch(() => undefined);
+    Promise.all(streamNames(t).map(async (name) => held.set(name, (await jsm.streams.info(name)).state.messages))).catch(() => undefined);
   void refreshHeld();
   const heldTimer = setInterval(refreshHeld, 15_000);
   dispatcherMetrics.streamMessages.addCallback((result) => {

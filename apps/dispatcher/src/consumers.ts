@@ -52,10 +52,12 @@ export class DeliveryConsumers {
    */
   async startAll(): Promise<void> {
     for (const route of this.routes.allRoutes()) this.enqueue(route.workspaceId, route.webhookId);
-    for await (const info of this.jsm.consumers.list(this.topology.streams.deliver)) {
-      const filter = info.config.filter_subject ?? '';
-      const [, , workspaceId, webhookId] = filter.split('.');
-      if (workspaceId && webhookId && !this.routes.route(workspaceId, webhookId)) this.enqueue(workspaceId, webhookId);
+    for (const stream of this.topology.streams.deliverShards) {
+      for await (const info of this.jsm.consumers.list(stream)) {
+        const filter = info.config.filter_subject ?? '';
+        const [, , , workspaceId, webhookId] = filter.split('.');
+        if (workspaceId && webhookId && !this.routes.route(workspaceId, webhookId)) this.enqueue(workspaceId, webhookId);
+      }
     }
   }
 
@@ -98,14 +100,14 @@ export class DeliveryConsumers {
   }
 
   private async openConsumer(workspaceId: string, webhookId: string): Promise<Consumer> {
-    const stream = this.topology.streams.deliver;
+    const stream = this.topology.streams.deliver(webhookId);
     const config = deliveryConsumerConfig(this.topology, workspaceId, webhookId, this.ackWaitMs);
     await ensureConsumer(this.jsm, stream, { ...config, durable_name: config.durable_name! });
     return this.js.consumers.get(stream, config.durable_name!);
   }
 
   private async deleteConsumer(webhookId: string): Promise<void> {
-    await this.jsm.consumers.delete(this.topology.streams.deliver, this.topology.consumers.delivery(webhookId)).catch((error: unknown) => {
+    await this.jsm.consumers.delete(this.topology.streams.deliver(webhookId), this.topology.consumers.delivery(webhookId)).catch((error: unknown) => {
       if (!(error instanceof JetStreamApiError && error.status === 404)) throw error;
     });
   }
@@ -144,7 +146,7 @@ export class DeliveryConsumers {
    */
   private async drain(workspaceId: string, webhookId: string): Promise<void> {
     const queued = await this.jsm.streams
-      .getMessage(this.topology.streams.deliver, { last_by_subj: this.topology.subjects.deliver(workspaceId, webhookId) })
+      .getMessage(this.topology.streams.deliver(webhookId), { last_by_subj: this.topology.subjects.deliver(workspaceId, webhookId) })
       .catch(() => null);
     if (!queued) {
       await this.deleteConsumer(webhookId);

@@ -83,7 +83,7 @@ export class Ingestor {
               deliveryId: '',
               retryOfDeliveryId: '',
             }),
-            { msgID: `${event.id}.${route.webhookId}`, expectStream: this.topology.streams.deliver, ...(trace ? { headers: trace } : {}) },
+            { msgID: `${event.id}.${route.webhookId}`, expectStream: this.topology.streams.deliver(route.webhookId), ...(trace ? { headers: trace } : {}) },
           ),
         ),
       );

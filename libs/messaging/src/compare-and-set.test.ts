@@ -5,7 +5,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { compareAndSet } from './compare-and-set.js';
 import { connectNats, ensureTopology, type Buckets } from './setup.js';
-import { topology, type Topology } from './topology.js';
+import { streamNames, topology, type Topology } from './topology.js';
 
 describe('compareAndSet', () => {
   let nc: NatsConnection;
@@ -20,7 +20,7 @@ describe('compareAndSet', () => {
 
   after(async () => {
     const jsm = await jetstreamManager(nc);
-    for (const name of [...Object.values(t.streams), ...Object.values(t.buckets).map((b) => `KV_${b}`)]) await jsm.streams.delete(name).catch(() => false);
+    for (const name of [...streamNames(t), ...Object.values(t.buckets).map((b) => `KV_${b}`)]) await jsm.streams.delete(name).catch(() => false);
     await nc.close();
   });
 

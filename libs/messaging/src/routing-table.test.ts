@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { Plan, Route, WorkspaceRoute } from '@webhooks/contracts';
 import { connectNats, ensureTopology, type Buckets } from './setup.js';
 import { RoutingTable, type RouteChange } from './routing-table.js';
-import { topology, type Topology } from './topology.js';
+import { streamNames, topology, type Topology } from './topology.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 
@@ -28,7 +28,7 @@ describe('RoutingTable', () => {
 
   after(async () => {
     const jsm = await jetstreamManager(nc);
-    for (const name of [...Object.values(t.streams), ...Object.values(t.buckets).map((b) => `KV_${b}`)]) await jsm.streams.delete(name).catch(() => false);
+    for (const name of [...streamNames(t), ...Object.values(t.buckets).map((b) => `KV_${b}`)]) await jsm.streams.delete(name).catch(() => false);
     await nc.close();
   });
 
@@ -68,7 +68,7 @@ describe('RoutingTable', () => {
     const table = await RoutingTable.open(empty.routes);
     table.stop();
     const jsm = await jetstreamManager(nc);
-    for (const name of [...Object.values(t2.streams), ...Object.values(t2.buckets).map((b) => `KV_${b}`)]) await jsm.streams.delete(name).catch(() => false);
+    for (const name of [...streamNames(t2), ...Object.values(t2.buckets).map((b) => `KV_${b}`)]) await jsm.streams.delete(name).catch(() => false);
     assert.equal(table.allRoutes().length, 0);
   });
 });

@@ -1,16 +1,40 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { deliveryConsumerConfig, streamConfigs, topology } from './topology.js';
+import { randomBytes } from 'node:crypto';
+import { deliverShardOf, deliverShards, deliveryConsumerConfig, streamConfigs, streamNames, topology } from './topology.js';
 
 describe('topology', () => {
   it('names everything from the prefix, as DESIGN.md spells it for "wh"', () => {
     const t = topology();
-    assert.equal(t.subjects.deliver('ws1', 'wh_1'), 'wh.deliver.ws1.wh_1');
+    assert.equal(t.subjects.deliver('ws1', 'wh_1'), 'wh.deliver.10.ws1.wh_1');
     assert.equal(t.subjects.breakerTripped('ws1'), 'wh.breaker.tripped.ws1');
     assert.equal(t.buckets.routes, 'wh_routes');
     assert.equal(t.buckets.breaker, 'wh_breaker');
     assert.equal(t.keys.webhook('ws1', 'wh_1'), 'wh.ws1.wh_1');
-    assert.equal(t.streams.deliver, 'WH_DELIVER');
+    assert.equal(t.streams.deliver('wh_1'), 'WH_DELIVER_10');
+    assert.deepEqual(streamNames(t), [...Array.from({ length: 16 }, (_, shard) => `WH_DELIVER_${shard}`), 'WH_ATTEMPTS', 'WH_BREAKER']);
+  });
+
+  it('puts a webhook in the same delivery stream in every version (FNV-1a of its id)', () => {
+    // Pinned: queued tasks are looked for by this function, so it may never change.
+    assert.deepEqual(['', 'wh_1', 'wh_01JDQ8Z6K3V7Y2N4M5P6R7S8T9'].map(deliverShardOf), [5, 10, 8]);
+    const t = topology();
+    for (const webhookId of ['wh_1', 'wh_01JDQ8Z6K3V7Y2N4M5P6R7S8T9']) {
+      const shard = deliverShardOf(webhookId);
+      const config = streamConfigs(t).find((c) => c.name === t.streams.deliver(webhookId))!;
+      assert.deepEqual(config.subjects, [`wh.deliver.${shard}.*.*`]);
+      assert.ok(t.subjects.deliver('ws1', webhookId).startsWith(`wh.deliver.${shard}.`));
+    }
+  });
+
+  it('spreads webhooks evenly over the delivery streams', () => {
+    const counts = new Array<number>(deliverShards).fill(0);
+    const alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+    for (let i = 0; i < 16_000; i++) {
+      const id = `wh_01JDQ${[...randomBytes(21)].map((b) => alphabet[b % 32]).join('')}`;
+      counts[deliverShardOf(id)]!++;
+    }
+    for (const count of counts) assert.ok(count > 800 && count < 1_200, `uneven shards: ${counts.join(', ')}`);
   });
 
   it('refuses a prefix that would break subjects or stream names', () => {
@@ -18,16 +42,20 @@ describe('topology', () => {
   });
 
   it('keeps accepted events until they are delivered or dropped, and deduplicates within the window', () => {
-    const deliver = streamConfigs(topology({ idempotencyWindowMs: 60_000 }))[0]!;
-    assert.equal(deliver.retention, 'workqueue');
-    assert.equal(deliver.max_age, undefined);
-    assert.equal(deliver.duplicate_window, 60_000 * 1_000_000);
+    const delivers = streamConfigs(topology({ idempotencyWindowMs: 60_000 })).filter((c) => c.name!.startsWith('WH_DELIVER_'));
+    assert.equal(delivers.length, deliverShards);
+    for (const deliver of delivers) {
+      assert.equal(deliver.retention, 'workqueue');
+      assert.equal(deliver.max_age, undefined);
+      assert.equal(deliver.max_msgs, undefined);
+      assert.equal(deliver.duplicate_window, 60_000 * 1_000_000);
+    }
   });
 
   it('hands out one delivery at a time per webhook', () => {
     const config = deliveryConsumerConfig(topology(), 'ws1', 'wh_1', 30_000);
     assert.equal(config.max_ack_pending, 1);
-    assert.equal(config.filter_subject, 'wh.deliver.ws1.wh_1');
+    assert.equal(config.filter_subject, 'wh.deliver.10.ws1.wh_1');
     assert.equal(config.durable_name, 'deliver_wh_1');
   });
 });

@@ -6,6 +6,27 @@ import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, 
 const prefixPattern = /^[a-z][a-z0-9_]{0,31}$/;
 const nanosPerMs = 1_000_000;
 
+/**
+ * Delivery tasks are spread over this many streams, each webhook's in one of them, chosen by its id.
+ * Every message a stream stores or removes makes the server visit each consumer of that stream (NATS
+ * 2.9 does so in a loop), so a stream per few dozen webhooks instead of one for all keeps that cost
+ * flat as webhooks are added; in a cluster the streams also spread over the servers. Never change it
+ * on an installation that has tasks queued: they would be looked for in the wrong stream.
+ */
+export const deliverShards = 16;
+
+/** The delivery stream (0..deliverShards-1) of a webhook: FNV-1a of its id. Stable across versions. */
+export function deliverShardOf(webhookId: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < webhookId.length; i++) {
+    hash ^= webhookId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % deliverShards;
+}
+
+const shards = Array.from({ length: deliverShards }, (_, shard) => shard);
+
 export interface TopologyOptions {
   /** Lower-case letters, digits and "_", starting with a letter. Default "wh". */
   readonly prefix: string;
@@ -34,16 +55,19 @@ export function topology(options: Partial<TopologyOptions> = {}) {
   return {
     options: o,
     streams: {
-      /** One delivery task per (event, webhook), on the webhook's own subject. */
-      deliver: `${P}_DELIVER`,
+      /** One delivery task per (event, webhook), on the webhook's own subject, in its shard's stream. */
+      deliver: (webhookId: string) => `${P}_DELIVER_${deliverShardOf(webhookId)}`,
+      /** Every delivery stream, one per shard. */
+      deliverShards: shards.map((shard) => `${P}_DELIVER_${shard}`),
       /** One record per delivery attempt. */
       attempts: `${P}_ATTEMPTS`,
       /** Breaker trips. */
       breaker: `${P}_BREAKER`,
     },
     subjects: {
-      deliver: (workspaceId: string, webhookId: string) => `${p}.deliver.${workspaceId}.${webhookId}`,
-      deliverAll: `${p}.deliver.*.*`,
+      deliver: (workspaceId: string, webhookId: string) => `${p}.deliver.${deliverShardOf(webhookId)}.${workspaceId}.${webhookId}`,
+      /** The subjects of one delivery stream. */
+      deliverShard: (shard: number) => `${p}.deliver.${shard}.*.*`,
       attempt: (workspaceId: string, webhookId: string) => `${p}.attempts.${workspaceId}.${webhookId}`,
       attemptsAll: `${p}.attempts.*.*`,
       breakerTripped: (workspaceId: string) => `${p}.breaker.tripped.${workspaceId}`,
@@ -72,18 +96,23 @@ export function topology(options: Partial<TopologyOptions> = {}) {
   };
 }
 
+/** Every stream of the topology (the buckets' streams not included). */
+export function streamNames(t: Topology): string[] {
+  return [...t.streams.deliverShards, t.streams.attempts, t.streams.breaker];
+}
+
 export function streamConfigs(t: Topology): Partial<StreamConfig>[] {
   const common = { storage: StorageType.File, num_replicas: t.options.replicas, discard: DiscardPolicy.Old };
   return [
-    {
+    ...t.streams.deliverShards.map((name, shard) => ({
       ...common,
-      name: t.streams.deliver,
-      subjects: [t.subjects.deliverAll],
+      name,
+      subjects: [t.subjects.deliverShard(shard)],
       // A task leaves the stream only when the dispatcher acks (delivered) or terms (dropped and recorded):
       // no age or size limit may remove an accepted event silently.
       retention: RetentionPolicy.Workqueue,
       duplicate_window: t.options.idempotencyWindowMs * nanosPerMs,
-    },
+    })),
     {
       ...common,
       name: t.streams.attempts,

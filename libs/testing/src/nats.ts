@@ -1,9 +1,9 @@
-import { connectNats, ensureTopology, jetstreamManager, topology, type NatsConnection, type Topology } from '@webhooks/messaging';
+import { connectNats, ensureTopology, jetstreamManager, streamNames, topology, type NatsConnection, type Topology } from '@webhooks/messaging';
 
 /** Deletes every stream and bucket of a topology. */
 export async function removeTopology(nc: NatsConnection, t: Topology): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  const names = [...Object.values(t.streams), ...Object.values(t.buckets).map((bucket) => `KV_${bucket}`)];
+  const names = [...streamNames(t), ...Object.values(t.buckets).map((bucket) => `KV_${bucket}`)];
   for (const name of names) await jsm.streams.delete(name).catch(() => false);
 }
 import { testEnvironment, uniqueName } from './names.js';

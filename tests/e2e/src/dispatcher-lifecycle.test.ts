@@ -76,11 +76,11 @@ describe('disabled and deleted webhooks', () => {
       const deadline = Date.now() + 10_000;
       let exists = true;
       while (exists && Date.now() < deadline) {
-        exists = await jsm.consumers.info(t.streams.deliver, t.consumers.delivery(webhookId)).then(() => true, () => false);
+        exists = await jsm.consumers.info(t.streams.deliver(webhookId), t.consumers.delivery(webhookId)).then(() => true, () => false);
         if (exists) await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal(exists, false, 'the deleted webhook still has a consumer');
-      const left = await jsm.streams.getMessage(t.streams.deliver, { last_by_subj: t.subjects.deliver(workspaceId, webhookId) }).catch(() => null);
+      const left = await jsm.streams.getMessage(t.streams.deliver(webhookId), { last_by_subj: t.subjects.deliver(workspaceId, webhookId) }).catch(() => null);
       assert.equal(left, null, 'tasks of the deleted webhook are still queued');
     } finally {
       await nc.close();

@@ -125,7 +125,7 @@ export class DeliveryLog {
     await this.js.publish(
       this.topology.subjects.deliver(task.workspaceId, task.webhookId),
       DeliveryTask.encode({ eventId: task.eventId, workspaceId: task.workspaceId, webhookId: task.webhookId, eventType: task.eventType, occurredAt: now, acceptedAt: now, body: task.body, deliveryId, retryOfDeliveryId: task.retryOf }).finish(),
-      { msgID: deliveryId, expect: { streamName: this.topology.streams.deliver } },
+      { msgID: deliveryId, expect: { streamName: this.topology.streams.deliver(task.webhookId) } },
     );
     await em.getConnection().execute(
       `INSERT INTO deliveries (id, workspace_id, webhook_id, event_id, event_type, status, attempt_count, retry_of_delivery_id, body, created_at, updated_at)
