@@ -4,7 +4,7 @@ import { withProfileDefaults } from '@webhooks/config';
 import { DeliveryLogServiceService, SubscriptionServiceService } from '@webhooks/contracts';
 import { SecretBox } from '@webhooks/domain';
 import { logReady, onShutdownSignal, Readiness, runService, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
-import { connectNats, ensureTopology, jetstream, topology } from '@webhooks/messaging';
+import { connectNats, ensureTopology, jetstream, JetStreamPublisher, topology } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
 import { ControlPlane } from './control-plane.js';
 import { deliveryLogService, subscriptionService } from './grpc.js';
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const js = jetstream(nc);
   const trips = await consumeTrips(js, jsm, t, controlPlane, logger);
   const attempts = await consumeAttempts(js, jsm, t, orm, logger);
-  const deliveryLog = new DeliveryLog(orm, js, t, config.maxEventBytes);
+  const deliveryLog = new DeliveryLog(orm, new JetStreamPublisher(nc), t, config.maxEventBytes);
   const retentionTimer = setInterval(() => {
     deleteOldDeliveries(orm, new Date(Date.now() - config.logRetention), config.retentionBatch).then(
       (removed) => removed > 0 && logger.info({ removed }, 'old deliveries deleted'),

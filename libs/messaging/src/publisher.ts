@@ -16,7 +16,7 @@ export interface PublishOptions {
   readonly msgID?: string;
   /** Refused unless the subject belongs to this stream (Nats-Expected-Stream). */
   readonly expectStream?: string;
-  /** More headers to send, e.g. trace context. */
+  /** More headers to send, e.g. trace context. Left as they are: the ids above go on a copy. */
   readonly headers?: MsgHdrs;
 }
 
@@ -69,7 +69,9 @@ export class JetStreamPublisher {
   publish(subject: string, data: Uint8Array, options: PublishOptions = {}): Promise<PubAck> {
     let h = options.headers;
     if (options.msgID !== undefined || options.expectStream !== undefined) {
-      h ??= natsHeaders();
+      // One event's tasks share one trace-headers object; each task gets its own id on its own copy.
+      h = natsHeaders();
+      for (const [key, values] of options.headers ?? []) for (const value of values) h.append(key, value);
       if (options.msgID !== undefined) h.set('Nats-Msg-Id', options.msgID);
       if (options.expectStream !== undefined) h.set('Nats-Expected-Stream', options.expectStream);
     }

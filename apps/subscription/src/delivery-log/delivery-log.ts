@@ -3,7 +3,7 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { DeliveryTask } from '@webhooks/contracts';
 import { acceptEvent, checkResourceId, checkWorkspaceId, exampleEvent, failedPrecondition, invalidArgument, isEventType, newId, notFound } from '@webhooks/domain';
-import type { JetStreamClient, Topology } from '@webhooks/messaging';
+import type { JetStreamPublisher, Topology } from '@webhooks/messaging';
 import { AttemptEntity, DeliveryEntity, WebhookEntity, type Attempt, type Delivery, type DeliveryStatusName } from '../persistence/entities.js';
 
 /** A delivery as the log shows it: without its body. */
@@ -38,7 +38,7 @@ function decodeCursor(token: string): { createdAt: Date; id: string } {
 export class DeliveryLog {
   constructor(
     private readonly orm: MikroORM,
-    private readonly js: JetStreamClient,
+    private readonly publisher: JetStreamPublisher,
     private readonly topology: Topology,
     private readonly maxEventBytes: number,
   ) {}
@@ -122,10 +122,10 @@ export class DeliveryLog {
   private async enqueue(em: EntityManager, task: { workspaceId: string; webhookId: string; eventId: string; eventType: string; body: Buffer; retryOf: string }): Promise<DeliveryView> {
     const deliveryId = newId('dl');
     const now = new Date();
-    await this.js.publish(
+    await this.publisher.publish(
       this.topology.subjects.deliver(task.workspaceId, task.webhookId),
       DeliveryTask.encode({ eventId: task.eventId, workspaceId: task.workspaceId, webhookId: task.webhookId, eventType: task.eventType, occurredAt: now, acceptedAt: now, body: task.body, deliveryId, retryOfDeliveryId: task.retryOf }).finish(),
-      { msgID: deliveryId, expect: { streamName: this.topology.streams.deliver(task.webhookId) } },
+      { msgID: deliveryId, expectStream: this.topology.streams.deliver(task.webhookId) },
     );
     await em.getConnection().execute(
       `INSERT INTO deliveries (id, workspace_id, webhook_id, event_id, event_type, status, attempt_count, retry_of_delivery_id, body, created_at, updated_at)
