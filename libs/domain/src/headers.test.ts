@@ -22,4 +22,18 @@ describe('checkCustomHeaders', () => {
   for (const [name, headers, reason] of refused) {
     it(`refuses ${name}`, () => assert.throws(() => checkCustomHeaders(headers), reason));
   }
+
+  // Names that are also properties of Object.prototype: valid header tokens, so a webhook may send them.
+  // JSON.parse (as a request body or a jsonb column is read) makes "__proto__" an own key like any other.
+  for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+    it(`keeps a header named ${name} with its value`, () => {
+      const checked = checkCustomHeaders(JSON.parse(`{"${name}": "v-${name}", "X-Other": "o"}`) as Record<string, string>);
+      assert.deepEqual(Object.entries(checked), [[name.toLowerCase(), `v-${name}`], ['x-other', 'o']]);
+      assert.ok(Object.hasOwn(checked, name.toLowerCase()));
+    });
+  }
+
+  it('still refuses "Constructor" and "constructor" as the same name given twice', () => {
+    assert.throws(() => checkCustomHeaders({ Constructor: '1', constructor: '2' }), /given twice/);
+  });
 });

@@ -9,20 +9,26 @@ const reserved = new Set(['host', 'content-type', 'content-length', 'user-agent'
 const maxHeaders = 20;
 const maxValueLength = 1024;
 
+/**
+ * Checks a webhook's custom headers and returns them with lower-case names. Names such as "constructor"
+ * or "__proto__" are valid header tokens, so they are collected in a Map (no inherited keys to collide
+ * with) and returned as plain own properties.
+ */
 export function checkCustomHeaders(headers: Readonly<Record<string, string>>, field = 'headers'): Record<string, string> {
   const entries = Object.entries(headers);
   if (entries.length > maxHeaders) throw invalidArgument(field, `at most ${maxHeaders} headers, got ${entries.length}`);
-  const out: Record<string, string> = {};
+  const out = new Map<string, string>();
   for (const [name, value] of entries) {
     const lower = name.toLowerCase();
     if (!tokenPattern.test(name)) throw invalidArgument(field, `"${name.slice(0, 80)}" is not a valid header name (letters, digits and !#$%&'*+.^_\`|~-, up to 64)`);
     if (reserved.has(lower) || lower.startsWith('webhook-') || lower.startsWith('proxy-')) {
       throw invalidArgument(field, `"${name}" is set by the platform and cannot be overridden`);
     }
-    if (lower in out) throw invalidArgument(field, `"${name}" is given twice`);
+    if (out.has(lower)) throw invalidArgument(field, `"${name}" is given twice`);
     if (value.length > maxValueLength) throw invalidArgument(field, `the value of "${name}" is longer than ${maxValueLength} characters`);
     if (!valuePattern.test(value)) throw invalidArgument(field, `the value of "${name}" contains a line break or control character`);
-    out[lower] = value;
+    out.set(lower, value);
   }
-  return out;
+  // fromEntries defines each key as an own property: "__proto__" stays a header, not the prototype.
+  return Object.fromEntries(out);
 }
