@@ -3,7 +3,7 @@
 import { dispatcherConfig } from './config.js';
 import { withProfileDefaults } from '@webhooks/config';
 import { SecretBox } from '@webhooks/domain';
-import { logReady, onShutdownSignal, Readiness, runService, startGrpcServer } from '@webhooks/grpc-kit';
+import { logReady, onShutdownSignal, Readiness, runService, serverSecurity, startGrpcServer } from '@webhooks/grpc-kit';
 import { connectNats, ensureTopology, jetstream, JetStreamPublisher, RoutingTable, streamNames, topology, type RouteChange } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
 import { DeliveryConsumers } from './consumers.js';
@@ -17,6 +17,8 @@ const logger = createLogger('dispatcher');
 
 async function main(): Promise<void> {
   const config = dispatcherConfig.parse(withProfileDefaults(process.env));
+  // Decided before anything connects: production refuses plaintext gRPC (GRPC_TLS_*, GRPC_PLAINTEXT_BEHIND_MESH).
+  const grpcSecurity = serverSecurity(config, logger);
   const urlPolicy = { allowHttp: config.allowHttp, allowedHosts: config.allowedHosts, maxLength: 2048 };
   const retryPolicy = { delaysMs: config.retryDelays, giveUpAfterMs: config.giveUpAfter };
 
@@ -51,7 +53,7 @@ async function main(): Promise<void> {
     for (const [stream, messages] of held) result.observe(messages, { stream });
   });
 
-  const server = await startGrpcServer({ host: config.host, port: config.port, services: [] });
+  const server = await startGrpcServer({ host: config.host, port: config.port, services: [], security: grpcSecurity });
   readiness.attach(server.health);
   const operations = await startOperationsServer({ host: config.host, port: config.opsPort, ready: () => readiness.ready(), notReadyReason: () => readiness.reason() });
 

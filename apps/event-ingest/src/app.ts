@@ -2,7 +2,7 @@
 import { ingestConfig } from './config.js';
 import { withProfileDefaults } from '@webhooks/config';
 import { IngestServiceService, type IngestServiceServer } from '@webhooks/contracts';
-import { logReady, onShutdownSignal, Readiness, runService, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
+import { logReady, onShutdownSignal, Readiness, runService, serverSecurity, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
 import { connectNats, ensureTopology, JetStreamPublisher, RoutingTable, topology } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
 import { Ingestor } from './ingestor.js';
@@ -12,6 +12,8 @@ const logger = createLogger('event-ingest');
 async function main(): Promise<void> {
   const config = ingestConfig.parse(withProfileDefaults(process.env));
   const auth = new TokenAuthenticator(config.apiTokens);
+  // Decided before anything connects: production refuses plaintext gRPC (GRPC_TLS_*, GRPC_PLAINTEXT_BEHIND_MESH).
+  const grpcSecurity = serverSecurity(config, logger);
   const nc = await connectNats(config.natsUrl, 'event-ingest');
   const readiness = new Readiness(logger);
   readiness.watchNats(nc);
@@ -38,6 +40,7 @@ async function main(): Promise<void> {
   });
   readiness.attach(server.health);
   const operations = await startOperationsServer({ host: config.host, port: config.opsPort, ready: () => readiness.ready(), notReadyReason: () => readiness.reason() });
+    security: grpcSecurity,
 
   onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
     await server.shutdown(config.shutdownGrace);

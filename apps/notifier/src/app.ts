@@ -1,7 +1,7 @@
 // The notifier's composition root: configuration, NATS, the trip consumer, the mailer, health, shutdown.
 import { notifierConfig } from './config.js';
 import { withProfileDefaults } from '@webhooks/config';
-import { logReady, onShutdownSignal, Readiness, runService, startGrpcServer } from '@webhooks/grpc-kit';
+import { clientSecurity, logReady, onShutdownSignal, Readiness, runService, serverSecurity, startGrpcServer } from '@webhooks/grpc-kit';
 import { connectNats, ensureTopology, jetstream, topology } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
 import { createMailer } from './mailer.js';
@@ -11,17 +11,23 @@ const logger = createLogger('notifier');
 
 async function main(): Promise<void> {
   const config = notifierConfig.parse(withProfileDefaults(process.env));
+  // Decided before anything connects: production refuses plaintext gRPC (GRPC_TLS_*, GRPC_PLAINTEXT_BEHIND_MESH).
+  const grpcSecurity = serverSecurity(config, logger);
+  const subscriptionTransport = clientSecurity(
+    { profile: config.profile, plaintextBehindMesh: config.plaintextBehindMesh, variablePrefix: 'SUBSCRIPTION_TLS', caFile: config.subscriptionTlsCaFile, certFile: config.subscriptionTlsCertFile, keyFile: config.subscriptionTlsKeyFile, serverName: config.subscriptionTlsServerName, reloadIntervalMs: config.tlsReloadInterval },
+    logger,
+  );
   const nc = await connectNats(config.natsUrl, 'notifier');
   const readiness = new Readiness(logger);
   readiness.watchNats(nc);
   const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
   const { jsm } = await ensureTopology(nc, t);
-  const directory = workspaceDirectory(config.subscriptionAddress, config.apiToken);
+  const directory = workspaceDirectory(config.subscriptionAddress, config.apiToken, subscriptionTransport);
   const mailer = createMailer({ smtpUrl: config.smtpUrl, requireTls: config.smtpRequireTls, from: config.mailFrom, outboxDir: config.outboxDir }, logger);
   const notifier = new TripNotifier(directory, mailer, { maxNoticeAgeMs: config.maxNoticeAge, retryBaseMs: config.retryBase, retryMaxMs: config.retryMax }, logger);
   const trips = await consumeTripsForNotices(jetstream(nc), jsm, t, notifier, logger);
 
-  const server = await startGrpcServer({ host: config.host, port: config.port, services: [] });
+  const server = await startGrpcServer({ host: config.host, port: config.port, services: [], security: grpcSecurity });
   readiness.attach(server.health);
   const operations = await startOperationsServer({ host: config.host, port: config.opsPort, ready: () => readiness.ready(), notReadyReason: () => readiness.reason() });
   onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {

@@ -18,9 +18,16 @@ export interface NotifierSettings {
   readonly retryMaxMs: number;
 }
 
-/** Asks the control plane for a workspace (its name and notification addresses). */
-export function workspaceDirectory(address: string, token: string) {
-  const client = new SubscriptionServiceClient(address, credentials.createInsecure());
+/**
+ * Asks the control plane for a workspace (its name and notification addresses), over the transport the
+ * configuration chose (TLS with the subscription service's CA in production; plaintext by default).
+ */
+export function workspaceDirectory(
+  address: string,
+  token: string,
+  transport: { credentials: ReturnType<typeof credentials.createInsecure>; options?: ConstructorParameters<typeof SubscriptionServiceClient>[2] } = { credentials: credentials.createInsecure() },
+) {
+  const client = new SubscriptionServiceClient(address, transport.credentials, transport.options);
   return {
     get(workspaceId: string): Promise<Workspace | undefined> {
       const metadata = new Metadata();

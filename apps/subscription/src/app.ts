@@ -3,7 +3,7 @@ import { subscriptionConfig } from './config.js';
 import { withProfileDefaults } from '@webhooks/config';
 import { DeliveryLogServiceService, SubscriptionServiceService } from '@webhooks/contracts';
 import { SecretBox } from '@webhooks/domain';
-import { logReady, onShutdownSignal, Readiness, runService, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
+import { logReady, onShutdownSignal, Readiness, runService, serverSecurity, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
 import { connectNats, ensureTopology, jetstream, JetStreamPublisher, topology } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
 import { ControlPlane } from './control-plane.js';
@@ -19,6 +19,8 @@ const logger = createLogger('subscription');
 
 async function main(): Promise<void> {
   const config = subscriptionConfig.parse(withProfileDefaults(process.env));
+  // Decided before anything connects: production refuses plaintext gRPC (GRPC_TLS_*, GRPC_PLAINTEXT_BEHIND_MESH).
+  const grpcSecurity = serverSecurity(config, logger);
   const secrets = SecretBox.fromBase64(config.secretKey);
   const auth = new TokenAuthenticator(config.apiTokens);
 
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
       { definition: SubscriptionServiceService, implementation: subscriptionService(controlPlane, unary) },
       { definition: DeliveryLogServiceService, implementation: deliveryLogService(deliveryLog, unary) },
     ],
+    security: grpcSecurity,
   });
   readiness.attach(server.health);
   const operations = await startOperationsServer({ host: config.host, port: config.opsPort, ready: () => readiness.ready(), notReadyReason: () => readiness.reason() });

@@ -6,3 +6,4 @@ export * from './unary.js';
 export * from './server.js';
 export * from './lifecycle.js';
 export * from './readiness.js';
+export * from './tls.js';

@@ -1,10 +1,11 @@
 // A gRPC server with what every service exposes: grpc.health.v1.Health and server reflection.
 import { dirname } from 'node:path';
-import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Server, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { protoRoot, publicProtoFiles } from '@webhooks/contracts';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { serverCredentials, type ServerSecurity } from './tls.js';
 
 export interface ServiceBinding {
   readonly definition: ServiceDefinition;
@@ -16,6 +17,8 @@ export interface GrpcServerOptions {
   /** 0 picks a free port; the bound port is returned. */
   readonly port: number;
   readonly services: readonly ServiceBinding[];
+  /** TLS or plaintext, decided by serverSecurity() from the configuration (required, so no app forgets it). */
+  readonly security: ServerSecurity;
   /** Largest request accepted, in bytes. */
   readonly maxReceiveBytes?: number;
 }
@@ -74,7 +77,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   health.addToServer(server);
   reflection().addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${options.host}:${options.port}`, ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    server.bindAsync(`${options.host}:${options.port}`, serverCredentials(options.security), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
   return {
     port,

@@ -11,3 +11,4 @@ export * from './attempts.js';
 export * from './nats-server.js';
 export * from './smtp-sink.js';
 export * from './postgres-server.js';
+export * from './certificates.js';
