@@ -11,4 +11,5 @@ export * from './attempts.js';
 export * from './nats-server.js';
 export * from './smtp-sink.js';
 export * from './postgres-server.js';
+export * from './tcp-proxy.js';
 export * from './certificates.js';

@@ -1,16 +1,30 @@
 // Persists the dispatcher's attempt records: a durable consumer feeds batches to one SQL statement each
 // (one round trip), idempotent on (delivery, attempt number), and the records are acked only after it
-// committed. While PostgreSQL is away the records wait in JetStream and are written when it returns.
+// committed. While PostgreSQL is away or hangs the records wait in JetStream and are written when it
+// returns; the process holds at most a bounded number of them meanwhile.
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { CompiledQuery } from 'kysely';
 import { AttemptDecision, AttemptRecord } from '@webhooks/contracts';
 import { AckPolicy, DeliverPolicy, ensureConsumer, traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type Topology } from '@webhooks/messaging';
-import { SpanStatusCode, trace, type Logger } from '@webhooks/telemetry';
+import { metrics, SpanStatusCode, trace, type Logger } from '@webhooks/telemetry';
 
 const tracer = trace.getTracer('subscription');
+const bufferGauge = metrics.getMeter('subscription').createObservableGauge('webhook.attempt_log.buffered', { description: 'Attempt records the attempt log holds in memory (fetched, not yet acked)' });
 
 const maxBatch = 500;
+/** One batch being written and the next one filling: enough to keep PostgreSQL busy, and no more. */
+const defaultMaxBuffered = 2 * maxBatch;
+/** First pause in pulling after a failed write; doubles per failure up to the maximum. */
 const retryAfterFailureMs = 2_000;
+const maxRetryAfterFailureMs = 16_000;
+/**
+ * The longest one write may take, connecting included. A connection that hangs (rather than fails)
+ * would otherwise hold its batch for ever; past this the batch is handed back to JetStream and the
+ * connection is thrown away. Well inside the app's 60 s ack_wait, so a batch is never redelivered while
+ * it is still being written even without the keep-alive below.
+ */
+export const defaultWriteTimeoutMs = 30_000;
+/** A pull's lifetime when no records come (the server's minimum is 1 s). */
+const pullExpiresMs = 5_000;
 /**
  * How long a batch that is not full waits for more records. Each statement costs PostgreSQL a parse and
  * a plan of the query below, so under a steady flow a few milliseconds of waiting turn many statements
@@ -101,80 +115,202 @@ function row(seq: number, record: AttemptRecord) {
   };
 }
 
-/** Writes one batch of records in one statement; returns how many delivery rows and new attempts it touched. */
-export async function writeAttempts(orm: MikroORM, records: readonly AttemptRecord[]): Promise<{ deliveries: number; attempts: number }> {
-  if (records.length === 0) return { deliveries: 0, attempts: 0 };
-  const rows = records.map((record, i) => row(i, record));
-  // The batch goes to PostgreSQL as a bound parameter. MikroORM's execute() would quote it into the SQL
-  // text instead: escaping up to a megabyte of JSON in JavaScript, and PostgreSQL parsing it as a literal.
-  const { rows: [result] } = await orm.em.getConnection().getClient().executeQuery<{ deliveries: string; attempts: string }>(CompiledQuery.raw(writeBatchSql, [JSON.stringify(rows)]));
-  return { deliveries: Number(result!.deliveries), attempts: Number(result!.attempts) };
+/** A write that did not finish within its time: PostgreSQL or the network to it hangs. */
+export class AttemptWriteTimeout extends Error {
+  constructor(step: string, timeoutMs: number) {
+    super(`writing attempt records: ${step} took longer than ${timeoutMs} ms; PostgreSQL or the network to it hangs`);
+    this.name = 'AttemptWriteTimeout';
+  }
 }
 
-export async function consumeAttempts(js: JetStreamClient, jsm: JetStreamManager, topology: Topology, orm: MikroORM, logger: Logger): Promise<{ stop(): Promise<void> }> {
+/** Rejects once `timeoutMs` passed; a result that comes later is handed to `abandon` (to free what it holds). */
+async function within<T>(work: Promise<T>, timeoutMs: number, step: string, abandon: (late: T) => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      reject(new AttemptWriteTimeout(step, timeoutMs));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+    if (timedOut) work.then(abandon, () => {});
+  }
+}
+
+/**
+ * Writes one batch of records in one statement; returns how many delivery rows and new attempts it
+ * touched. Takes at most `timeoutMs`, connecting included; a connection that timed out is destroyed
+ * rather than returned to the pool, since its statement may still be stuck on it.
+ */
+export async function writeAttempts(orm: MikroORM, records: readonly AttemptRecord[], timeoutMs = defaultWriteTimeoutMs): Promise<{ deliveries: number; attempts: number }> {
+  if (records.length === 0) return { deliveries: 0, attempts: 0 };
+  const rows = records.map((record, i) => row(i, record));
+  const started = Date.now();
+  const pool = await orm.em.getConnection().getNativeClient();
+  const client = await within(pool.connect(), timeoutMs, 'connecting', (late) => late.release());
+  try {
+    // The batch goes to PostgreSQL as a bound parameter, not quoted into the SQL text: no escaping of up
+    // to a megabyte of JSON in JavaScript, and no parsing of it as a literal by PostgreSQL. query_timeout
+    // is pg's client-side limit: it fails the query even when no byte comes back.
+    // (pg honours query_timeout per query; its typings list it only per client.)
+    const query = { text: writeBatchSql, values: [JSON.stringify(rows)], query_timeout: Math.max(1, timeoutMs - (Date.now() - started)) };
+    const { rows: [result] } = await client.query<{ deliveries: string; attempts: string }>(query);
+    client.release();
+    return { deliveries: Number(result!.deliveries), attempts: Number(result!.attempts) };
+  } catch (error) {
+    // Releasing with an error makes the pool close this connection instead of reusing it.
+    client.release(error instanceof Error ? error : true);
+    throw error;
+  }
+}
+
+export interface AttemptLogOptions {
+  /** How long JetStream waits for an ack before redelivering; the records are kept alive meanwhile. */
+  readonly ackWaitMs?: number;
+  /** Most records held in memory at once (fetched and not yet acked or handed back). */
+  readonly maxBuffered?: number;
+  readonly writeTimeoutMs?: number;
+}
+
+export interface AttemptLog {
+  stop(): Promise<void>;
+  /** Stream sequences of the records held now, batch being written included (for tests and the gauge). */
+  buffered(): number[];
+}
+
+export async function consumeAttempts(js: JetStreamClient, jsm: JetStreamManager, topology: Topology, orm: MikroORM, logger: Logger, options: AttemptLogOptions = {}): Promise<AttemptLog> {
+  const ackWaitMs = options.ackWaitMs ?? 60_000;
+  const maxBuffered = options.maxBuffered ?? defaultMaxBuffered;
+  const writeTimeoutMs = options.writeTimeoutMs ?? defaultWriteTimeoutMs;
   const stream = topology.streams.attempts;
   const durable = topology.consumers.attemptLog;
-  const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: topology.subjects.attemptsAll, ack_wait: 60_000_000_000, max_ack_pending: 5_000, max_deliver: -1 };
+  const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: topology.subjects.attemptsAll, ack_wait: ackWaitMs * 1_000_000, max_ack_pending: 5_000, max_deliver: -1 };
   await ensureConsumer(jsm, stream, { ...config, durable_name: durable });
-  const messages = await (await js.consumers.get(stream, durable)).consume({ max_messages: 2_000 });
+  const consumer = await js.consumers.get(stream, durable);
 
-  // Records pile up while a batch is being written: the next batch takes all of them (up to maxBatch).
-  const pending: JsMsg[] = [];
-  let wake: (() => void) | undefined;
+  // Every record held, by stream sequence: a redelivery of one already held replaces its message (the
+  // newest delivery is the one to ack) instead of adding it again. Entries leave when acked or naked.
+  const held = new Map<number, JsMsg>();
+  // Sequences waiting for the writer, in arrival order; the batch being written is held but not here.
+  const waiting: number[] = [];
   let stopped = false;
+  // No pulls until then: set by a failed write, so a PostgreSQL outage does not turn into pull traffic.
+  let pullAgainAt = 0;
+  let wakeWriter: (() => void) | undefined;
+  let wakeReader: (() => void) | undefined;
+  let pull: { stop(): void } | undefined;
+  const sleep = (ms: number, onWake: (wake: () => void) => void) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      onWake(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+
+  const observe = (result: { observe(value: number): void }) => result.observe(held.size);
+  bufferGauge.addCallback(observe);
+  // JetStream would redeliver a held record after ack_wait while it waits or is written; tell it the
+  // record is still being worked on, a few times per ack_wait.
+  const keepAlive = setInterval(() => {
+    for (const message of held.values()) message.working();
+  }, Math.max(100, Math.floor(ackWaitMs / 3)));
+
   const reader = (async () => {
-    for await (const message of messages) {
-      pending.push(message);
-      wake?.();
-    }
-  })();
-  let failing = false;
-  const writer = (async () => {
-    while (!stopped || pending.length > 0) {
-      if (pending.length === 0) {
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
+    while (!stopped) {
+      const room = maxBuffered - held.size;
+      const pausedMs = pullAgainAt - Date.now();
+      if (room <= 0 || pausedMs > 0) {
+        // Pull again when the writer frees room, or when the pause after a failure ends.
+        await sleep(pausedMs > 0 ? pausedMs : 60_000, (wake) => (wakeReader = wake));
+        wakeReader = undefined;
         continue;
       }
-      if (pending.length < maxBatch && !stopped) await new Promise((resolve) => setTimeout(resolve, batchLingerMs));
-      const batch = pending.splice(0, maxBatch);
+      try {
+        const messages = await consumer.fetch({ max_messages: room, expires: pullExpiresMs });
+        pull = messages;
+        for await (const message of messages) {
+          const known = held.has(message.seq);
+          held.set(message.seq, message);
+          if (!known) waiting.push(message.seq);
+          wakeWriter?.();
+        }
+      } catch (error) {
+        if (stopped) break;
+        logger.error({ err: error }, 'pulling attempt records failed; pulling again shortly');
+        await sleep(retryAfterFailureMs, (wake) => (wakeReader = wake));
+      } finally {
+        pull = undefined;
+      }
+    }
+  })();
+
+  let failures = 0;
+  const writer = (async () => {
+    while (!stopped || waiting.length > 0) {
+      if (waiting.length === 0) {
+        await new Promise<void>((resolve) => (wakeWriter = resolve));
+        wakeWriter = undefined;
+        continue;
+      }
+      if (waiting.length < maxBatch && !stopped) await new Promise((resolve) => setTimeout(resolve, batchLingerMs));
+      const batch = waiting.splice(0, maxBatch);
       const records: AttemptRecord[] = [];
-      for (const message of batch) {
+      const written: number[] = [];
+      for (const seq of batch) {
+        const message = held.get(seq)!;
         try {
           records.push(AttemptRecord.decode(message.data));
+          written.push(seq);
         } catch (error) {
-          logger.error({ err: error, seq: message.seq }, 'undecodable attempt record terminated');
+          logger.error({ err: error, seq }, 'undecodable attempt record terminated');
           message.term();
+          held.delete(seq);
         }
       }
       // One span per record, in the trace of the event it belongs to, covering the batch's write.
-      const spans = batch.map((message) => tracer.startSpan('attempt_log.persist', { attributes: { 'messaging.batch.message_count': batch.length } }, traceContextOf(message.headers)));
+      const spans = written.map((seq) => tracer.startSpan('attempt_log.persist', { attributes: { 'messaging.batch.message_count': written.length } }, traceContextOf(held.get(seq)!.headers)));
       try {
-        await writeAttempts(orm, records);
+        await writeAttempts(orm, records, writeTimeoutMs);
         for (const span of spans) span.end();
-        for (const message of batch) message.ack();
-        if (failing) logger.info('attempt records are being written again');
-        failing = false;
+        for (const seq of written) held.get(seq)!.ack();
+        if (failures > 0) logger.info({ failures }, 'attempt records are being written again');
+        failures = 0;
       } catch (error) {
-        // Most likely PostgreSQL is unreachable: hand the records back to JetStream and try again later.
-        if (!failing) logger.error({ err: error, records: batch.length }, 'writing attempt records failed; they wait in JetStream');
-        failing = true;
+        // PostgreSQL is unreachable or hangs: hand the records back to JetStream, and stop pulling for a
+        // while (longer after each failure) so the process holds no more than it has now.
+        failures += 1;
+        const pauseMs = Math.min(maxRetryAfterFailureMs, retryAfterFailureMs * 2 ** (failures - 1));
+        pullAgainAt = Date.now() + pauseMs;
+        if (failures === 1) logger.error({ err: error, records: written.length }, 'writing attempt records failed; they wait in JetStream');
         for (const span of spans) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: 'PostgreSQL write failed; retried later' });
           span.end();
         }
-        for (const message of batch) message.nak(retryAfterFailureMs);
-        await new Promise((resolve) => setTimeout(resolve, retryAfterFailureMs));
+        for (const seq of written) held.get(seq)!.nak(retryAfterFailureMs);
+        if (!stopped) await sleep(pauseMs, (wake) => (wakeWriter = wake));
+        wakeWriter = undefined;
+      } finally {
+        for (const seq of written) held.delete(seq);
+        wakeReader?.();
       }
     }
   })();
   return {
+    buffered: () => [...held.keys()],
     async stop() {
-      messages.stop();
-      await reader;
       stopped = true;
-      wake?.();
+      pull?.stop();
+      wakeReader?.();
+      await reader;
+      wakeWriter?.();
       await writer;
+      clearInterval(keepAlive);
+      bufferGauge.removeCallback(observe);
     },
   };
 }
