@@ -4,6 +4,7 @@ export * from './setup.js';
 export * from './routing-table.js';
 export type { NatsConnection } from '@nats-io/transport-node';
 export type { KV } from '@nats-io/kv';
+export { Kvm } from '@nats-io/kv';
 export type { JetStreamClient, JetStreamManager, JsMsg, Consumer } from '@nats-io/jetstream';
 export { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
 export * from './trace-context.js';

@@ -9,6 +9,7 @@ export * from './grpc-client.js';
 export * from './system.js';
 export * from './attempts.js';
 export * from './nats-server.js';
+export * from './nats-cluster.js';
 export * from './smtp-sink.js';
 export * from './postgres-server.js';
 export * from './tcp-proxy.js';

@@ -1,9 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeliveryLogServiceClient, IngestServiceClient, SubscriptionServiceClient } from '@webhooks/contracts';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { insecure } from './grpc-client.js';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import { testEnvironment, uniqueName } from './names.js';
 import { ServiceProcess, type ServiceName } from './service-process.js';
 import { connectNats, topology } from '@webhooks/messaging';
@@ -27,11 +28,13 @@ export interface RunningSystem {
 
 /**
  * The four services as processes from their builds, on a fresh database and messaging prefix, with
- * ports chosen by the OS. `env` is added to every service's environment (e.g. scaled retry delays).
+ * ports chosen by the OS. `env` is added to every service's environment (e.g. scaled retry delays);
+ * `clientCredentials` are the returned clients' (TLS credentials when `env` turns GRPC_TLS_* on).
  */
-export async function startSystem(env: Record<string, string> = {}): Promise<RunningSystem> {
+export async function startSystem(env: Record<string, string> = {}, clientCredentials: ChannelCredentials = insecure): Promise<RunningSystem> {
   const database = await createTestDatabase();
   const prefix = uniqueName('t');
+  const outbox = mkdtempSync(join(tmpdir(), 'outbox-'));
   const baseEnv: Record<string, string> = {
     PROFILE: 'local',
     DATABASE_URL: database.url,
@@ -47,7 +50,7 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Run
     DISPATCHER_OPS_PORT: '0',
     NOTIFIER_OPS_PORT: '0',
     NOTIFIER_API_TOKEN: testToken,
-    EMAIL_OUTBOX_DIR: mkdtempSync(join(tmpdir(), 'outbox-')),
+    EMAIL_OUTBOX_DIR: outbox,
     ...env,
   };
   const services = new Map<ServiceName, ServiceProcess[]>();
@@ -72,9 +75,9 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Run
     const subscriptionProcess = await startService('subscription');
     baseEnv.SUBSCRIPTION_ADDRESS = subscriptionProcess.address();
     const [ingestProcess] = await Promise.all([startService('event-ingest'), startService('dispatcher'), startService('notifier')]);
-    const subscription = new SubscriptionServiceClient(subscriptionProcess.address(), insecure);
-    const deliveryLog = new DeliveryLogServiceClient(subscriptionProcess.address(), insecure);
-    const ingest = new IngestServiceClient(ingestProcess.address(), insecure);
+    const subscription = new SubscriptionServiceClient(subscriptionProcess.address(), clientCredentials);
+    const deliveryLog = new DeliveryLogServiceClient(subscriptionProcess.address(), clientCredentials);
+    const ingest = new IngestServiceClient(ingestProcess.address(), clientCredentials);
     clients.push(subscription, deliveryLog, ingest);
     return {
       prefix,
@@ -89,6 +92,7 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Run
         const codes = await stopAll();
         await removeTopology(prefix, baseEnv.NATS_URL!).catch(() => undefined);
         await database.drop();
+        rmSync(outbox, { recursive: true, force: true });
         return codes;
       },
     };
@@ -96,6 +100,7 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Run
     await stopAll();
     await removeTopology(prefix, baseEnv.NATS_URL!).catch(() => undefined);
     await database.drop();
+    rmSync(outbox, { recursive: true, force: true });
     throw error;
   }
 }
