@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  checkEndpointResolution,
   checkEndpointUrl,
   checkResolvedAddress,
   classifyAddress,
@@ -315,5 +316,55 @@ describe('classifyAddress', () => {
     assert.throws(() => classifyAddress('example.com'), TypeError);
     assert.throws(() => classifyAddress('0177.0.0.1'), TypeError);
     assert.throws(() => classifyAddress(''), TypeError);
+  });
+});
+
+describe('checkEndpointResolution', () => {
+  const dns: Record<string, string[]> = {
+    '127.0.0.1.nip.io': ['127.0.0.1'],
+    '169.254.169.254.nip.io': ['169.254.169.254'],
+    'both.example': ['10.0.0.1', '::1'],
+    'mixed.example': ['10.0.0.1', '93.184.216.34'],
+    'svc.example': ['10.1.2.3'],
+    'public.example': ['2606:4700::1111'],
+  };
+  const asked: string[] = [];
+  const resolve = async (host: string): Promise<string[]> => {
+    asked.push(host);
+    const addresses = dns[host];
+    if (!addresses) throw new Error(`getaddrinfo ENOTFOUND ${host}`);
+    return addresses;
+  };
+  const check = (url: string, overrides: Partial<UrlPolicy> = {}, resolver = resolve) => checkEndpointResolution(new URL(url), policy(overrides), resolver, 1_000);
+
+  it('refuses a name whose every address is internal, with the connect-time message', async () => {
+    assert.deepEqual(await check('https://127.0.0.1.nip.io/'), { ok: false, reason: 'host "127.0.0.1.nip.io" resolved to a loopback address (127.0.0.1)' });
+    assert.deepEqual(await check('https://169.254.169.254.nip.io/x'), { ok: false, reason: 'host "169.254.169.254.nip.io" resolved to a cloud metadata service address (169.254.169.254)' });
+    assert.deepEqual(await check('https://both.example/'), { ok: false, reason: 'host "both.example" resolved to a private network address (10.0.0.1)' });
+  });
+
+  it('accepts a name with one public address, a name that does not resolve, and a public IPv6 answer', async () => {
+    assert.deepEqual(await check('https://mixed.example/'), { ok: true });
+    assert.deepEqual(await check('https://nowhere.example/'), { ok: true });
+    assert.deepEqual(await check('https://public.example/'), { ok: true });
+  });
+
+  it('looks up neither IP literals nor allow-listed names; allow-listed ranges pass', async () => {
+    asked.length = 0;
+    assert.deepEqual(await check('https://93.184.216.34/'), { ok: true });
+    assert.deepEqual(await check('https://[2606:4700::1111]/'), { ok: true });
+    assert.deepEqual(await check('https://SVC.example./', { allowedHosts: ['svc.example'] }), { ok: true });
+    assert.deepEqual(asked, []);
+    assert.deepEqual(await check('https://svc.example/', { allowedHosts: ['10.0.0.0/8'] }), { ok: true });
+    assert.deepEqual(asked, ['svc.example']);
+  });
+
+  it('counts a lookup that fails at once or never answers as unresolvable', async () => {
+    const never = () => new Promise<string[]>(() => {});
+    assert.deepEqual(await checkEndpointResolution(new URL('https://slow.example/'), policy(), never, 10), { ok: true });
+    const throwsAtOnce = (): Promise<string[]> => {
+      throw new Error('resolver broke');
+    };
+    assert.deepEqual(await check('https://127.0.0.1.nip.io/', {}, throwsAtOnce), { ok: true });
   });
 });

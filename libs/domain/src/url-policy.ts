@@ -334,3 +334,41 @@ export function checkResolvedAddress(address: string, host: string, policy: UrlP
   if (c === undefined) return { ok: true };
   return { ok: false, reason: addressReason(`host ${JSON.stringify(host)} resolved to`, address, c) };
 }
+
+/** Resolves a host name to every address it has (IPv4 or IPv6 text). Passed in, so this module needs no DNS. */
+export type HostResolver = (host: string) => Promise<readonly string[]>;
+
+/**
+ * Checks at registration what an accepted URL's host name resolves to: refused when EVERY address is
+ * internal (e.g. 127.0.0.1.nip.io), since nothing could ever be delivered there. A name that does not
+ * resolve, or not within timeoutMs, is accepted: DNS changes, and the connect-time check
+ * (checkResolvedAddress) stays the authority. IP literals and allow-listed names need no lookup.
+ */
+export async function checkEndpointResolution(url: URL, policy: UrlPolicy, resolve: HostResolver, timeoutMs: number): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const hostname = url.hostname;
+  if (hostname.startsWith('[') || parseIp(hostname) !== undefined) return { ok: true };
+  const name = normaliseName(hostname);
+  if (parseAllowlist(policy.allowedHosts).names.has(name)) return { ok: true };
+  const addresses = await lookupWithin(resolve, hostname, timeoutMs);
+  if (addresses === undefined || addresses.length === 0) return { ok: true };
+  let refusal: { ok: false; reason: string } | undefined;
+  for (const address of addresses) {
+    const verdict = checkResolvedAddress(address, name, policy);
+    if (verdict.ok) return verdict;
+    refusal ??= verdict;
+  }
+  return refusal!;
+}
+
+/** The resolver's answer, or undefined when it failed or took longer than timeoutMs. */
+async function lookupWithin(resolve: HostResolver, host: string, timeoutMs: number): Promise<readonly string[] | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((done) => (timer = setTimeout(() => done(undefined), timeoutMs)));
+  try {
+    return await Promise.race([Promise.resolve().then(() => resolve(host)), timeout]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
