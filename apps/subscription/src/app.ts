@@ -1,4 +1,5 @@
 // The subscription service's composition root: configuration, PostgreSQL, NATS, gRPC, shutdown.
+import { lookup } from 'node:dns/promises';
 import { subscriptionConfig } from './config.js';
 import { withProfileDefaults } from '@webhooks/config';
 import { DeliveryLogServiceService, SubscriptionServiceService } from '@webhooks/contracts';
@@ -41,12 +42,13 @@ async function main(): Promise<void> {
   }, 5_000);
   const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
   const { jsm, buckets } = await ensureTopology(nc, t);
-  const routes = new RoutePublisher(buckets.routes, t, logger);
+  const routes = new RoutePublisher(orm, buckets.routes, t, logger);
   const controlPlane = new ControlPlane(orm, routes, secrets, {
     urlPolicy: { allowHttp: config.allowHttp, allowedHosts: config.allowedHosts, maxLength: 2048 },
     maxWebhooksPerWorkspace: config.maxWebhooksPerWorkspace,
     secretRotationGraceMs: config.secretRotationGrace,
     forgetFailures: failureForgetter(buckets.breaker, t),
+    resolveHost: async (host) => (await lookup(host, { all: true })).map((answer) => answer.address),
   });
   const js = jetstream(nc);
   const trips = await consumeTrips(js, jsm, t, controlPlane, logger);

@@ -6,6 +6,7 @@ import {
   aborted,
   alreadyExists,
   checkCustomHeaders,
+  checkEndpointResolution,
   checkEndpointUrl,
   checkEventTypes,
   checkResourceId,
@@ -16,16 +17,19 @@ import {
   maskSecret,
   newId,
   notFound,
+  type HostResolver,
   type SecretBox,
   type UrlPolicy,
 } from '@webhooks/domain';
 import { WebhookEntity, WorkspaceEntity, type PlanName, type Webhook, type Workspace } from './persistence/entities.js';
-import type { RoutePublisher } from './routes.js';
+import type { ReconcileReport, RoutePublisher } from './routes.js';
 
 const plansWithWebhooks: ReadonlySet<PlanName> = new Set(['ADVANCED', 'ENTERPRISE']);
 const emailPattern = /^[^\s@<>(),;:"]+@[^\s@<>(),;:"]+\.[^\s@<>(),;:"]+$/;
 const maxPageSize = 100;
 const defaultPageSize = 50;
+/** How long an endpoint's name may take to resolve at registration before it counts as unresolvable. */
+const defaultHostLookupTimeoutMs = 2_000;
 
 export interface ControlPlaneSettings {
   readonly urlPolicy: UrlPolicy;
@@ -33,6 +37,9 @@ export interface ControlPlaneSettings {
   readonly secretRotationGraceMs: number;
   /** Removes a webhook's failures from its workspace's breaker window (called on activation). */
   readonly forgetFailures: (workspaceId: string, webhookId: string) => Promise<void>;
+  /** Resolves an endpoint's host name at registration (production: dns.promises.lookup, all addresses). */
+  readonly resolveHost: HostResolver;
+  readonly hostLookupTimeoutMs?: number;
 }
 
 /** What the control plane needs of a breaker trip. */
@@ -42,7 +49,8 @@ export interface TripNotice {
   readonly windowSeconds: number;
   readonly failureCount: number;
   readonly tripTime: Date;
-  readonly webhooks: readonly { readonly webhookId: string; readonly lastError: string }[];
+  /** routeVersion: the route version the dispatcher saw when it decided; 0 from a dispatcher that did not say. */
+  readonly webhooks: readonly { readonly webhookId: string; readonly lastError: string; readonly routeVersion: number }[];
 }
 
 export interface WorkspaceInput {
@@ -67,9 +75,12 @@ function checkName(name: string, field: string): string {
   return trimmed;
 }
 
-function checkUrl(url: string, policy: UrlPolicy, field = 'url'): string {
+/** The URL policy, then what the host resolves to: a name that only reaches our network is refused now rather than at every attempt. */
+async function checkUrl(url: string, policy: UrlPolicy, resolve: HostResolver, timeoutMs: number, field = 'url'): Promise<string> {
   const verdict = checkEndpointUrl(url, policy);
   if (!verdict.ok) throw invalidArgument(field, verdict.reason);
+  const resolved = await checkEndpointResolution(verdict.url, policy, resolve, timeoutMs);
+  if (!resolved.ok) throw invalidArgument(field, resolved.reason);
   return verdict.url.toString();
 }
 
@@ -147,7 +158,7 @@ export class ControlPlane {
   async createWebhook(workspaceId: string, input: WebhookInput): Promise<{ webhook: Webhook; secret: string }> {
     checkWorkspaceId(workspaceId);
     const name = checkName(input.name, 'name');
-    const url = checkUrl(input.url, this.settings.urlPolicy);
+    const url = await this.checkUrl(input.url, 'url');
     const eventTypes = checkEventTypes(input.eventTypes);
     const headers = checkCustomHeaders(input.headers);
     const secret = generateSigningSecret();
@@ -214,7 +225,7 @@ export class ControlPlane {
     const changes: { name?: string; url?: string; eventTypes?: string[]; headers?: Record<string, string> } = {};
     for (const f of fields) {
       if (f === 'name') changes.name = checkName(input.name, 'webhook.name');
-      else if (f === 'url') changes.url = checkUrl(input.url, this.settings.urlPolicy, 'webhook.url');
+      else if (f === 'url') changes.url = await this.checkUrl(input.url, 'webhook.url');
       else if (f === 'eventTypes') changes.eventTypes = checkEventTypes(input.eventTypes, 'webhook.event_types');
       else if (f === 'headers') changes.headers = checkCustomHeaders(input.headers, 'webhook.headers');
     }
@@ -266,7 +277,9 @@ export class ControlPlane {
 
   /**
    * Disables the webhooks a breaker trip names (those still active), with the reason people see. Runs
-   * again harmlessly for a trip that was already applied.
+   * again harmlessly for a trip that was already applied. A webhook whose row is newer than the route the
+   * trip was decided on (activated, or its URL fixed, since) is left alone: a late trip must not undo a
+   * later action.
    */
   async applyTrip(trip: TripNotice): Promise<Webhook[]> {
     const minutes = Math.round(trip.windowSeconds / 60);
@@ -275,6 +288,7 @@ export class ControlPlane {
       for (const tripped of trip.webhooks) {
         const webhook = await em.findOne(WebhookEntity, { id: tripped.webhookId, workspace: trip.workspaceId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
         if (!webhook || webhook.status !== 'active') continue;
+        if (tripped.routeVersion > 0 && webhook.version > tripped.routeVersion) continue;
         webhook.status = 'disabled';
         webhook.disabledReason = 'failure_threshold';
         webhook.disabledDetail = `automatic: ${trip.failureCount} failed attempts in ${minutes} minute${minutes === 1 ? '' : 's'}`;
@@ -322,8 +336,12 @@ export class ControlPlane {
     return { webhook, secret, previousExpiresAt };
   }
 
-  async reconcileRoutes(): Promise<{ written: number; deleted: number }> {
-    return this.routes.reconcile(this.em());
+  async reconcileRoutes(): Promise<ReconcileReport> {
+    return this.routes.reconcile();
+  }
+
+  private checkUrl(url: string, field: string): Promise<string> {
+    return checkUrl(url, this.settings.urlPolicy, this.settings.resolveHost, this.settings.hostLookupTimeoutMs ?? defaultHostLookupTimeoutMs, field);
   }
 
   private requireWebhookPlan(workspace: Workspace): void {

@@ -23,9 +23,16 @@ export async function consumeTrips(js: JetStreamClient, jsm: JetStreamManager, t
           windowSeconds: trip.windowSeconds,
           failureCount: trip.failureCount,
           tripTime: trip.tripTime ?? new Date(),
-          webhooks: trip.webhooks.map((w) => ({ webhookId: w.webhookId, lastError: w.lastErrors[0] ? `${w.lastErrors[0].reason} (${w.lastErrors[0].time?.toISOString()})` : '' })),
+          webhooks: trip.webhooks.map((w) => ({
+            webhookId: w.webhookId,
+            lastError: w.lastErrors[0] ? `${w.lastErrors[0].reason} (${w.lastErrors[0].time?.toISOString()})` : '',
+            routeVersion: w.routeVersion,
+          })),
         });
-        logger.warn({ tripId: trip.tripId, workspaceId: trip.workspaceId, webhooks: disabled.map((w) => w.id) }, 'webhooks disabled by the failure threshold');
+        const disabledIds = disabled.map((w) => w.id);
+        // Left alone: already disabled, deleted, or changed since the trip was decided.
+        const leftAlone = trip.webhooks.map((w) => w.webhookId).filter((id) => !disabledIds.includes(id));
+        logger.warn({ tripId: trip.tripId, workspaceId: trip.workspaceId, webhooks: disabledIds, leftAlone }, 'webhooks disabled by the failure threshold');
         message.ack();
       } catch (error) {
         logger.error({ err: error }, 'applying a breaker trip failed; it will be retried');

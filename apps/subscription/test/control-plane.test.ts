@@ -31,6 +31,20 @@ describe('ControlPlane', () => {
   const secrets = SecretBox.fromBase64(randomBytes(32).toString('base64'));
   const logger = createLogger('test', 'silent');
   const hook = { name: 'CRM', url: 'https://example.com/hook', eventTypes: ['contact.created'], headers: { 'x-api-key': 'k' } };
+  // These machines have no DNS: names resolve through this map, anything else is unresolvable.
+  const dns: Record<string, string[]> = {
+    '127.0.0.1.nip.io': ['127.0.0.1'],
+    '169.254.169.254.nip.io': ['169.254.169.254'],
+    'mixed.example.com': ['93.184.216.34', '10.0.0.7'],
+    'partner.internal-tools.example': ['10.1.2.3'],
+  };
+  const lookups: string[] = [];
+  const resolveHost = async (host: string): Promise<string[]> => {
+    lookups.push(host);
+    const addresses = dns[host];
+    if (!addresses) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+    return addresses;
+  };
 
   async function kvRoute(workspaceId: string, webhookId: string): Promise<Route | undefined> {
     const { buckets } = await ensureTopology(messaging.nc, messaging.topology);
@@ -44,12 +58,13 @@ describe('ControlPlane', () => {
     orm = await openOrm(database.url, () => {});
     await migrate(orm);
     const { buckets } = await ensureTopology(messaging.nc, messaging.topology);
-    routes = new RoutePublisher(buckets.routes, messaging.topology, logger);
+    routes = new RoutePublisher(orm, buckets.routes, messaging.topology, logger);
     controlPlane = new ControlPlane(orm, routes, secrets, {
       urlPolicy: { allowHttp: false, allowedHosts: [], maxLength: 2048 },
       maxWebhooksPerWorkspace: 3,
       secretRotationGraceMs: 60_000,
       forgetFailures: async () => {},
+      resolveHost,
     });
   });
 
@@ -175,9 +190,65 @@ describe('ControlPlane', () => {
     await buckets.routes.put(messaging.topology.keys.webhook('drift', 'wh_ghost'), new Uint8Array([1]));
 
     const repaired = await controlPlane.reconcileRoutes();
-    assert.deepEqual(repaired, { written: 2, deleted: 1 });
+    assert.deepEqual({ written: repaired.written, deleted: repaired.deleted }, { written: 2, deleted: 1 });
     assert.equal((await kvRoute('drift', webhook.id))?.webhookId, webhook.id);
     assert.equal(await kvRoute('drift', 'wh_ghost'), undefined);
-    assert.deepEqual(await controlPlane.reconcileRoutes(), { written: 0, deleted: 0 });
+    const again = await controlPlane.reconcileRoutes();
+    assert.deepEqual({ written: again.written, deleted: again.deleted }, { written: 0, deleted: 0 });
+  });
+
+  it('refuses an endpoint whose name resolves only to internal addresses, and accepts the rest', async () => {
+    await controlPlane.upsertWorkspace({ id: 'dns', name: 'DNS', plan: 'ENTERPRISE', notificationEmails: [] });
+    await rejects(controlPlane.createWebhook('dns', { ...hook, url: 'https://127.0.0.1.nip.io/' }), 'invalid-argument', /^url: host "127\.0\.0\.1\.nip\.io" resolved to a loopback address \(127\.0\.0\.1\)$/);
+    await rejects(controlPlane.createWebhook('dns', { ...hook, url: 'https://169.254.169.254.nip.io/latest/meta-data' }), 'invalid-argument', /^url: host "169\.254\.169\.254\.nip\.io" resolved to a cloud metadata service address \(169\.254\.169\.254\)$/);
+    // One public address is enough: the dispatcher connects only to an address that passes at connect time.
+    const { webhook } = await controlPlane.createWebhook('dns', { ...hook, name: 'mixed', url: 'https://mixed.example.com/hook' });
+    // A name that does not resolve now may later; the connect-time check stays the authority.
+    await controlPlane.createWebhook('dns', { ...hook, name: 'unresolvable', url: 'https://not-yet.example.net/hook' });
+    await rejects(controlPlane.updateWebhook('dns', webhook.id, ['url'], { ...hook, url: 'https://127.0.0.1.nip.io/' }, 0), 'invalid-argument', /^webhook\.url: host "127\.0\.0\.1\.nip\.io" resolved to a loopback address/);
+    assert.equal((await controlPlane.getWebhook('dns', webhook.id)).url, 'https://mixed.example.com/hook');
+
+    // An allow-listed name and an IP literal need no lookup; a lookup that hangs counts as unresolvable.
+    const hung: string[] = [];
+    const allowing = new ControlPlane(orm, routes, secrets, {
+      urlPolicy: { allowHttp: false, allowedHosts: ['partner.internal-tools.example'], maxLength: 2048 },
+      maxWebhooksPerWorkspace: 5,
+      secretRotationGraceMs: 60_000,
+      forgetFailures: async () => {},
+      resolveHost: (host) => {
+        hung.push(host);
+        return new Promise<string[]>(() => {});
+      },
+      hostLookupTimeoutMs: 50,
+    });
+    await allowing.upsertWorkspace({ id: 'dns_allow', name: 'A', plan: 'ENTERPRISE', notificationEmails: [] });
+    await allowing.createWebhook('dns_allow', { ...hook, name: 'partner', url: 'https://partner.internal-tools.example/hook' });
+    await allowing.createWebhook('dns_allow', { ...hook, name: 'literal', url: 'https://93.184.216.34/hook' });
+    assert.deepEqual(hung, []);
+    await allowing.createWebhook('dns_allow', { ...hook, name: 'slow', url: 'https://slow.example.net/hook' });
+    assert.deepEqual(hung, ['slow.example.net']);
+  });
+
+  it('leaves alone a webhook changed after a trip was decided; a trip without a route version disables as before', async () => {
+    await controlPlane.upsertWorkspace({ id: 'late', name: 'L', plan: 'ADVANCED', notificationEmails: [] });
+    const { webhook } = await controlPlane.createWebhook('late', hook);
+    const trip = {
+      tripId: 'trip_late', workspaceId: 'late', windowSeconds: 1800, failureCount: 30, tripTime: new Date(),
+      webhooks: [{ webhookId: webhook.id, lastError: 'HTTP 500', routeVersion: webhook.version }],
+    };
+    assert.deepEqual((await controlPlane.applyTrip(trip)).map((w) => w.id), [webhook.id]);
+    const activated = await controlPlane.activateWebhook('late', webhook.id);
+    assert.equal(activated.version, webhook.version + 2);
+
+    // The same trip again (redelivered, or a second one decided on the same view) comes too late.
+    assert.deepEqual(await controlPlane.applyTrip(trip), []);
+    assert.equal((await controlPlane.getWebhook('late', webhook.id)).status, 'active');
+    assert.equal((await kvRoute('late', webhook.id))?.active, true);
+
+    // An older dispatcher sends no route version: the trip applies as it always did.
+    const legacy = { ...trip, tripId: 'trip_legacy', webhooks: [{ ...trip.webhooks[0]!, routeVersion: 0 }] };
+    assert.deepEqual((await controlPlane.applyTrip(legacy)).map((w) => w.id), [webhook.id]);
+    assert.equal((await controlPlane.getWebhook('late', webhook.id)).disabledReason, 'failure_threshold');
+    assert.equal((await kvRoute('late', webhook.id))?.active, false);
   });
 });

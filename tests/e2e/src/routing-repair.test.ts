@@ -41,7 +41,12 @@ describe('routing table repair after a crash between the two writes', () => {
     await nats.resume();
 
     const restarted = await system.startService('subscription');
-    await restarted.waitForLog((line) => line.msg === 'routing table repaired' && line.written === 1);
+    const repaired = await restarted.waitForLog((line) => line.msg === 'routing table repaired' && line.written === 1);
+    // One line per pass says what it cost: nothing was deleted, nothing was newer than PostgreSQL.
+    assert.equal(repaired.deleted, 0);
+    assert.equal(repaired.skippedNewer, 0);
+    assert.ok(Number(repaired.checked) >= 2, `checked ${String(repaired.checked)}`);
+    assert.equal(typeof repaired.durationMs, 'number');
     const client = new SubscriptionServiceClient(restarted.address(), insecure);
     try {
       const fetched = await callUnary<typeof client, unknown, GetWebhookResponse>(client, client.getWebhook, { workspaceId, webhookId: created.webhook!.id }, testToken);

@@ -2,5 +2,6 @@
 // at the end; never edit one that has shipped.
 import { Migration20261124213658_initial } from './Migration20261124213658_initial.js';
 import { Migration20261124224308_delivery_log } from './Migration20261124224308_delivery_log.js';
+import { Migration20261129113513_workspace_version } from './Migration20261129113513_workspace_version.js';
 
-export const migrations = [Migration20261124213658_initial, Migration20261124224308_delivery_log];
+export const migrations = [Migration20261124213658_initial, Migration20261124224308_delivery_log, Migration20261129113513_workspace_version];

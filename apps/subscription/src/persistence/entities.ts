@@ -12,6 +12,8 @@ export const WorkspaceEntity = defineEntity({
     name: p.string().length(200),
     plan: p.enum(planNames),
     notificationEmails: p.array(),
+    /** Optimistic-lock version, also carried by the workspace's route so routing-table writes are ordered. */
+    version: p.integer().version(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },
