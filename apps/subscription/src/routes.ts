@@ -99,10 +99,13 @@ export interface ReconcileHooks {
 
 export interface RoutePublisherOptions {
   readonly pageSize?: number;
+  /** Called between deciding a key's write (entry and row read) and making it: where a test holds a writer. */
+  readonly beforeWrite?: (key: string) => Promise<void>;
 }
 
 export class RoutePublisher {
   private readonly pageSize: number;
+  private readonly beforeWrite: ((key: string) => Promise<void>) | undefined;
 
   constructor(
     private readonly orm: MikroORM,
@@ -112,6 +115,7 @@ export class RoutePublisher {
     options: RoutePublisherOptions = {},
   ) {
     this.pageSize = options.pageSize ?? defaultPageSize;
+    this.beforeWrite = options.beforeWrite;
   }
 
   async putWorkspace(workspace: Workspace): Promise<void> {
@@ -225,6 +229,7 @@ export class RoutePublisher {
       const revision = entry?.revision ?? 0;
       // Read PostgreSQL only after the entry: the revision below is then older than this read.
       const wanted = live && ours ? ours : await this.current(key);
+      await this.beforeWrite?.(name);
       try {
         if (!wanted) {
           // The row is gone for good (ids are never reused). A marker is written even over an absent or

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Route, WorkspaceRoute } from '@webhooks/contracts';
 import { SecretBox } from '@webhooks/domain';
-import { connectNats, ensureTopology, type KV, type NatsConnection } from '@webhooks/messaging';
+import { connectNats, ensureTopology, jetstreamManager, type KV, type NatsConnection } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
 import { createTestDatabase, createTestTopology, testEnvironment, type TestDatabase, type TestTopology } from '@webhooks/testing';
 import { ControlPlane } from '../src/control-plane.js';
@@ -52,12 +52,15 @@ describe('routing table writers across two replicas', () => {
   let bucket: KV;
   let a: Replica;
   let b: Replica;
+  /** Replica A's pause between deciding a key's write and making it, when a test sets one. */
+  let holdWriteOf: ((key: string) => Promise<void>) | undefined;
 
   async function replica(name: string): Promise<Replica> {
     const orm = await openOrm(database.url, () => {});
     const nc = await connectNats(testEnvironment.natsUrl, name);
     const { buckets } = await ensureTopology(nc, messaging.topology);
-    const routes = new GatedRoutePublisher(orm, buckets.routes, messaging.topology, logger, { pageSize: 2 });
+    const options = name === 'replica-a' ? { pageSize: 2, beforeWrite: (key: string) => holdWriteOf?.(key) ?? Promise.resolve() } : { pageSize: 2 };
+    const routes = new GatedRoutePublisher(orm, buckets.routes, messaging.topology, logger, options);
     const controlPlane = new ControlPlane(orm, routes, secrets, {
       urlPolicy: { allowHttp: false, allowedHosts: [], maxLength: 2048 },
       maxWebhooksPerWorkspace: 20,
@@ -201,6 +204,36 @@ describe('routing table writers across two replicas', () => {
     const route = Route.decode(entry!.value);
     assert.equal(route.version, activated.version);
     assert.equal(route.active, true);
+    await assertBucketEqualsPostgres();
+  });
+
+  it('a delete committed while a repair of the same missing key is in flight wins', async () => {
+    await b.controlPlane.upsertWorkspace({ id: 'repair_vs_delete', name: 'R', plan: 'ADVANCED', notificationEmails: [] });
+    const { webhook } = await b.controlPlane.createWebhook('repair_vs_delete', hook);
+    const key = messaging.topology.keys.webhook('repair_vs_delete', webhook.id);
+    // A crash left the key out of the bucket: no entry at all, not even a delete marker.
+    const routesBucket = messaging.topology.buckets.routes;
+    await (await jetstreamManager(messaging.nc)).streams.purge(`KV_${routesBucket}`, { filter: `$KV.${routesBucket}.${key}` });
+    assert.equal(await bucket.get(key), null);
+
+    // Replica A's pass has read the empty entry and the row, and is about to write the row back...
+    const held = latch();
+    const release = latch();
+    holdWriteOf = async (written) => {
+      if (written !== key) return;
+      holdWriteOf = undefined;
+      held.open();
+      await release.promise;
+    };
+    const pass = a.controlPlane.reconcileRoutes();
+    await held.promise;
+    // ... when replica B deletes the webhook and removes its route.
+    await b.controlPlane.deleteWebhook('repair_vs_delete', webhook.id);
+    release.open();
+    await pass;
+
+    const entry = await bucket.get(key);
+    assert.notEqual(entry?.operation, 'PUT', 'the deleted webhook must not be routed again');
     await assertBucketEqualsPostgres();
   });
 
