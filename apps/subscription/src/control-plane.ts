@@ -251,7 +251,7 @@ export class ControlPlane {
 
   async deleteWebhook(workspaceId: string, webhookId: string): Promise<void> {
     await this.em().transactional(async (em) => {
-      const webhook = await this.findWebhook(em, workspaceId, webhookId);
+      const webhook = await this.findWebhook(em, workspaceId, webhookId, LockMode.PESSIMISTIC_WRITE);
       em.remove(webhook);
       await em.flush();
     });
@@ -260,7 +260,9 @@ export class ControlPlane {
 
   async activateWebhook(workspaceId: string, webhookId: string): Promise<Webhook> {
     const webhook = await this.em().transactional(async (em) => {
-      const webhook = await this.findWebhook(em, workspaceId, webhookId);
+      // Locked: a breaker trip or another replica changing the row at the same moment waits its turn
+      // instead of failing this call on the row's version.
+      const webhook = await this.findWebhook(em, workspaceId, webhookId, LockMode.PESSIMISTIC_WRITE);
       this.requireWebhookPlan(await em.findOneOrFail(WorkspaceEntity, { id: workspaceId }));
       webhook.status = 'active';
       webhook.disabledReason = null;
@@ -307,7 +309,7 @@ export class ControlPlane {
 
   async deactivateWebhook(workspaceId: string, webhookId: string): Promise<Webhook> {
     const webhook = await this.em().transactional(async (em) => {
-      const webhook = await this.findWebhook(em, workspaceId, webhookId);
+      const webhook = await this.findWebhook(em, workspaceId, webhookId, LockMode.PESSIMISTIC_WRITE);
       if (webhook.status === 'active') {
         webhook.status = 'disabled';
         webhook.disabledReason = 'manual';

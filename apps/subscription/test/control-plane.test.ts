@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { Route } from '@webhooks/contracts';
 import { decodeBreakerState, DomainError, encodeBreakerState, SecretBox, type ErrorKind } from '@webhooks/domain';
 import { ensureTopology } from '@webhooks/messaging';
@@ -250,5 +251,35 @@ describe('ControlPlane', () => {
     assert.deepEqual((await controlPlane.applyTrip(legacy)).map((w) => w.id), [webhook.id]);
     assert.equal((await controlPlane.getWebhook('late', webhook.id)).disabledReason, 'failure_threshold');
     assert.equal((await kvRoute('late', webhook.id))?.active, false);
+  });
+  it('serialises activate, deactivate and delete with a concurrent change of the same row instead of failing them', async () => {
+    await controlPlane.upsertWorkspace({ id: 'race', name: 'R', plan: 'ADVANCED', notificationEmails: [] });
+    const made = await Promise.all(['a', 'd', 'x'].map((name) => controlPlane.createWebhook('race', { ...hook, name })));
+    const [toActivate, toDeactivate, toDelete] = made.map((m) => m.webhook);
+    await controlPlane.deactivateWebhook('race', toActivate!.id);
+    // Another writer (a breaker trip, another replica) holds each row and changes it while the call runs.
+    const holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      for (const [webhook, call] of [
+        [toActivate!, () => controlPlane.activateWebhook('race', toActivate!.id)],
+        [toDeactivate!, () => controlPlane.deactivateWebhook('race', toDeactivate!.id)],
+        [toDelete!, () => controlPlane.deleteWebhook('race', toDelete!.id)],
+      ] as const) {
+        await holder.query('BEGIN');
+        await holder.query('SELECT 1 FROM webhooks WHERE id = $1 FOR UPDATE', [webhook.id]);
+        const result = (call as () => Promise<unknown>)().then(() => 'done', (error: unknown) => error);
+        // The call has read the row (or waits for the lock) before the other writer commits its change.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await holder.query("UPDATE webhooks SET version = version + 1, last_error = 'concurrent change' WHERE id = $1", [webhook.id]);
+        await holder.query('COMMIT');
+        assert.equal(await result, 'done', `the call on ${webhook.name} completed`);
+      }
+    } finally {
+      await holder.end();
+    }
+    assert.equal((await controlPlane.getWebhook('race', toActivate!.id)).status, 'active');
+    assert.equal((await controlPlane.getWebhook('race', toDeactivate!.id)).status, 'disabled');
+    await rejects(controlPlane.getWebhook('race', toDelete!.id), 'not-found', /webhook/);
   });
 });
