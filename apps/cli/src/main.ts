@@ -4,7 +4,7 @@
 // fails, 2 when the command line is wrong.
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { status as grpcStatus, WebhooksClient, type ServiceError } from '@webhooks/client';
+import { status as grpcStatus, WebhooksClient, type ServiceError, type WebhooksTlsOptions } from '@webhooks/client';
 import {
   ActivateWebhookResponse, CreateWebhookResponse, DeactivateWebhookResponse, DeliveryStatus, Event, GetDeliveryResponse, GetWebhookResponse,
   GetWorkspaceResponse, ListDeliveriesResponse, ListEventTypesResponse, ListWebhooksResponse, Plan, PublishEventResponse, RetryDeliveryResponse,
@@ -31,6 +31,11 @@ const globalOptions: Options = {
   subscription: { type: 'string', default: process.env.WEBHOOKS_SUBSCRIPTION ?? '127.0.0.1:50051' },
   ingest: { type: 'string', default: process.env.WEBHOOKS_INGEST ?? '127.0.0.1:50052' },
   token: { type: 'string', default: process.env.WEBHOOKS_TOKEN ?? 'local-dev-token' },
+  tls: { type: 'boolean', default: ['1', 'true', 'yes'].includes((process.env.WEBHOOKS_TLS ?? '').toLowerCase()) },
+  ca: { type: 'string', default: process.env.WEBHOOKS_CA_FILE ?? '' },
+  cert: { type: 'string', default: process.env.WEBHOOKS_CERT_FILE ?? '' },
+  key: { type: 'string', default: process.env.WEBHOOKS_KEY_FILE ?? '' },
+  'server-name': { type: 'string', default: process.env.WEBHOOKS_SERVER_NAME ?? '' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 };
@@ -38,6 +43,10 @@ const globalHelp = [
   '--subscription ADDR  subscription service host:port (env WEBHOOKS_SUBSCRIPTION, default 127.0.0.1:50051)',
   '--ingest ADDR        event-ingest host:port (env WEBHOOKS_INGEST, default 127.0.0.1:50052)',
   '--token TOKEN        bearer token (env WEBHOOKS_TOKEN, default local-dev-token)',
+  '--tls                connect over TLS, trusting the system CAs (env WEBHOOKS_TLS=true; implied by --ca)',
+  '--ca FILE            connect over TLS, trusting the CA in this PEM file (env WEBHOOKS_CA_FILE)',
+  '--cert FILE, --key FILE  client certificate and key for mutual TLS (env WEBHOOKS_CERT_FILE, WEBHOOKS_KEY_FILE)',
+  '--server-name NAME   name expected in the services\' certificates instead of the address\'s host (env WEBHOOKS_SERVER_NAME)',
   '--json               print the API response as JSON',
   '--help               help for the command',
 ];
@@ -323,6 +332,22 @@ const commands: Command[] = [
   },
 ];
 
+/** TLS from --tls/--ca/--cert/--key/--server-name (or their WEBHOOKS_* variables); undefined: plaintext. */
+function tlsOptions(values: Values): WebhooksTlsOptions | undefined {
+  const [ca, cert, key, serverName] = [str(values.ca), str(values.cert), str(values.key), str(values['server-name'])];
+  if (!values.tls && !ca && !cert && !key) return undefined;
+  if (!cert !== !key) throw new UsageError('--cert and --key go together (a client certificate and its private key)');
+  const read = (file: string | undefined, flag: string) => {
+    if (!file) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new UsageError(`${flag}: cannot read "${file}": ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  };
+  return { ca: read(ca, '--ca'), cert: read(cert, '--cert'), key: read(key, '--key'), serverName: serverName || undefined };
+}
+
 function commandHelp(command: Command): string {
   return [`usage: webhooks ${command.name} ${command.args} [options]`, '', command.summary, '', 'options:', ...command.optionHelp.map((h) => `  ${h}`), ...globalHelp.map((h) => `  ${h}`)].join('\n');
 }
@@ -355,7 +380,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const positionals = parsed.positionals.slice(command.name.split(' ').length);
-  const client = new WebhooksClient({ subscriptionAddress: parsed.values.subscription as string, ingestAddress: parsed.values.ingest as string, token: parsed.values.token as string });
+  const client = new WebhooksClient({ subscriptionAddress: parsed.values.subscription as string, ingestAddress: parsed.values.ingest as string, token: parsed.values.token as string, tls: tlsOptions(parsed.values as Values) });
   try {
     await command.run(client, positionals, parsed.values as Values, parsed.values.json as boolean);
   } finally {

@@ -1,7 +1,7 @@
 // The client the core product (and the operator CLI) uses: one object for the three services, with the
 // bearer token on every call, a deadline per call, and retries only where repeating is harmless:
 // PublishEvent(s) (the event id makes them idempotent), reads, and UpsertWorkspace.
-import { credentials, Metadata, status, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type ChannelCredentials, type ChannelOptions, type Client, type ServiceError } from '@grpc/grpc-js';
 import {
   DeliveryLogServiceClient,
   IngestServiceClient,
@@ -29,7 +29,32 @@ export interface WebhooksClientOptions {
   readonly maxAttempts?: number;
   /** First pause between tries; doubles each time, with jitter. Default 100 ms. */
   readonly retryBaseMs?: number;
+  /** TLS to both services (see WebhooksTlsOptions); without it, and without `credentials`, plaintext. */
+  readonly tls?: WebhooksTlsOptions;
+  /** Channel credentials built by the caller; take precedence over `tls`. */
   readonly credentials?: ChannelCredentials;
+}
+
+/** PEM contents (read them from files yourself: a long-lived client keeps what it was given). */
+export interface WebhooksTlsOptions {
+  /** The CA that signed the services' certificates; omitted: the system's trusted roots. */
+  readonly ca?: Buffer | string;
+  /** A client certificate and its key, when the services require mutual TLS (GRPC_TLS_CLIENT_CA_FILE). */
+  readonly cert?: Buffer | string;
+  readonly key?: Buffer | string;
+  /** The name to expect in the services' certificates instead of the addresses' host (e.g. when calling by IP). */
+  readonly serverName?: string;
+}
+
+/** Plaintext, or TLS with the given CA and client certificate; refuses half a client certificate. */
+export function channelSecurity(tls: WebhooksTlsOptions | undefined): { credentials: ChannelCredentials; options: ChannelOptions } {
+  if (!tls) return { credentials: credentials.createInsecure(), options: {} };
+  if (!tls.cert !== !tls.key) throw new Error('TLS: a client certificate needs its key and a key its certificate (give both cert and key, or neither)');
+  const pem = (value: Buffer | string | undefined) => (value === undefined ? null : Buffer.from(value));
+  return {
+    credentials: credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert)),
+    options: tls.serverName ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : {},
+  };
 }
 
 /** Codes after which repeating a harmless call can succeed. */
@@ -43,10 +68,11 @@ export class WebhooksClient {
   private readonly ingestClient: IngestServiceClient;
 
   constructor(private readonly options: WebhooksClientOptions) {
-    const creds = options.credentials ?? credentials.createInsecure();
-    this.subscriptionClient = new SubscriptionServiceClient(options.subscriptionAddress, creds);
-    this.deliveryLogClient = new DeliveryLogServiceClient(options.subscriptionAddress, creds);
-    this.ingestClient = new IngestServiceClient(options.ingestAddress, creds);
+    const security = channelSecurity(options.tls);
+    const creds = options.credentials ?? security.credentials;
+    this.subscriptionClient = new SubscriptionServiceClient(options.subscriptionAddress, creds, security.options);
+    this.deliveryLogClient = new DeliveryLogServiceClient(options.subscriptionAddress, creds, security.options);
+    this.ingestClient = new IngestServiceClient(options.ingestAddress, creds, security.options);
   }
 
   // Ingest: idempotent by event id, so retried.
