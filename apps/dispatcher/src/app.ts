@@ -10,6 +10,8 @@ import { DeliveryConsumers } from './consumers.js';
 import { Breaker, followTrips, Suspensions } from './breaker.js';
 import { Deliverer } from './delivery.js';
 import { Dispatch } from './dispatch.js';
+import { BreakerQueue } from './breaker-queue.js';
+import { attemptBudget } from './time-budget.js';
 import { HttpSender } from './http-sender.js';
 import { dispatcherMetrics } from './metrics.js';
 
@@ -17,6 +19,8 @@ const logger = createLogger('dispatcher');
 
 async function main(): Promise<void> {
   const config = dispatcherConfig.parse(withProfileDefaults(process.env));
+  // Refuses (ConfigError) an ack wait an attempt and its record cannot fit in.
+  const budget = attemptBudget(config.ackWait, config.attemptTimeout);
   // Decided before anything connects: production refuses plaintext gRPC (GRPC_TLS_*, GRPC_PLAINTEXT_BEHIND_MESH).
   const grpcSecurity = serverSecurity(config, logger);
   const urlPolicy = { allowHttp: config.allowHttp, allowedHosts: config.allowedHosts, maxLength: 2048 };
@@ -28,7 +32,7 @@ async function main(): Promise<void> {
   const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
   const { jsm, buckets } = await ensureTopology(nc, t);
   const js = jetstream(nc);
-  const publisher = new JetStreamPublisher(nc);
+  const publisher = new JetStreamPublisher(nc, budget.recordPublishTimeoutMs);
   const sender = new HttpSender(urlPolicy, config.attemptTimeout);
   const deliverer = new Deliverer(sender, SecretBox.fromBase64(config.secretKey), urlPolicy, retryPolicy);
 
@@ -37,8 +41,11 @@ async function main(): Promise<void> {
   const routes = await RoutingTable.open(buckets.routes, (change: RouteChange) => followers.consumers?.onRouteChange(change));
   const suspensions = new Suspensions();
   const breaker = new Breaker(buckets.breaker, publisher, t, routes, { threshold: config.breakerThreshold, windowMs: config.breakerWindow }, logger);
-  const dispatch = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breaker, suspensions, logger);
-  const consumers = new DeliveryConsumers(js, jsm, t, routes, config.ackWait, dispatch.handle, suspensions, logger);
+  const breakerQueue = new BreakerQueue(breaker, logger);
+  const dispatch = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breakerQueue, suspensions, logger, budget.recordPublishTimeoutMs);
+  const consumers = new DeliveryConsumers(js, jsm, t, routes, config.ackWait, dispatch.handle, suspensions, logger, (down) =>
+    readiness.set('delivery-loops', down === 0, `${down} webhook delivery loop(s) failed and are restarting`),
+  );
   followers.consumers = consumers;
   const trips = followTrips(nc, t, routes, suspensions, (route) => consumers.refresh(route.workspaceId, route.webhookId), logger);
   await consumers.startAll();
@@ -61,7 +68,9 @@ async function main(): Promise<void> {
     server.health.setStatus('', 'NOT_SERVING');
     clearInterval(heldTimer);
     trips.stop();
+    dispatch.stop();
     await consumers.stop();
+    await breakerQueue.idle();
     routes.stop();
     await sender.close();
     await server.shutdown(1_000);

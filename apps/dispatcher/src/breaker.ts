@@ -1,10 +1,13 @@
 // The workspace failure breaker as the dispatcher runs it: every failed attempt is added to the
 // workspace's window in the KV bucket (compare-and-set, so all replicas count together and exactly one
 // update crosses the threshold). The update that trips stores the trip in the state before publishing
-// it; a crash in between leaves it for the next update to publish (deduplicated by trip id).
+// it; a crash in between leaves it for the next update to publish (deduplicated by trip id) - but only
+// while the trip stream's duplicate window still recognises a repeat: an older pending trip is dropped
+// and logged, never published (see pendingTripIsStale). Each tripped webhook carries the route version
+// the dispatcher saw when it decided the trip, so the control plane skips webhooks changed since.
 import { BreakerTripped, type Route } from '@webhooks/contracts';
-import { decodeBreakerState, encodeBreakerState, recordFailure, type BreakerPolicy, type Trip } from '@webhooks/domain';
-import { compareAndSet, traceHeaders, type JetStreamPublisher, type KV, type NatsConnection, type RoutingTable, type Topology } from '@webhooks/messaging';
+import { decodeBreakerState, encodeBreakerState, pendingTripIsStale, recordFailure, type BreakerPolicy, type BreakerState, type Trip } from '@webhooks/domain';
+import { compareAndSet, streamConfigs, traceHeaders, type JetStreamPublisher, type KV, type NatsConnection, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import { dispatcherMetrics } from './metrics.js';
 
@@ -33,7 +36,21 @@ export class Suspensions {
   }
 }
 
+/** The trip stream's duplicate window, as the topology configures it. */
+export function tripDuplicateWindowMs(topology: Topology): number {
+  const config = streamConfigs(topology).find((c) => c.name === topology.streams.breaker);
+  return (config?.duplicate_window ?? 0) / 1_000_000;
+}
+
+/** When a pending trip was decided: stored beside it; states from before that field use the trip time. */
+function pendingSinceOf(state: BreakerState): number {
+  if (state.pendingSince !== undefined) return state.pendingSince;
+  return BreakerTripped.decode(Buffer.from(state.pendingTrip ?? '', 'base64')).tripTime?.getTime() ?? 0;
+}
+
 export class Breaker {
+  private readonly duplicateWindowMs: number;
+
   constructor(
     private readonly kv: KV,
     private readonly publisher: JetStreamPublisher,
@@ -41,18 +58,33 @@ export class Breaker {
     private readonly routes: RoutingTable,
     private readonly policy: BreakerPolicy,
     private readonly logger: Logger,
-  ) {}
+    private readonly now: () => number = Date.now,
+  ) {
+    this.duplicateWindowMs = tripDuplicateWindowMs(topology);
+  }
 
   /** Counts one failed attempt; publishes the trip when this failure crosses the threshold. */
   async recordFailure(workspaceId: string, webhookId: string, at: number, reason: string): Promise<void> {
     const key = this.topology.keys.workspace(workspaceId);
-    const toPublish = await compareAndSet(this.kv, key, (current, revision) => {
+    const { toPublish, stale } = await compareAndSet(this.kv, key, (current, revision) => {
       const state = decodeBreakerState(current);
+      const now = this.now();
+      const staleSince = state.pendingTrip !== undefined && pendingTripIsStale(pendingSinceOf(state), now, this.duplicateWindowMs) ? pendingSinceOf(state) : undefined;
       const { window, trip } = recordFailure({ failures: state.failures }, { webhookId, at, reason }, this.policy);
       const tripped = trip ? this.tripMessage(workspaceId, `${workspaceId}-${revision}`, trip, at) : undefined;
-      const pending = tripped ? Buffer.from(BreakerTripped.encode(tripped).finish()).toString('base64') : state.pendingTrip;
-      return { value: encodeBreakerState({ failures: window.failures, ...(pending ? { pendingTrip: pending } : {}) }), result: pending };
+      const kept = staleSince === undefined && state.pendingTrip !== undefined ? { pendingTrip: state.pendingTrip, pendingSince: pendingSinceOf(state) } : undefined;
+      const pending = tripped ? { pendingTrip: Buffer.from(BreakerTripped.encode(tripped).finish()).toString('base64'), pendingSince: now } : kept;
+      const stale = staleSince === undefined ? undefined : { encoded: state.pendingTrip!, ageMs: now - staleSince };
+      return { value: encodeBreakerState({ failures: window.failures, ...pending }), result: { toPublish: pending?.pendingTrip, stale } };
     });
+    if (stale) {
+      const trip = BreakerTripped.decode(Buffer.from(stale.encoded, 'base64'));
+      dispatcherMetrics.staleTripsDropped.add(1);
+      this.logger.error(
+        { workspaceId, tripId: trip.tripId, ageMs: stale.ageMs, duplicateWindowMs: this.duplicateWindowMs, webhooks: trip.webhooks.map((w) => w.webhookId) },
+        'stale pending trip dropped: it was never confirmed published and is older than the trip duplicate window; its webhooks stay as they are',
+      );
+    }
     if (toPublish) await this.publishPending(key, toPublish);
   }
 
@@ -67,7 +99,7 @@ export class Breaker {
     );
     await compareAndSet(this.kv, key, (current) => {
       const state = decodeBreakerState(current);
-      const { pendingTrip, ...rest } = state;
+      const { pendingTrip, pendingSince: _since, ...rest } = state;
       return { value: encodeBreakerState(pendingTrip === encoded ? rest : state), result: undefined };
     });
   }
@@ -87,6 +119,8 @@ export class Breaker {
           name: route?.name ?? '',
           url: route?.url ?? '',
           failureCount: failures.length,
+          // The version this decision saw: the control plane leaves a webhook changed since alone.
+          routeVersion: route?.version ?? 0,
           lastErrors: failures.slice(-lastErrorsPerWebhook).reverse().map((f) => ({ time: new Date(f.at), reason: f.reason })),
         };
       }),

@@ -3,10 +3,18 @@
 // overall. When a webhook is disabled or deleted, its loop stops at once and the events still queued
 // for it are drained: each is dropped and recorded (the consumer is reset first, so a task waiting for
 // its retry delay is released immediately), then the consumer is removed until the webhook is active.
+//
+// Supervision: a delivery loop that ends while its webhook is still followed (the handler threw, the
+// consume iterator failed) is logged, counted (webhook.delivery_loop.restarts) and started again after a
+// backoff that doubles per consecutive failure (200 ms up to 10 s); meanwhile readiness reports the
+// webhooks whose loop is down. The task in hand when a loop failed is handed back with the backoff as
+// its delay. `failures` and `down` (keyed by webhook) lose a webhook's entry once its loop delivers a
+// task again, or once the webhook is no longer deliverable here.
 import { deliveryConsumerConfig, ensureConsumer, JetStreamApiError, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg, type RouteChange, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Route } from '@webhooks/contracts';
 import type { Logger } from '@webhooks/telemetry';
 import type { Suspensions } from './breaker.js';
+import { dispatcherMetrics } from './metrics.js';
 
 interface Loop {
   done: Promise<void>;
@@ -18,6 +26,8 @@ interface Loop {
 export type DeliveryHandler = (message: JsMsg) => Promise<boolean>;
 
 const followRetryMs = 1_000;
+const restartInitialMs = 200;
+const restartMaxMs = 10_000;
 const pullBatch = 32;
 
 export class DeliveryConsumers {
@@ -25,6 +35,10 @@ export class DeliveryConsumers {
   /** Route changes of one webhook are applied one after another. */
   private readonly pending = new Map<string, Promise<void>>();
   private closed = false;
+  /** Consecutive loop failures per webhook, for the restart backoff. */
+  private readonly failures = new Map<string, number>();
+  /** Webhooks whose loop failed and is waiting to be restarted. */
+  private readonly down = new Set<string>();
 
   constructor(
     private readonly js: JetStreamClient,
@@ -35,6 +49,8 @@ export class DeliveryConsumers {
     private readonly handle: DeliveryHandler,
     private readonly suspensions: Suspensions,
     private readonly logger: Logger,
+    /** Told how many webhooks' loops are down whenever that changes (readiness). */
+    private readonly onLoopsDown: (down: number) => void = () => {},
   ) {}
 
   /** Re-reads one webhook's state, e.g. after a trip suspended it. */
@@ -92,8 +108,11 @@ export class DeliveryConsumers {
     if (this.closed) return;
     if (this.deliverable(route)) {
       if (!this.loops.has(webhookId)) await this.startLoop(workspaceId, webhookId);
+      this.markUp(webhookId);
       return;
     }
+    this.failures.delete(webhookId);
+    this.markUp(webhookId);
     const hadLoop = this.loops.has(webhookId);
     await this.stopLoop(webhookId);
     if (hadLoop || !route) await this.drain(workspaceId, webhookId);
@@ -125,10 +144,41 @@ export class DeliveryConsumers {
           message.nak();
           continue;
         }
-        await this.handle(message);
+        try {
+          await this.handle(message);
+        } catch (error) {
+          message.nak(this.restartDelay(webhookId));
+          throw error;
+        }
+        this.failures.delete(webhookId);
       }
-    })().catch((error: unknown) => this.logger.error({ err: error, webhookId }, 'delivery loop ended with an error'));
+    })().then(
+      () => (loop.stopped ? undefined : this.restart(workspaceId, webhookId, loop, new Error('the consume iterator ended'))),
+      (error: unknown) => (loop.stopped ? undefined : this.restart(workspaceId, webhookId, loop, error)),
+    );
     this.loops.set(webhookId, loop);
+  }
+
+  private restartDelay(webhookId: string): number {
+    return Math.min(restartMaxMs, restartInitialMs * 2 ** (this.failures.get(webhookId) ?? 0));
+  }
+
+  /** A loop ended on its own: restart it after a backoff, through the routing step (still deliverable?). */
+  private restart(workspaceId: string, webhookId: string, loop: Loop, error: unknown): void {
+    loop.stopped = true;
+    loop.stop();
+    if (this.loops.get(webhookId) === loop) this.loops.delete(webhookId);
+    const delayMs = this.restartDelay(webhookId);
+    this.failures.set(webhookId, (this.failures.get(webhookId) ?? 0) + 1);
+    this.down.add(webhookId);
+    this.onLoopsDown(this.down.size);
+    dispatcherMetrics.deliveryLoopRestarts.add(1);
+    this.logger.error({ err: error, webhookId, workspaceId, restartInMs: delayMs }, 'delivery loop ended with an error; restarting it');
+    setTimeout(() => !this.closed && this.enqueue(workspaceId, webhookId), delayMs).unref();
+  }
+
+  private markUp(webhookId: string): void {
+    if (this.down.delete(webhookId)) this.onLoopsDown(this.down.size);
   }
 
   private async stopLoop(webhookId: string): Promise<void> {

@@ -2,6 +2,13 @@
 // task is acked (delivered), nak'ed with the retry delay, or terminated (dropped). term() carries no
 // reason: NATS servers before 2.10 do not understand "+TERM <reason>" and would leave the task pending,
 // blocking the webhook until ack_wait; the reason is in the attempt record.
+//
+// A decided attempt keeps its decision. Its record is stored in place, retried with a backoff while the
+// task is kept alive with working(): the HTTP request is never made again because the log was slow. The
+// attempt number and the first attempt's time come from the decisions (this replica's memory, else the
+// webhook's last attempt record), never from JetStream's delivery count. If the process dies while it
+// retries a record, the task is redelivered after ack_wait and, finding no record of that attempt, makes
+// it again: the endpoint may see that one event twice (the documented at-least-once repeat).
 import { context } from '@opentelemetry/api';
 import { AttemptDecision, AttemptRecord, DeliveryTask, encodeMessage, type Route } from '@webhooks/contracts';
 import { deliveryIdOf, type RetryPolicy } from '@webhooks/domain';
@@ -9,13 +16,26 @@ import { traceContextOf, traceHeaders, type JetStreamPublisher, type JetStreamMa
 import { SpanStatusCode, trace, type Logger, type Span } from '@webhooks/telemetry';
 import { dispatcherMetrics } from './metrics.js';
 
-const tracer = trace.getTracer('dispatcher');
-import type { Breaker, Suspensions } from './breaker.js';
+import type { Suspensions } from './breaker.js';
+import type { BreakerQueue } from './breaker-queue.js';
 import type { AttemptResult, Decision, Deliverer } from './delivery.js';
+import { AttemptMemory, attemptMemoryMarginMs, type DecidedAttempt } from './attempt-memory.js';
+import { retryInPlace } from './retry-in-place.js';
+
+const tracer = trace.getTracer('dispatcher');
+
+/** What the task's last decided attempt says, as far as this replica can tell. */
+type KnownTask = { readonly kind: 'new' } | ({ readonly kind: 'decided' } & DecidedAttempt);
+
+/** A retry redelivered this much earlier than planned is made anyway: nak delays are not that exact. */
+const earlyRetryToleranceMs = 50;
+/** Pause before asking again when the last attempt record cannot be read. */
+const lookupRetryMs = 1_000;
+const recordRetryInitialMs = 100;
 
 export class Dispatch {
-  /** When each task's first attempt started, by "<webhook id>:<stream sequence>". */
-  private readonly firstAttempts = new Map<string, number>();
+  private readonly memory: AttemptMemory;
+  private stopping = false;
 
   constructor(
     private readonly publisher: JetStreamPublisher,
@@ -24,13 +44,25 @@ export class Dispatch {
     private readonly routes: RoutingTable,
     private readonly deliverer: Deliverer,
     private readonly retryPolicy: RetryPolicy,
-    private readonly breaker: Breaker,
+    private readonly breaker: BreakerQueue,
     private readonly suspensions: Suspensions,
     private readonly logger: Logger,
-  ) {}
+    /** One try to store a record; pauses between tries are never longer (see time-budget.ts). */
+    private readonly recordPublishTimeoutMs: number,
+  ) {
+    this.memory = new AttemptMemory(retryPolicy.giveUpAfterMs + attemptMemoryMarginMs);
+  }
 
   /** Runs each attempt inside the trace context the task carries from ingest. */
   readonly handle = (message: JsMsg): Promise<boolean> => context.with(traceContextOf(message.headers), () => this.process(message));
+
+  /**
+   * Shutting down: a record still being retried is given up, and its task left to be redelivered after
+   * ack_wait (the attempt is then made again).
+   */
+  stop(): void {
+    this.stopping = true;
+  }
 
   private async process(message: JsMsg): Promise<boolean> {
     let task: DeliveryTask;
@@ -52,19 +84,32 @@ export class Dispatch {
         message.nak(1_000);
         return false;
       }
+      this.memory.forget(this.keyOf(task, message));
       this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, reason }, 'event dropped');
       dispatcherMetrics.deliveries.add(1, { result: 'dropped' });
       message.term();
       return true;
     }
-    const attempt = message.info.deliveryCount;
+    const key = this.keyOf(task, message);
+    let known: KnownTask;
+    try {
+      known = await this.knownTask(key, message, task);
+    } catch (error) {
+      // Without the last record the next attempt's number is unknown; guessing could repeat or skip one.
+      this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId }, 'last attempt record unreadable; the task waits');
+      message.nak(lookupRetryMs);
+      return true;
+    }
+    if (known.kind === 'decided' && this.applyEarlierDecision(message, task, key, known)) return true;
+    const attempt = known.kind === 'decided' ? known.attempt + 1 : 1;
+    const firstAttemptAt = known.kind === 'decided' ? known.firstAttemptAt : Date.now();
     // One span per attempt, a child of the ingest span the task carries; the HTTP call is its child.
     return tracer.startActiveSpan(
       'webhook.attempt',
       { attributes: { 'webhook.id': task.webhookId, 'workspace.id': task.workspaceId, 'event.id': task.eventId, 'event.type': task.eventType, 'webhook.attempt': attempt } },
       async (span) => {
         try {
-          return await this.attempt(message, task, route, attempt, span);
+          return await this.attempt(message, task, route, key, attempt, firstAttemptAt, span);
         } finally {
           span.end();
         }
@@ -72,40 +117,76 @@ export class Dispatch {
     );
   }
 
-  private async attempt(message: JsMsg, task: DeliveryTask, route: Route, attempt: number, span: Span): Promise<boolean> {
-    const key = `${task.webhookId}:${message.seq}`;
-    const firstAttemptAt = await this.firstAttemptTime(key, attempt, task);
+  private keyOf(task: DeliveryTask, message: JsMsg): string {
+    return `${task.webhookId}:${message.seq}`;
+  }
+
+  /**
+   * A task whose last decision is already final (its ack or term was lost), or whose retry is not due
+   * yet (redelivered after a crash rather than by its nak delay), is settled by that decision without a
+   * new attempt. Returns false when a new attempt is due.
+   */
+  private applyEarlierDecision(message: JsMsg, task: DeliveryTask, key: string, known: DecidedAttempt): boolean {
+    const decision = known.decision;
+    if (decision.kind === 'retry') {
+      const wait = decision.retryAt - Date.now();
+      if (wait <= earlyRetryToleranceMs) return false;
+      message.nak(wait);
+      return true;
+    }
+    this.memory.forget(key);
+    this.logger.info({ eventId: task.eventId, webhookId: task.webhookId, attempt: known.attempt, decision: decision.kind }, 'task already decided; settled without a new attempt');
+    if (decision.kind === 'succeeded') message.ack();
+    else message.term();
+    return true;
+  }
+
+  private async attempt(message: JsMsg, task: DeliveryTask, route: Route, key: string, attempt: number, firstAttemptAt: number, span: Span): Promise<boolean> {
+    // The ack wait starts again here, so reading the last record does not eat into the attempt's budget.
+    message.working();
     const outcome = await this.deliverer.attempt(task, route, attempt, firstAttemptAt);
     const decision = outcome.decision;
+    this.memory.remember(key, { attempt, firstAttemptAt, decision });
     span.setAttributes({ 'webhook.outcome': outcome.result.kind, 'webhook.decision': decision.kind, 'http.response.status_code': outcome.result.statusCode });
     if (outcome.result.kind === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.result.reason });
     dispatcherMetrics.attempts.add(1, { outcome: outcome.result.kind });
     dispatcherMetrics.attemptDuration.record(outcome.result.durationMs / 1000, { outcome: outcome.result.kind });
+    if (outcome.result.kind === 'failed') {
+      // Counted towards the workspace's breaker in the background: never on the ack path.
+      this.breaker.add({ workspaceId: task.workspaceId, webhookId: task.webhookId, at: outcome.startedAt.getTime(), reason: outcome.result.reason });
+    }
     try {
-      await this.record(task, attempt, firstAttemptAt, outcome, decision);
+      const { failedTries } = await retryInPlace(() => this.record(task, attempt, firstAttemptAt, outcome, decision), {
+        keepAlive: () => message.working(),
+        initialDelayMs: recordRetryInitialMs,
+        maxDelayMs: this.recordPublishTimeoutMs,
+        givenUp: () => this.stopping,
+        onFirstFailure: (error) =>
+          this.logger.warn({ err: error, eventId: task.eventId, webhookId: task.webhookId, attempt, decision: decision.kind }, 'attempt record not stored yet; retrying it in place'),
+      });
+      if (failedTries > 0) {
+        dispatcherMetrics.recordRetries.add(failedTries);
+        this.logger.info({ eventId: task.eventId, webhookId: task.webhookId, attempt, failedTries }, 'attempt record stored after retries');
+      }
     } catch (error) {
-      // Without a durable record the attempt is not finished: it is made again shortly.
-      this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId }, 'attempt record not stored; the attempt will be repeated');
-      message.nak(1_000);
+      // Shutting down with the record unstored: the task is redelivered after ack_wait to a replica that
+      // finds no record of this attempt and makes it again.
+      this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId, attempt }, 'attempt record not stored before shutdown; the attempt will be repeated');
       return true;
     }
-    if (outcome.result.kind === 'failed') {
-      // Counted towards the workspace's breaker; a failure to count must not hold up delivery.
-      await this.breaker
-        .recordFailure(task.workspaceId, task.webhookId, outcome.startedAt.getTime(), outcome.result.reason)
-        .catch((error: unknown) => this.logger.error({ err: error, workspaceId: task.workspaceId }, 'breaker update failed'));
-    }
     if (decision.kind === 'succeeded') {
-      this.firstAttempts.delete(key);
+      this.memory.forget(key);
       dispatcherMetrics.deliveries.add(1, { result: 'succeeded' });
       if (task.acceptedAt) dispatcherMetrics.deliveryLatency.record((Date.now() - task.acceptedAt.getTime()) / 1000);
       message.ack();
     } else if (decision.kind === 'retry') {
       const reason = outcome.result.kind === 'failed' ? outcome.result.reason : '';
-      this.logger.info({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason, retryInMs: decision.delayMs }, 'attempt failed, will retry');
-      message.nak(decision.delayMs);
+      // The retry keeps its planned time, however long the record took to store.
+      const delayMs = Math.max(0, decision.retryAt - Date.now());
+      this.logger.info({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason, retryInMs: delayMs }, 'attempt failed, will retry');
+      message.nak(delayMs);
     } else {
-      this.firstAttempts.delete(key);
+      this.memory.forget(key);
       dispatcherMetrics.deliveries.add(1, { result: 'dropped' });
       this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason: decision.reason }, 'event dropped');
       message.term();
@@ -114,30 +195,22 @@ export class Dispatch {
   }
 
   /**
-   * The first attempt's start time. Remembered in memory; after a restart (or on another replica) it is
-   * read from the webhook's last attempt record, which belongs to this task because a webhook has one
-   * task in flight. Without one, the earliest time consistent with the schedule is assumed, which can
-   * only make the event give up sooner, never later.
+   * The task's last decided attempt: remembered here; for a task delivered for the first time there is
+   * none; otherwise read from the webhook's last attempt record, which belongs to this task when its
+   * delivery id matches (a webhook has one task in flight). A redelivered task without a record made no
+   * decided attempt (the process died before storing it). Throws when the record cannot be read.
    */
-  private async firstAttemptTime(key: string, attempt: number, task: DeliveryTask): Promise<number> {
-    const now = Date.now();
-    if (attempt === 1) {
-      this.firstAttempts.set(key, now);
-      return now;
-    }
-    let known = this.firstAttempts.get(key);
-    if (known === undefined) {
-      const last = await this.jsm.streams
-        .getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) })
-        .catch(() => null);
-      const record = last ? AttemptRecord.decode(last.data) : undefined;
-      known =
-        record && record.eventId === task.eventId && record.firstAttemptTime
-          ? record.firstAttemptTime.getTime()
-          : now - this.retryPolicy.delaysMs.slice(0, attempt - 1).reduce((sum, d) => sum + d, 0);
-      this.firstAttempts.set(key, known);
-    }
-    return known;
+  private async knownTask(key: string, message: JsMsg, task: DeliveryTask): Promise<KnownTask> {
+    const remembered = this.memory.get(key);
+    if (remembered) return { kind: 'decided', ...remembered };
+    if (message.info.deliveryCount === 1) return { kind: 'new' };
+    const last = await this.jsm.streams.getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) });
+    const record = last ? AttemptRecord.decode(last.data) : undefined;
+    const deliveryId = task.deliveryId || deliveryIdOf(task.eventId, task.webhookId);
+    if (!record || record.deliveryId !== deliveryId || record.attemptNumber < 1) return { kind: 'new' };
+    const decided: DecidedAttempt = { attempt: record.attemptNumber, firstAttemptAt: (record.firstAttemptTime ?? record.startTime ?? new Date()).getTime(), decision: decisionOf(record) };
+    this.memory.remember(key, decided);
+    return { kind: 'decided', ...decided };
   }
 
   /**
@@ -176,5 +249,18 @@ export class Dispatch {
     };
     const headers = traceHeaders();
     await this.publisher.publish(this.topology.subjects.attempt(task.workspaceId, task.webhookId), encodeMessage(AttemptRecord, record), { msgID, ...(headers ? { headers } : {}) });
+  }
+}
+
+function decisionOf(record: AttemptRecord): Decision {
+  switch (record.decision) {
+    case AttemptDecision.ATTEMPT_DECISION_SUCCEEDED:
+      return { kind: 'succeeded' };
+    case AttemptDecision.ATTEMPT_DECISION_RETRY: {
+      const retryAt = record.retryTime?.getTime() ?? 0;
+      return { kind: 'retry', retryAt, delayMs: 0 };
+    }
+    default:
+      return { kind: 'dropped', reason: record.dropReason };
   }
 }

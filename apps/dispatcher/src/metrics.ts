@@ -12,5 +12,9 @@ export const dispatcherMetrics = {
   attemptDuration: meter.createHistogram('webhook.attempt.duration.seconds', { unit: 's', description: 'Time of one attempt: connect, request and whole response', advice: { explicitBucketBoundaries: attemptBuckets } }),
   deliveryLatency: meter.createHistogram('webhook.delivery.latency.seconds', { unit: 's', description: 'From ingest accepting an event to its successful delivery', advice: { explicitBucketBoundaries: latencyBuckets } }),
   breakerTrips: meter.createCounter('webhook.breaker.trips', { description: 'Workspaces whose failure threshold was crossed' }),
+  breakerFailuresDropped: meter.createCounter('webhook.breaker.failures.dropped', { description: 'Failed attempts not counted towards the breaker because its queue was full' }),
+  staleTripsDropped: meter.createCounter('webhook.breaker.stale_trips.dropped', { description: 'Pending trips found older than the trip stream duplicate window, dropped unpublished' }),
+  deliveryLoopRestarts: meter.createCounter('webhook.delivery_loop.restarts', { description: 'Delivery loops of a webhook restarted after they ended with an error' }),
+  recordRetries: meter.createCounter('webhook.attempt_record.retries', { description: 'Tries to store a decided attempt record that failed and were repeated in place' }),
   streamMessages: meter.createObservableGauge('webhook.stream.messages', { description: 'Messages held per JetStream stream' }),
 };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { defaultBreakerPolicy, emptyWindow, forgetWebhook, recordFailure, type FailureWindow } from './failure-window.js';
+import { defaultBreakerPolicy, emptyWindow, forgetWebhook, pendingTripIsStale, recordFailure, type FailureWindow } from './failure-window.js';
 
 const minute = 60_000;
 const t0 = 1_700_000_000_000;
@@ -61,5 +61,22 @@ describe('the workspace failure breaker (30 failures in 30 minutes)', () => {
     assert.ok(recordFailure(window, { webhookId: 'w', at: 400, reason: 'r' }, policy).trip);
     assert.equal(recordFailure(window, { webhookId: 'w', at: 1001, reason: 'r' }, policy).trip, undefined);
     assert.equal(defaultBreakerPolicy.threshold, 30);
+  });
+});
+
+describe('a pending trip', () => {
+  const window = 10 * minute;
+
+  it('is published while the trip stream still recognises it as a repeat', () => {
+    assert.equal(pendingTripIsStale(t0, t0, window), false);
+    assert.equal(pendingTripIsStale(t0, t0 + 9 * minute, window), false);
+    assert.equal(pendingTripIsStale(t0, t0 + window - 30_001, window), false);
+  });
+
+  it('is stale from the duplicate window minus the publish margin on, e.g. hours later', () => {
+    assert.equal(pendingTripIsStale(t0, t0 + window - 30_000, window), true);
+    assert.equal(pendingTripIsStale(t0, t0 + 3 * 60 * minute, window), true);
+    assert.equal(pendingTripIsStale(t0, t0 + window, window, 0), true);
+    assert.equal(pendingTripIsStale(t0, t0 + window - 1, window, 0), false);
   });
 });

@@ -61,6 +61,22 @@ export interface BreakerState {
   readonly failures: readonly Failure[];
   /** base64 of the encoded BreakerTripped message. */
   readonly pendingTrip?: string;
+  /** When the pending trip was decided (ms since the epoch); absent in states written before it existed. */
+  readonly pendingSince?: number;
+}
+
+/** Room left for publishing a pending trip before the trip stream's duplicate window closes on it. */
+export const pendingTripPublishMarginMs = 30_000;
+
+/**
+ * Whether a pending trip is too old to publish. A trip is published with its id as the message id, so a
+ * repeat is recognised only within the trip stream's duplicate window. A trip left pending longer (its
+ * publisher crashed and the workspace saw no failure since) may already have been published, and the
+ * user may have re-activated its webhooks since: publishing it would disable them again and send a
+ * second email. Such a trip is dropped instead. Its failures are not counted again either.
+ */
+export function pendingTripIsStale(decidedAt: number, now: number, duplicateWindowMs: number, marginMs = pendingTripPublishMarginMs): boolean {
+  return now - decidedAt >= duplicateWindowMs - marginMs;
 }
 
 export function encodeBreakerState(state: BreakerState): Uint8Array {

@@ -17,7 +17,7 @@ describe('NATS restart under load', () => {
   before(async () => {
     nats = await PrivateNatsServer.start();
     receiver = await HttpReceiver.start();
-    system = await startSystem({ NATS_URL: nats.url, DELIVERY_ACK_WAIT: '3s', RETRY_DELAYS: '200ms,200ms,200ms', GIVE_UP_AFTER: '10s' });
+    system = await startSystem({ NATS_URL: nats.url, DELIVERY_ACK_WAIT: '3s', ATTEMPT_TIMEOUT: '1s', RETRY_DELAYS: '200ms,200ms,200ms', GIVE_UP_AFTER: '10s' });
     // The core product's client: PublishEvent is retried on UNAVAILABLE, which the outage produces.
     client = new WebhooksClient({ subscriptionAddress: system.services.get('subscription')![0]!.address(), ingestAddress: system.services.get('event-ingest')![0]!.address(), token: testToken, maxAttempts: 60, retryBaseMs: 100, deadlineMs: 5_000 });
   });

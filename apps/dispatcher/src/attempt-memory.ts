@@ -1,0 +1,66 @@
+// What this replica knows about the tasks it has attempted: the last decided attempt of each, so the next
+// attempt number and the first attempt's time come from decisions, never from JetStream's delivery count
+// (which also counts redeliveries that made no attempt). After a restart or on another replica the same
+// facts are read from the webhook's last attempt record instead.
+//
+// Eviction: a task that finishes here is forgotten at once. One that finishes elsewhere (its retry taken
+// by another replica) or is dropped by a drain would stay, so an entry not touched for GIVE_UP_AFTER plus
+// a margin is removed (no attempt of a task starts later than GIVE_UP_AFTER after its first), checked at
+// most once per sweep interval; and at most `capacity` entries are kept, the least recently touched
+// going first. Forgetting early costs only a read of the last attempt record.
+import type { Decision } from './delivery.js';
+
+export interface DecidedAttempt {
+  /** 1-based number of the last attempt whose decision was made. */
+  readonly attempt: number;
+  readonly firstAttemptAt: number;
+  readonly decision: Decision;
+}
+
+interface Entry extends DecidedAttempt {
+  touchedAt: number;
+}
+
+/** Time on top of GIVE_UP_AFTER before an untouched entry is removed: retries waiting on a busy webhook. */
+export const attemptMemoryMarginMs = 60_000;
+export const attemptMemoryCapacity = 100_000;
+
+export class AttemptMemory {
+  private readonly entries = new Map<string, Entry>();
+  private nextSweep = 0;
+
+  constructor(
+    private readonly maxAgeMs: number,
+    private readonly capacity = attemptMemoryCapacity,
+    private readonly sweepIntervalMs = 10_000,
+  ) {}
+
+  get(key: string): DecidedAttempt | undefined {
+    return this.entries.get(key);
+  }
+
+  remember(key: string, decided: DecidedAttempt, now = Date.now()): void {
+    // Re-inserted so the Map's order stays least recently touched first.
+    this.entries.delete(key);
+    this.entries.set(key, { ...decided, touchedAt: now });
+    this.evict(now);
+  }
+
+  forget(key: string): void {
+    this.entries.delete(key);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private evict(now: number): void {
+    while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    if (now < this.nextSweep) return;
+    this.nextSweep = now + this.sweepIntervalMs;
+    for (const [key, entry] of this.entries) {
+      if (entry.touchedAt > now - this.maxAgeMs) break; // the rest were touched later
+      this.entries.delete(key);
+    }
+  }
+}

@@ -1,0 +1,22 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError } from '@webhooks/config';
+import { attemptBudget } from './time-budget.js';
+
+describe('attempt time budget inside the ack wait', () => {
+  it('gives the record publish what the attempt and the margin leave, at most 5 s', () => {
+    assert.deepEqual(attemptBudget(30_000, 5_000), { recordPublishTimeoutMs: 5_000 });
+    assert.deepEqual(attemptBudget(4_000, 1_000), { recordPublishTimeoutMs: 2_000 });
+    assert.deepEqual(attemptBudget(2_000, 300), { recordPublishTimeoutMs: 700 });
+  });
+
+  it('refuses an ack wait the attempt cannot fit in, naming both variables', () => {
+    assert.throws(() => attemptBudget(3_000, 5_000), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /DELIVERY_ACK_WAIT \(3000 ms\) must be at least ATTEMPT_TIMEOUT \(5000 ms\) \+ 500 ms .* = 6500 ms/);
+      return true;
+    });
+    assert.throws(() => attemptBudget(6_499, 5_000), ConfigError);
+    assert.doesNotThrow(() => attemptBudget(6_500, 5_000));
+  });
+});

@@ -1,0 +1,34 @@
+// The time one attempt may hold its task, checked once at start-up against DELIVERY_ACK_WAIT. From the
+// moment the dispatcher last told the server it is working on a task (on receipt, then right before the
+// HTTP request), the request may take ATTEMPT_TIMEOUT and the first try to store its attempt record the
+// record publish timeout; after that every retry of the record calls working() again. The breaker update
+// is not on this path (it is queued). If the sum plus a margin for the network and the event loop does
+// not fit inside the ack wait, the server would hand the task to another replica while the first attempt
+// still runs, and the endpoint would get the event twice: such a configuration is refused.
+import { ConfigError } from '@webhooks/config';
+
+/** Network round trips, the event loop under load, clocks: what the sum must leave free. */
+export const ackWaitMarginMs = 1_000;
+/** The record publish timeout is never longer than this, however long the ack wait. */
+export const maxRecordPublishTimeoutMs = 5_000;
+/** Below this a record publish would time out on an ordinary busy server: refused. */
+export const minRecordPublishTimeoutMs = 500;
+
+export interface AttemptBudget {
+  /** How long one try to store an attempt record (or a breaker trip) may wait for the stream's ack. */
+  readonly recordPublishTimeoutMs: number;
+}
+
+/**
+ * The record publish timeout that fits: what ATTEMPT_TIMEOUT and the margin leave of the ack wait, at
+ * most 5 s. Throws a ConfigError naming the variables when not even the minimum fits.
+ */
+export function attemptBudget(ackWaitMs: number, attemptTimeoutMs: number): AttemptBudget {
+  const left = ackWaitMs - attemptTimeoutMs - ackWaitMarginMs;
+  if (left < minRecordPublishTimeoutMs) {
+    throw new ConfigError([
+      `DELIVERY_ACK_WAIT (${ackWaitMs} ms) must be at least ATTEMPT_TIMEOUT (${attemptTimeoutMs} ms) + ${minRecordPublishTimeoutMs} ms to store the attempt record + ${ackWaitMarginMs} ms margin = ${attemptTimeoutMs + minRecordPublishTimeoutMs + ackWaitMarginMs} ms; raise DELIVERY_ACK_WAIT or lower ATTEMPT_TIMEOUT`,
+    ]);
+  }
+  return { recordPublishTimeoutMs: Math.min(maxRecordPublishTimeoutMs, left) };
+}
