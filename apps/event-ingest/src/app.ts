@@ -34,13 +34,13 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.port,
     services: [{ definition: IngestServiceService, implementation: ingest }],
+    security: grpcSecurity,
     // Room for a batch of 64 of the largest events; a larger request is refused by gRPC itself with
     // RESOURCE_EXHAUSTED before any of it is read.
     maxReceiveBytes: Math.max(4 * 1024 * 1024, config.maxEventBytes * 2 * Math.min(config.maxBatchEvents, 64)),
   });
   readiness.attach(server.health);
   const operations = await startOperationsServer({ host: config.host, port: config.opsPort, ready: () => readiness.ready(), notReadyReason: () => readiness.reason() });
-    security: grpcSecurity,
 
   onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
     await server.shutdown(config.shutdownGrace);
