@@ -17,6 +17,10 @@ export const notifierConfig = defineConfig({
   maxNoticeAge: field.duration('NOTICE_MAX_AGE', 'a trip whose notice could not be sent for this long is logged as an error and given up', '24h'),
   retryBase: field.duration('NOTICE_RETRY_BASE', 'first wait after a failed send; it doubles each time', '5s'),
   retryMax: field.duration('NOTICE_RETRY_MAX', 'longest wait between two tries of a send', '5m'),
+  ackWait: field.duration('NOTICE_ACK_WAIT', 'how long NATS waits for a trip to be acked before handing it out again; a trip being sent is reported as in progress every third of it', '60s'),
+  smtpConnectionTimeout: field.duration('SMTP_CONNECTION_TIMEOUT', 'longest wait for the TCP connection to the SMTP server', '10s'),
+  smtpGreetingTimeout: field.duration('SMTP_GREETING_TIMEOUT', "longest wait for the SMTP server's greeting once connected", '10s'),
+  smtpSocketTimeout: field.duration('SMTP_SOCKET_TIMEOUT', 'longest silence of the SMTP server during a send; with the two above and 10 s for the workspace lookup at most 5 minutes', '30s'),
 });
 
 export type NotifierConfig = ReturnType<typeof notifierConfig.parse>;

@@ -11,7 +11,19 @@ export interface Mailer {
   close(): void;
 }
 
-export function createMailer(settings: { smtpUrl: string; requireTls: boolean; from: string; outboxDir: string }, logger: Logger): Mailer {
+export interface MailerSettings {
+  readonly smtpUrl: string;
+  readonly requireTls: boolean;
+  readonly from: string;
+  readonly outboxDir: string;
+  /** SMTP_CONNECTION_TIMEOUT, SMTP_GREETING_TIMEOUT, SMTP_SOCKET_TIMEOUT: checked together by sendBudget. */
+  readonly timeouts?: { readonly connectionMs: number; readonly greetingMs: number; readonly socketMs: number };
+}
+
+/** What the configuration defaults to; nodemailer's own (2 min, 30 s, 10 min) would let one send hang for 12 minutes. */
+export const defaultSmtpTimeouts = { connectionMs: 10_000, greetingMs: 10_000, socketMs: 30_000 };
+
+export function createMailer(settings: MailerSettings, logger: Logger): Mailer {
   if (settings.smtpUrl === '') {
     const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
     return {
@@ -33,9 +45,9 @@ export function createMailer(settings: { smtpUrl: string; requireTls: boolean; f
     secure,
     requireTLS: settings.requireTls,
     auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
-    connectionTimeout: 10_000,
-    greetingTimeout: 10_000,
-    socketTimeout: 30_000,
+    connectionTimeout: (settings.timeouts ?? defaultSmtpTimeouts).connectionMs,
+    greetingTimeout: (settings.timeouts ?? defaultSmtpTimeouts).greetingMs,
+    socketTimeout: (settings.timeouts ?? defaultSmtpTimeouts).socketMs,
   });
   return {
     async send(to, notice) {

@@ -16,8 +16,8 @@ const trip: BreakerTripped = {
   failureCount: 31,
   tripTime: new Date('2026-11-24T10:00:00.000Z'),
   webhooks: [
-    { webhookId: 'wh_1', name: 'CRM <sync>', url: 'https://crm.example.com/hook', failureCount: 25, lastErrors: [{ time: new Date('2026-11-24T09:59:00.000Z'), reason: 'timeout: no complete response within 5000 ms' }] },
-    { webhookId: 'wh_2', name: '', url: 'https://bi.example.com/in', failureCount: 6, lastErrors: [{ time: new Date('2026-11-24T09:58:00.000Z'), reason: 'status 502' }] },
+    { webhookId: 'wh_1', name: 'CRM <sync>', url: 'https://crm.example.com/hook', failureCount: 25, routeVersion: 1, lastErrors: [{ time: new Date('2026-11-24T09:59:00.000Z'), reason: 'timeout: no complete response within 5000 ms' }] },
+    { webhookId: 'wh_2', name: '', url: 'https://bi.example.com/in', failureCount: 6, routeVersion: 1, lastErrors: [{ time: new Date('2026-11-24T09:58:00.000Z'), reason: 'status 502' }] },
   ],
 };
 

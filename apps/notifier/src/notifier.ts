@@ -1,6 +1,8 @@
-// One email per breaker trip: the trip is acked only once the SMTP server accepted the notice. While
-// sending fails it is retried with growing waits; a trip older than the configured age is given up
-// and logged as an error. A workspace without notification addresses is logged and acked.
+// One email per breaker trip: the trip is acked only once the SMTP server accepted the notice, and NATS
+// is told it is still being worked on while the send runs, so a slow server never gets it redelivered
+// (and a second email sent). While sending fails it is retried with growing waits; a trip older than the
+// configured age is given up and logged as an error. A workspace without notification addresses is
+// logged and acked.
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { BreakerTripped, SubscriptionServiceClient, type GetWorkspaceResponse, type Workspace } from '@webhooks/contracts';
 import { AckPolicy, DeliverPolicy, ensureConsumer, traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type Topology } from '@webhooks/messaging';
@@ -11,11 +13,14 @@ const tracer = trace.getTracer('notifier');
 const noticeMetrics = { notices: metrics.getMeter('notifier').createCounter('webhook.notices', { description: 'Disable notices by result (sent, failed, given_up)' }) };
 import type { Mailer } from './mailer.js';
 import { composeNotice } from './notice.js';
+import { directoryTimeoutMs } from './send-budget.js';
 
 export interface NotifierSettings {
   readonly maxNoticeAgeMs: number;
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
+  /** How often a trip being handled is reported to NATS as in progress: well inside its ack wait (sendBudget). */
+  readonly keepAliveMs: number;
 }
 
 /**
@@ -33,7 +38,7 @@ export function workspaceDirectory(
       const metadata = new Metadata();
       metadata.set('authorization', `Bearer ${token}`);
       return new Promise((resolve, reject) =>
-        client.getWorkspace({ workspaceId }, metadata, { deadline: new Date(Date.now() + 10_000) }, (error: ServiceError | null, response: GetWorkspaceResponse) => {
+        client.getWorkspace({ workspaceId }, metadata, { deadline: new Date(Date.now() + directoryTimeoutMs) }, (error: ServiceError | null, response: GetWorkspaceResponse) => {
           if (error?.code === status.NOT_FOUND) resolve(undefined);
           else if (error) reject(error);
           else resolve(response.workspace);
@@ -52,7 +57,14 @@ export class TripNotifier {
     private readonly logger: Logger,
   ) {}
 
-  readonly handle = (message: JsMsg): Promise<void> => context.with(traceContextOf(message.headers), () => this.process(message));
+  readonly handle = async (message: JsMsg): Promise<void> => {
+    const keepAlive = setInterval(() => message.working(), this.settings.keepAliveMs);
+    try {
+      await context.with(traceContextOf(message.headers), () => this.process(message));
+    } finally {
+      clearInterval(keepAlive);
+    }
+  };
 
   private async process(message: JsMsg): Promise<void> {
     let trip: BreakerTripped;
@@ -106,19 +118,77 @@ export class TripNotifier {
   }
 }
 
-export async function consumeTripsForNotices(js: JetStreamClient, jsm: JetStreamManager, topology: Topology, notifier: TripNotifier, logger: Logger): Promise<{ stop(): Promise<void> }> {
+/** Trips handled at the same time: one slow SMTP exchange does not hold every other notice back. */
+const workers = 2;
+/** How long one pull waits for a trip before the worker pulls again. */
+const pullExpiresMs = 5_000;
+/** Pause after a worker's pull or handling failed unexpectedly, before it pulls again. */
+const restartAfterMs = 1_000;
+
+export interface TripConsumerOptions {
+  readonly ackWaitMs: number;
+  /** Told when the consumer stops working (a pull keeps failing) and when it works again. */
+  readonly onHealth?: (ok: boolean, reason?: string) => void;
+}
+
+/**
+ * Workers that each pull one trip at a time (next(), not consume(): no trip waits in a client buffer,
+ * unwatched, while another is sent) and handle it. A worker whose pull or handling throws logs it, says
+ * so through onHealth, and pulls again after a pause: the loop only ends on stop().
+ */
+export async function consumeTripsForNotices(js: JetStreamClient, jsm: JetStreamManager, topology: Topology, notifier: TripNotifier, logger: Logger, options: TripConsumerOptions): Promise<{ stop(): Promise<void> }> {
   const stream = topology.streams.breaker;
   const durable = topology.consumers.tripsToNotifier;
-  const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: topology.subjects.breakerTrippedAll, ack_wait: 60_000_000_000, max_deliver: -1 };
-  await ensureConsumer(jsm, stream, { ...config, durable_name: durable });
-  const messages = await (await js.consumers.get(stream, durable)).consume({ max_messages: 4 });
-  const done = (async () => {
-    for await (const message of messages) await notifier.handle(message);
-  })().catch((error: unknown) => logger.error({ err: error }, 'trip consumer ended with an error'));
+  const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: topology.subjects.breakerTrippedAll, ack_wait: options.ackWaitMs * 1_000_000, max_deliver: -1 };
+  // Also how a worker restarts: a consumer that was removed (or a stream that was recreated) is made again.
+  const connect = async () => {
+    await ensureConsumer(jsm, stream, { ...config, durable_name: durable });
+    return js.consumers.get(stream, durable);
+  };
+  let consumer = await connect();
+  let stopped = false;
+  const failing = new Set<number>();
+  const pauses = new Set<() => void>();
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        pauses.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      pauses.add(wake);
+    });
+
+  const work = async (worker: number) => {
+    while (!stopped) {
+      try {
+        const message = await consumer.next({ expires: pullExpiresMs });
+        if (failing.delete(worker)) {
+          logger.info({ worker }, 'trip consumer works again');
+          if (failing.size === 0) options.onHealth?.(true);
+        }
+        if (!message) continue;
+        // Pulled while stopping: hand it straight back rather than start a send the shutdown would cut.
+        if (stopped) message.nak();
+        else await notifier.handle(message);
+      } catch (error) {
+        if (stopped) break;
+        if (!failing.has(worker)) logger.error({ err: error, worker }, 'trip consumer failed; it pulls again shortly');
+        failing.add(worker);
+        options.onHealth?.(false, 'the trip consumer cannot pull trips');
+        await pause(restartAfterMs);
+        consumer = await connect().catch(() => consumer);
+      }
+    }
+  };
+  const running = Array.from({ length: workers }, (_, worker) => work(worker));
   return {
     async stop() {
-      messages.stop();
-      await done;
+      stopped = true;
+      for (const wake of pauses) wake();
+      // A pull in progress ends by its expiry at the latest; a send in progress finishes and is acked.
+      await Promise.all(running);
     },
   };
 }

@@ -8,6 +8,8 @@ import { SMTPServer } from 'smtp-server';
  */
 export class SmtpSink {
   readonly messages: ParsedMail[] = [];
+  /** How long the server waits, once it has a message, before it answers DATA (to play a slow server). */
+  dataDelayMs = 0;
   private server: SMTPServer | undefined;
 
   private constructor(public port: number) {}
@@ -30,10 +32,11 @@ export class SmtpSink {
       logger: false,
       onData: (stream, _session, callback) => {
         simpleParser(stream).then(
-          (mail) => {
-            this.messages.push(mail);
-            callback();
-          },
+          (mail) =>
+            setTimeout(() => {
+              this.messages.push(mail);
+              callback();
+            }, this.dataDelayMs),
           (error: Error) => callback(error),
         );
       },
