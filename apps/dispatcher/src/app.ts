@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   const nc = await connectNats(config.natsUrl, 'dispatcher');
   const readiness = new Readiness(logger);
   readiness.watchNats(nc);
-  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
+  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas, idempotencyWindowMs: config.idempotencyWindow });
   const { jsm, buckets } = await ensureTopology(nc, t);
   const js = jetstream(nc);
   const publisher = new JetStreamPublisher(nc, budget.recordPublishTimeoutMs);

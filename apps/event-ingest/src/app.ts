@@ -5,22 +5,28 @@ import { IngestServiceService, type IngestServiceServer } from '@webhooks/contra
 import { logReady, onShutdownSignal, Readiness, runService, serverSecurity, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
 import { connectNats, ensureTopology, JetStreamPublisher, RoutingTable, topology } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
+import { AcceptedEvents } from './accepted-events.js';
 import { Ingestor } from './ingestor.js';
 
 const logger = createLogger('event-ingest');
 
 async function main(): Promise<void> {
   const config = ingestConfig.parse(withProfileDefaults(process.env));
-  const auth = new TokenAuthenticator(config.apiTokens);
   // Decided before anything connects: production refuses plaintext gRPC (GRPC_TLS_*, GRPC_PLAINTEXT_BEHIND_MESH).
   const grpcSecurity = serverSecurity(config, logger);
+  const auth = new TokenAuthenticator(config.apiTokens);
   const nc = await connectNats(config.natsUrl, 'event-ingest');
   const readiness = new Readiness(logger);
   readiness.watchNats(nc);
   const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas, idempotencyWindowMs: config.idempotencyWindow });
   const { buckets } = await ensureTopology(nc, t);
-  const routes = await RoutingTable.open(buckets.routes);
-  const ingestor = new Ingestor(new JetStreamPublisher(nc), routes, t, config, logger);
+  // Not ready while the mirror is stalled or its watch is being reopened: publishes would wait, then fail.
+  const routes = await RoutingTable.open(buckets.routes, {
+    syncTimeoutMs: config.routesSyncTimeout,
+    logger,
+    onState: (state) => readiness.set('routing-table', state.healthy, state.healthy ? undefined : state.reason),
+  });
+  const ingestor = new Ingestor(new JetStreamPublisher(nc), routes, new AcceptedEvents(buckets.accepted, t), t, config, logger);
 
   const unary = unaryHandlers(auth, logger);
   const ingest: IngestServiceServer = {

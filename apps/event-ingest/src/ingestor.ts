@@ -1,12 +1,14 @@
 // Turns accepted events into delivery tasks: one per subscribed, active webhook, on that webhook's own
 // subject, deduplicated by JetStream on "<event id>.<webhook id>". It answers only once JetStream has
-// stored every task, so an event the caller saw accepted is durable.
+// stored every task and the event is recorded as accepted, so an event the caller saw accepted is durable
+// and a retry of it within the idempotency window is answered "duplicate", even after a NATS restart.
 import type { Event, PublishResult } from '@webhooks/contracts';
 import { DeliveryTask, encodeMessage } from '@webhooks/contracts';
 import { acceptEvent, DomainError, notFound, type AcceptedEvent } from '@webhooks/domain';
 import type { Caller } from '@webhooks/grpc-kit';
-import { traceHeaders, type JetStreamPublisher, type RoutingTable, type Topology } from '@webhooks/messaging';
+import { RoutingTableBehindError, traceHeaders, type JetStreamPublisher, type RoutingTable, type Topology } from '@webhooks/messaging';
 import { metrics, type Logger } from '@webhooks/telemetry';
+import type { AcceptedEvents } from './accepted-events.js';
 
 const meter = metrics.getMeter('event-ingest');
 const ingestMetrics = {
@@ -23,6 +25,7 @@ export class Ingestor {
   constructor(
     private readonly publisher: JetStreamPublisher,
     private readonly routes: RoutingTable,
+    private readonly acceptedEvents: AcceptedEvents,
     private readonly topology: Topology,
     private readonly limits: IngestLimits,
     private readonly logger: Logger,
@@ -54,6 +57,9 @@ export class Ingestor {
       await this.routes.sync();
     } catch (error) {
       this.logger.error({ err: error }, 'routing table sync failed');
+      if (error instanceof RoutingTableBehindError) {
+        throw new DomainError('unavailable', `${error.message}; retry the call (it is idempotent by event id)`);
+      }
       throw new DomainError('unavailable', 'the routing table could not be read; retry the call (it is idempotent by event id)');
     }
     for (const event of accepted) {
@@ -62,7 +68,22 @@ export class Ingestor {
     return Promise.all(accepted.map((event) => this.queue(event, now)));
   }
 
+  /**
+   * One event, in this order: (1) an earlier acceptance answers "duplicate" and queues nothing; (2) the
+   * tasks are stored; (3) the event is recorded as accepted; only then the answer. A crash between (2)
+   * and (3) makes a retry queue again, which the streams' duplicate tables catch unless NATS restarted
+   * in between too: at least once, never a lost event.
+   */
   private async queue(event: AcceptedEvent, acceptedAt: Date): Promise<PublishResult> {
+    let earlier;
+    try {
+      earlier = await this.acceptedEvents.find(event.workspaceId, event.id);
+    } catch (error) {
+      this.logger.error({ err: error, eventId: event.id, workspaceId: event.workspaceId }, 'reading the accepted events failed');
+      throw new DomainError('unavailable', 'the record of accepted event ids could not be read; retry the call with the same event id (it is idempotent)');
+    }
+    if (earlier) return { eventId: event.id, webhookIds: earlier.webhookIds, duplicate: true };
+
     const targets = [...this.routes.webhooksOf(event.workspaceId)].filter((route) => route.active && route.eventTypes.includes(event.type));
     const trace = traceHeaders();
     let acks;
@@ -91,9 +112,17 @@ export class Ingestor {
       this.logger.error({ err: error, eventId: event.id, workspaceId: event.workspaceId }, 'queueing an event failed');
       throw new DomainError('unavailable', 'the delivery queue did not confirm the event; retry the call with the same event id (it is idempotent)');
     }
+    const webhookIds = targets.map((route) => route.webhookId);
+    try {
+      await this.acceptedEvents.record(event.workspaceId, event.id, webhookIds);
+    } catch (error) {
+      this.logger.error({ err: error, eventId: event.id, workspaceId: event.workspaceId }, 'recording an accepted event failed');
+      throw new DomainError('unavailable', 'the event was queued but not recorded as accepted; retry the call with the same event id (it is idempotent)');
+    }
     return {
       eventId: event.id,
-      webhookIds: targets.map((route) => route.webhookId),
+      webhookIds,
+      // The streams still recognise a retry that came before this event was recorded (e.g. the same id twice in one batch).
       duplicate: acks.length > 0 && acks.every((ack) => ack.duplicate),
     };
   }

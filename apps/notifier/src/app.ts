@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const nc = await connectNats(config.natsUrl, 'notifier');
   const readiness = new Readiness(logger);
   readiness.watchNats(nc);
-  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
+  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas, idempotencyWindowMs: config.idempotencyWindow });
   const { jsm } = await ensureTopology(nc, t);
   const directory = workspaceDirectory(config.subscriptionAddress, config.apiToken, subscriptionTransport);
   const mailer = createMailer({ smtpUrl: config.smtpUrl, requireTls: config.smtpRequireTls, from: config.mailFrom, outboxDir: config.outboxDir, timeouts: { connectionMs: config.smtpConnectionTimeout, greetingMs: config.smtpGreetingTimeout, socketMs: config.smtpSocketTimeout } }, logger);

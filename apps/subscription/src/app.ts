@@ -40,7 +40,7 @@ async function main(): Promise<void> {
       () => readiness.set('postgres', false, 'PostgreSQL is unreachable'),
     );
   }, 5_000);
-  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas });
+  const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas, idempotencyWindowMs: config.idempotencyWindow });
   const { jsm, buckets } = await ensureTopology(nc, t);
   const routes = new RoutePublisher(orm, buckets.routes, t, logger);
   const controlPlane = new ControlPlane(orm, routes, secrets, {

@@ -2,7 +2,7 @@
 import { JetStreamApiError, jetstream, jetstreamManager, type ConsumerConfig, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { streamConfigs, type Topology } from './topology.js';
+import { acceptedBucketOptions, streamConfigs, type Topology } from './topology.js';
 import { coalesceWrites } from './write-coalescing.js';
 
 export async function connectNats(servers: string, name: string): Promise<NatsConnection> {
@@ -32,6 +32,27 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
 export interface Buckets {
   readonly routes: KV;
   readonly breaker: KV;
+  readonly accepted: KV;
+}
+
+const nanosPerMs = 1_000_000;
+/** The client's default duplicate window of a bucket's stream; it may not exceed the bucket's TTL. */
+const bucketDuplicateWindowMs = 2 * 60_000;
+
+/**
+ * Opens a bucket with a TTL, creating it when missing. Kvm.create leaves an existing bucket's
+ * configuration as it is, so a changed TTL (IDEMPOTENCY_WINDOW) is written to the bucket's stream here;
+ * every service does this at start with the same shared setting.
+ */
+async function ensureBucketWithTtl(jsm: JetStreamManager, kvm: Kvm, name: string, options: { history: number; replicas: number; ttl: number; storage: StreamConfig['storage'] }): Promise<KV> {
+  const kv = await kvm.create(name, options);
+  const stream = `KV_${name}`;
+  const { config } = await jsm.streams.info(stream);
+  const maxAge = options.ttl * nanosPerMs;
+  if (config.max_age !== maxAge) {
+    await jsm.streams.update(stream, { max_age: maxAge, duplicate_window: Math.min(bucketDuplicateWindowMs, options.ttl) * nanosPerMs });
+  }
+  return kv;
 }
 
 /** Creates or updates every stream and bucket of the topology, and opens the buckets. */
@@ -42,7 +63,8 @@ export async function ensureTopology(nc: NatsConnection, t: Topology): Promise<{
   const kvOptions = { history: 1, replicas: t.options.replicas };
   const routes = await kvm.create(t.buckets.routes, kvOptions);
   const breaker = await kvm.create(t.buckets.breaker, kvOptions);
-  return { jsm, buckets: { routes, breaker } };
+  const accepted = await ensureBucketWithTtl(jsm, kvm, t.buckets.accepted, acceptedBucketOptions(t));
+  return { jsm, buckets: { routes, breaker, accepted } };
 }
 
 /** Creates a durable consumer, or brings an existing one to this configuration (idempotent). */

@@ -52,6 +52,25 @@ describe('topology', () => {
     }
   });
 
+  it('keys an accepted event so that every valid event id is one valid KV token, distinct per id', () => {
+    const t = topology();
+    const validKey = /^[-/=.\w]+$/; // the KV client's own rule, plus: no empty token
+    const ids = ['evt_1', 'a:b', 'a.b', '.', '..', 'a..b', ':', '-_.:', 'x'.repeat(128), 'A:b.C-d_9'];
+    const keys = ids.map((id) => t.keys.acceptedEvent('ws_1', id));
+    for (const [i, key] of keys.entries()) {
+      assert.match(key, validKey, ids[i]);
+      assert.equal(key.split('.').length, 2, `${ids[i]} -> ${key}`);
+      assert.ok(key.split('.').every((token) => token.length > 0), `${ids[i]} -> ${key}`);
+    }
+    assert.equal(new Set(keys).size, ids.length);
+    assert.equal(t.keys.acceptedEvent('ws_1', 'evt_1'), 'ws_1.ZXZ0XzE');
+    assert.equal(t.buckets.accepted, 'wh_accepted');
+  });
+
+  it('refuses an idempotency window NATS would replace with its own defaults', () => {
+    for (const idempotencyWindowMs of [0, 999, Number.NaN]) assert.throws(() => topology({ idempotencyWindowMs }), /IDEMPOTENCY_WINDOW\) must be at least 1s/);
+  });
+
   it('hands out one delivery at a time per webhook', () => {
     const config = deliveryConsumerConfig(topology(), 'ws1', 'wh_1', 30_000);
     assert.equal(config.max_ack_pending, 1);

@@ -50,6 +50,8 @@ export type Topology = ReturnType<typeof topology>;
 export function topology(options: Partial<TopologyOptions> = {}) {
   const o = { ...defaultTopologyOptions, ...options };
   if (!prefixPattern.test(o.prefix)) throw new Error(`messaging prefix "${o.prefix}" must be lower-case letters, digits or "_", starting with a letter`);
+  // Zero would mean NATS's defaults instead: a 2-minute duplicate window and accepted ids kept forever.
+  if (!(o.idempotencyWindowMs >= 1_000)) throw new Error(`the idempotency window (IDEMPOTENCY_WINDOW) must be at least 1s, got ${o.idempotencyWindowMs} ms`);
   const p = o.prefix;
   const P = p.toUpperCase();
   return {
@@ -87,13 +89,29 @@ export function topology(options: Partial<TopologyOptions> = {}) {
       routes: `${p}_routes`,
       /** Failure windows per workspace, shared by dispatcher replicas. */
       breaker: `${p}_breaker`,
+      /**
+       * Event ids ingest has accepted, each with the webhooks it was queued for, kept for the idempotency
+       * window. The delivery streams' own duplicate tables forget a delivered task's id when the server
+       * restarts, so this bucket is what recognises a retried event then.
+       */
+      accepted: `${p}_accepted`,
     },
     keys: {
       workspace: (workspaceId: string) => `ws.${workspaceId}`,
       webhook: (workspaceId: string, webhookId: string) => `wh.${workspaceId}.${webhookId}`,
       webhooksOf: (workspaceId: string) => `wh.${workspaceId}.*`,
+      /**
+       * An accepted event in the accepted bucket. Event ids may hold ":" (not allowed in a key) and "."
+       * (a token separator), so the id goes in as base64url: every valid id is one valid token.
+       */
+      acceptedEvent: (workspaceId: string, eventId: string) => `${workspaceId}.${Buffer.from(eventId, 'utf8').toString('base64url')}`,
     },
   };
+}
+
+/** The accepted bucket keeps each event id for exactly the idempotency window, on disk. */
+export function acceptedBucketOptions(t: Topology): { history: number; replicas: number; ttl: number; storage: StorageType } {
+  return { history: 1, replicas: t.options.replicas, ttl: t.options.idempotencyWindowMs, storage: StorageType.File };
 }
 
 /** Every stream of the topology (the buckets' streams not included). */
