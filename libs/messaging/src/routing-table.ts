@@ -30,6 +30,8 @@ export interface RoutingTableOptions {
 }
 
 export const defaultSyncTimeoutMs = 5_000;
+/** open() loads the whole bucket, which may take longer than one sync(); still bounded, so start-up cannot hang. */
+const openTimeoutMs = 60_000;
 const maxReopenDelayMs = 5_000;
 const silent: MirrorLog = { warn() {}, info() {} };
 
@@ -89,7 +91,7 @@ export class RoutingTable {
     table.stopWatch = () => watcher.stop();
     void table.supervise(watcher);
     try {
-      await table.sync();
+      await table.bounded(table.sharedSync(), Math.max(openTimeoutMs, table.syncTimeoutMs));
     } catch (error) {
       table.stop();
       throw error;
@@ -130,7 +132,7 @@ export class RoutingTable {
    * status request is in flight, and one more is queued for the callers that arrived after it was sent.
    */
   sync(): Promise<void> {
-    return this.bounded(this.sharedSync());
+    return this.bounded(this.sharedSync(), this.syncTimeoutMs);
   }
 
   stop(): void {
@@ -153,11 +155,11 @@ export class RoutingTable {
     return this.queued;
   }
 
-  private bounded(work: Promise<void>): Promise<void> {
+  private bounded(work: Promise<void>, timeoutMs: number): Promise<void> {
     const started = Date.now();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(this.behind(this.awaitedRevision(), Date.now() - started)), this.syncTimeoutMs);
+      timer = setTimeout(() => reject(this.behind(this.awaitedRevision(), Date.now() - started)), timeoutMs);
     });
     return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
@@ -179,7 +181,8 @@ export class RoutingTable {
       await new Promise<void>((resolve, reject) => {
         waiter.resolve = resolve;
         this.waiters.push(waiter);
-        timer = setTimeout(() => reject(this.behind(target, Date.now() - started)), Math.max(0, this.syncTimeoutMs - (Date.now() - started)));
+        // Callers give up after their own bound (bounded()); this one only ends a round that never completes.
+        timer = setTimeout(() => reject(this.behind(target, Date.now() - started)), Math.max(openTimeoutMs, this.syncTimeoutMs));
       });
     } finally {
       clearTimeout(timer);
