@@ -4,16 +4,17 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { join, relative } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { checkImageContext } from '../scripts/check-image-context.mjs';
-import { byKind, deployDir, environmentOf, find, overlays, parseDocuments, render, requireTools, seconds, validate } from './helpers.mjs';
+import { byKind, deployDir, environmentOf, find, kubectl, overlays, parseDocuments, render, requireTools, seconds, validate } from './helpers.mjs';
 
 const services = {
-  subscription: { port: 50051, portVar: 'SUBSCRIPTION_GRPC_PORT', args: 'apps/subscription/dist/main.js', secrets: ['DATABASE_URL', 'API_TOKENS', 'SECRET_ENCRYPTION_KEY'] },
-  'event-ingest': { port: 50052, portVar: 'INGEST_GRPC_PORT', args: 'apps/event-ingest/dist/main.js', secrets: ['API_TOKENS'] },
-  dispatcher: { port: 50053, portVar: 'DISPATCHER_HEALTH_PORT', args: 'apps/dispatcher/dist/main.js', secrets: ['SECRET_ENCRYPTION_KEY'] },
-  notifier: { port: 50054, portVar: 'NOTIFIER_HEALTH_PORT', args: 'apps/notifier/dist/main.js', secrets: ['SMTP_URL', 'NOTIFIER_API_TOKEN'] },
+  subscription: { port: 50051, portVar: 'SUBSCRIPTION_GRPC_PORT', opsVar: 'SUBSCRIPTION_OPS_PORT', args: 'apps/subscription/dist/main.js', secrets: ['DATABASE_URL', 'API_TOKENS', 'SECRET_ENCRYPTION_KEY'] },
+  'event-ingest': { port: 50052, portVar: 'INGEST_GRPC_PORT', opsVar: 'INGEST_OPS_PORT', args: 'apps/event-ingest/dist/main.js', secrets: ['API_TOKENS'] },
+  dispatcher: { port: 50053, portVar: 'DISPATCHER_HEALTH_PORT', opsVar: 'DISPATCHER_OPS_PORT', args: 'apps/dispatcher/dist/main.js', secrets: ['SECRET_ENCRYPTION_KEY'] },
+  notifier: { port: 50054, portVar: 'NOTIFIER_HEALTH_PORT', opsVar: 'NOTIFIER_OPS_PORT', args: 'apps/notifier/dist/main.js', secrets: ['SMTP_URL', 'NOTIFIER_API_TOKEN'] },
 };
 // The Secrets deploy/README.md tells how to create: name -> key.
 const documentedSecrets = { 'webhooks-database': 'DATABASE_URL', 'webhooks-api-tokens': 'API_TOKENS', 'webhooks-encryption-key': 'SECRET_ENCRYPTION_KEY', 'webhooks-smtp': 'SMTP_URL', 'webhooks-notifier-token': 'NOTIFIER_API_TOKEN' };
@@ -119,13 +120,16 @@ for (const overlay of overlays) {
         const pod = deployment.spec.template.spec;
         const [container] = pod.containers;
         assert.deepEqual(container.args, [service.args]);
-        // gRPC health probes on the service's port, as configured.
+        // The gRPC port as configured; HTTP probes on the operations port (gRPC probes cannot do TLS).
         const env = environmentOf(docs, container);
         assert.equal(env[service.portVar], String(service.port));
         assert.equal(env.GRPC_HOST, '0.0.0.0');
         assert.ok(container.ports.some((port) => port.containerPort === service.port));
-        for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) {
-          assert.deepEqual(container[probe]?.grpc, { port: service.port }, `${name} ${probe}`);
+        const ops = container.ports.find((port) => port.name === 'ops');
+        assert.ok(ops, `${name} names no ops port`);
+        assert.equal(String(ops.containerPort), env[service.opsVar], `${name}: the ops port is not ${service.opsVar}`);
+        for (const [probe, path] of [['readinessProbe', '/readyz'], ['livenessProbe', '/healthz'], ['startupProbe', '/healthz']]) {
+          assert.deepEqual(container[probe]?.httpGet, { path, port: 'ops' }, `${name} ${probe}`);
         }
         // Requests and limits.
         for (const resource of ['cpu', 'memory']) {
@@ -231,6 +235,34 @@ for (const overlay of overlays) {
       }
     });
 
+    it('serves gRPC over TLS wherever the profile is production, from each service\'s mounted certificate Secret', () => {
+      for (const name of Object.keys(services)) {
+        const pod = find(docs, 'Deployment', name).spec.template.spec;
+        const [container] = pod.containers;
+        const env = environmentOf(docs, container);
+        if (env.PROFILE !== 'production') {
+          // The local profile may serve plaintext; dev does.
+          assert.equal(env.GRPC_TLS_CERT_FILE, undefined, `${name} in ${overlay}`);
+          continue;
+        }
+        if (env.GRPC_PLAINTEXT_BEHIND_MESH === 'true') continue;
+        const mountOf = (path) => (container.volumeMounts ?? []).find((mount) => path?.startsWith(`${mount.mountPath}/`));
+        for (const variable of ['GRPC_TLS_CERT_FILE', 'GRPC_TLS_KEY_FILE', ...(name === 'notifier' ? ['SUBSCRIPTION_TLS_CA_FILE'] : [])]) {
+          const mount = mountOf(env[variable]);
+          assert.ok(mount, `${name}: ${variable}=${env[variable]} is not in a mounted volume; the service would refuse to start`);
+          assert.equal(mount.readOnly, true);
+          const volume = pod.volumes.find((v) => v.name === mount.name);
+          assert.equal(volume.secret?.secretName, `${name}-grpc-tls`, `${name}: ${variable} comes from Secret ${name}-grpc-tls`);
+        }
+        const volume = pod.volumes.find((v) => v.secret?.secretName === `${name}-grpc-tls`);
+        assert.equal(volume.secret.defaultMode & 0o007, 0, `${name}: the key must not be world-readable`);
+        assert.equal(pod.securityContext.fsGroup, pod.securityContext.runAsGroup, `${name}: the service's group must be able to read the key`);
+      }
+      if (overlay === 'production') {
+        for (const name of ['subscription', 'event-ingest']) assert.equal(find(docs, 'Service', name).spec.ports[0].appProtocol, 'https');
+      }
+    });
+
     it('allows only the traffic the platform needs (NetworkPolicies)', () => {
       const policy = (name) => find(docs, 'NetworkPolicy', name);
       const deny = policy('default-deny-all');
@@ -274,6 +306,65 @@ for (const overlay of overlays) {
   });
 }
 
+describe('the cert-manager and mutual TLS components (production with both)', () => {
+  let text;
+  let docs;
+
+  before(async () => {
+    requireTools();
+    // An overlay as an operator would write it: production plus the optional components.
+    const dir = mkdtempSync(join(tmpdir(), 'overlay-'));
+    try {
+      const from = (path) => relative(dir, join(deployDir, 'k8s', path));
+      writeFileSync(join(dir, 'kustomization.yaml'), [
+        'apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', 'namespace: webhooks',
+        'resources:', `  - ${from('overlays/production')}`,
+        'components:', `  - ${from('components/cert-manager')}`, `  - ${from('components/grpc-mtls')}`, '',
+      ].join('\n'));
+      text = execFileSync(kubectl, ['kustomize', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    docs = await parseDocuments(text);
+  });
+
+  it('renders resources that validate (cert-manager\'s own kinds aside, which have no built-in schema)', () => {
+    const builtIn = text.split(/^---$/m).filter((doc) => !/^apiVersion: cert-manager\.io\//m.test(doc)).join('---\n');
+    const dir = mkdtempSync(join(tmpdir(), 'rendered-'));
+    try {
+      writeFileSync(join(dir, 'rendered.yaml'), builtIn);
+      const result = validate([join(dir, 'rendered.yaml')]);
+      assert.equal(result.status, 0, result.stdout + result.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('issues each service the Secret it mounts, with the names its clients use, from an Issuer it renders', () => {
+    const certificates = byKind(docs, 'Certificate');
+    const issuers = new Set(byKind(docs, 'Issuer').map((issuer) => issuer.metadata.name));
+    const notifierEnv = environmentOf(docs, find(docs, 'Deployment', 'notifier').spec.template.spec.containers[0]);
+    const subscriptionHost = notifierEnv.SUBSCRIPTION_ADDRESS.replace(/:\d+$/, '');
+    for (const name of Object.keys(services)) {
+      const pod = find(docs, 'Deployment', name).spec.template.spec;
+      const secretName = pod.volumes.find((v) => v.name === 'grpc-tls').secret.secretName;
+      const certificate = certificates.find((c) => c.spec.secretName === secretName);
+      assert.ok(certificate, `no Certificate writes Secret ${secretName}`);
+      assert.equal(certificate.apiVersion, 'cert-manager.io/v1');
+      assert.equal(certificate.metadata.namespace, 'webhooks');
+      assert.ok(issuers.has(certificate.spec.issuerRef.name), `${name}: Issuer ${certificate.spec.issuerRef.name} is not rendered`);
+      assert.ok(certificate.spec.dnsNames.includes(name) && certificate.spec.dnsNames.includes(`${name}.webhooks.svc`), `${name}: ${certificate.spec.dnsNames}`);
+      assert.ok(certificate.spec.usages.includes('server auth'));
+      if (name === 'subscription') assert.ok(certificate.spec.dnsNames.includes(subscriptionHost), `SUBSCRIPTION_ADDRESS host ${subscriptionHost} is not in the certificate`);
+      if (name === 'notifier') assert.ok(certificate.spec.usages.includes('client auth'), 'the notifier shows its certificate to subscription under mutual TLS');
+      // Mutual TLS: the client CA is the CA file of the same mounted Secret (cert-manager writes ca.crt).
+      const env = environmentOf(docs, pod.containers[0]);
+      assert.equal(env.GRPC_TLS_CLIENT_CA_FILE, '/etc/webhooks/grpc-tls/ca.crt');
+    }
+    assert.equal(notifierEnv.SUBSCRIPTION_TLS_CERT_FILE, '/etc/webhooks/grpc-tls/tls.crt');
+  });
+});
+
 describe('deploy/README.md', () => {
   it('documents the secrets, the overlays and the validation commands', () => {
     const readme = readFileSync(join(deployDir, 'README.md'), 'utf8');
@@ -281,5 +372,7 @@ describe('deploy/README.md', () => {
     for (const overlay of overlays) assert.match(readme, new RegExp(`kubectl apply -k deploy/k8s/overlays/${overlay}`));
     assert.match(readme, /bash deploy\/install-tools\.sh/);
     assert.match(readme, /SECRET_ENCRYPTION_KEY/);
+    for (const name of Object.keys(services)) assert.match(readme, new RegExp(`\`${name}-grpc-tls\``), `the certificate Secret of ${name}`);
+    for (const component of ['grpc-tls', 'grpc-mtls', 'cert-manager']) assert.match(readme, new RegExp(`components/${component}`));
   });
 });
