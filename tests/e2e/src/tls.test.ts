@@ -1,7 +1,8 @@
 // Transport security end to end: the four services started with TLS and mutual TLS from certificates of
 // a CA made in the test. Clients that trust the CA and show a certificate get in; plaintext, a client
 // that trusts another CA and one without a certificate do not; a TLS-only replica answers a client with
-// the CA alone; the notifier reaches the subscription service over mutual TLS; the CLI connects with --ca.
+// the CA alone; the notifier reaches the subscription service over mutual TLS; the CLI connects with --ca;
+// the production profile refuses plaintext unless a mesh is said to encrypt.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -120,6 +121,17 @@ describe('gRPC over TLS', () => {
     } finally {
       await failing.close();
     }
+  });
+
+  it('refuses to start in the production profile without TLS, unless a mesh is said to encrypt', async () => {
+    const plaintext = { PROFILE: 'production', GRPC_TLS_CERT_FILE: '', GRPC_TLS_KEY_FILE: '', GRPC_TLS_CLIENT_CA_FILE: '' };
+    await assert.rejects(system.startService('event-ingest', plaintext), (error: Error) => {
+      assert.match(error.message, /exited with code 1 before it was ready/);
+      assert.match(error.message, /PROFILE=production refuses plaintext gRPC.*GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE.*GRPC_PLAINTEXT_BEHIND_MESH=true/);
+      return true;
+    });
+    const behindMesh = await system.startService('event-ingest', { ...plaintext, GRPC_PLAINTEXT_BEHIND_MESH: 'true' });
+    assert.ok(behindMesh.logs.some((l) => l.msg === 'gRPC transport' && l.transport === 'plaintext (service mesh)'));
   });
 
   function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
