@@ -1,5 +1,6 @@
 // npm run bench: the delivery pipeline (ingest -> NATS -> dispatcher -> endpoint) against the direct
-// ceiling (the same endpoint hit by undici from one process, same concurrency and bodies, no queue).
+// ceiling (the same endpoint hit by undici from one process, same bodies, no queue; direct.ts) and
+// against two peers doing the same deliveries with BullMQ on Redis (peers.ts).
 // Prints a table and writes bench/results/<time>.json. Options (env): BENCH_EVENTS (default 20000),
 // BENCH_WEBHOOKS (comma-separated, default "100,1000"), BENCH_CONCURRENCY (publishers, default 64),
 // BENCH_BATCHES (events per call, comma-separated: 1 publishes with PublishEvent, more with PublishEvents;
@@ -7,17 +8,21 @@
 // BENCH_TRACES (export: every service records and exports every span, to a sink that discards them;
 // by default no trace endpoint is set, so no spans are made),
 // BENCH_SCENARIOS ("pipeline,query" by default; query.ts is the delivery-log query benchmark; "burst"
-// and "soak" in load.ts run on demand), BENCH_PROFILE (a folder: every service writes a V8 CPU profile there
-// when it stops; bench/profile.ts summarises them).
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+// and "soak" in load.ts run on demand; "peers" runs only the direct step and the BullMQ peers, without
+// our services), BENCH_REDIS_URL (or REDIS_URL; the Redis of the BullMQ peers in peers.ts, default
+// redis://127.0.0.1:6379; without one the peers are skipped), BENCH_PROFILE (a folder: every service
+// writes a V8 CPU profile there when it stops; bench/profile.ts summarises them).
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Plan, type CreateWebhookResponse, type Event } from '@webhooks/contracts';
+import { Plan, type CreateWebhookResponse } from '@webhooks/contracts';
 import { callUnary, startSystem, testEnvironment, testToken, type RunningSystem } from '@webhooks/testing';
-import { Agent, request } from 'undici';
+import { direct } from './direct.js';
+import { cpuSeconds, pool, processCpuMeter, sampleEvent, startReceiver, waitForArrivals, type Receiver } from './harness.js';
+import { startPeers, type PeerMode, type Peers } from './peers.js';
 import { percentile } from './stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -25,20 +30,6 @@ const eventCount = Number(process.env.BENCH_EVENTS ?? 20_000);
 const webhookCounts = (process.env.BENCH_WEBHOOKS ?? '100,1000').split(',').map(Number);
 const publishers = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const batchSizes = (process.env.BENCH_BATCHES ?? '1,20').split(',').map(Number);
-
-interface Arrival { id: string; path: string; at: number }
-
-
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return NaN;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
 
 /** The nats-server the system talks to: the one listening on TEST_NATS_URL's port (4222 by default). */
 function natsServerPid(): number | undefined {
@@ -64,30 +55,12 @@ function postgresCpuSeconds(): Map<number, number> {
 /** Where the CPU time of a scenario went, per process. PostgreSQL counts as one: its processes alive at
  * the end, each from the start (or from its birth); a backend that ended in between is not counted. */
 function cpuMeter(pids: Record<string, number | undefined>) {
-  const start = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
+  const processes = processCpuMeter(pids);
   const postgresStart = postgresCpuSeconds();
   return () => {
     let postgresql = 0;
     for (const [pid, seconds] of postgresCpuSeconds()) postgresql += seconds - (postgresStart.get(pid) ?? 0);
-    return {
-      ...Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, +(cpuSeconds(pid) - start[name]!).toFixed(1)])),
-      postgresql: +postgresql.toFixed(1),
-    };
-  };
-}
-
-async function startReceiver(): Promise<{ child: ChildProcess; url: string; report(): Promise<Arrival[]>; hang(paths: string[]): void }> {
-  const child = fork(join(here, 'receiver.ts'), { execArgv: ['--import', 'tsx'] });
-  const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)));
-  return {
-    child,
-    url: `http://127.0.0.1:${port}`,
-    hang: (paths) => child.send({ kind: 'hang', paths }),
-    report: () =>
-      new Promise((resolve) => {
-        child.once('message', (m: { arrivals: Arrival[] }) => resolve(m.arrivals));
-        child.send({ kind: 'report' });
-      }),
+    return { ...processes(), postgresql: +postgresql.toFixed(1) };
   };
 }
 
@@ -99,33 +72,6 @@ async function startTraceSink(): Promise<{ server: Server; url: string }> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
-function sampleEvent(id: string, workspaceId: string): Event {
-  return {
-    id, workspaceId, type: 'message.incoming', occurredAt: new Date(),
-    data: { $case: 'messageIncoming', value: {
-      contact: { id: 'c_1', firstName: 'Ana', lastName: 'Lima', email: 'ana@example.com', phone: '+5511999999999', language: 'pt', countryCode: 'BR', profilePicUrl: '', assignee: undefined, tags: ['lead'], customFields: {}, createdAt: undefined, updatedAt: undefined },
-      message: { id: `m_${id}`, channelMessageId: '', text: 'Hello, I would like to know more about your plans.', attachments: [], sender: undefined, status: 'received', sentAt: new Date() },
-      channel: { id: 'ch_1', name: 'WhatsApp', source: 'whatsapp' }, conversationId: 'conv_1' } },
-  };
-}
-
-async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  }));
-}
-
-async function waitForArrivals(receiver: Awaited<ReturnType<typeof startReceiver>>, count: number, timeoutMs: number): Promise<Arrival[]> {
-  const all: Arrival[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (all.length < count && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-    all.push(...(await receiver.report()));
-  }
-  return all;
 }
 
 function processes(system: RunningSystem, receiver: ChildProcess): Record<string, number | undefined> {
@@ -146,7 +92,7 @@ async function setUpWebhooks(system: RunningSystem, receiverUrl: string, count: 
   return targets;
 }
 
-async function pipeline(system: RunningSystem, receiver: Awaited<ReturnType<typeof startReceiver>>, webhooks: number, hangingShare: number, batchSize: number, events = eventCount) {
+async function pipeline(system: RunningSystem, receiver: Receiver, webhooks: number, hangingShare: number, batchSize: number, events = eventCount) {
   const run = `${webhooks}_${Math.round(hangingShare * 100)}_${batchSize}_${Date.now().toString(36)}`;
   const targets = await setUpWebhooks(system, receiver.url, webhooks, run);
   const hanging = targets.slice(0, Math.round(webhooks * hangingShare));
@@ -184,69 +130,93 @@ async function pipeline(system: RunningSystem, receiver: Awaited<ReturnType<type
   };
 }
 
-async function direct(receiverUrl: string, concurrency: number) {
-  const agent = new Agent({ keepAliveTimeout: 30_000 });
-  const body = Buffer.from(JSON.stringify({ id: 'x', type: 'message.incoming', timestamp: new Date().toISOString(), workspace_id: 'w', data: { text: 'Hello, I would like to know more about your plans.' } }));
-  const latencies: number[] = [];
-  const started = Date.now();
-  await pool(Array.from({ length: eventCount }, (_, i) => i), concurrency, async (i) => {
-    const t = Date.now();
-    const res = await request(`${receiverUrl}/direct/${i % concurrency}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body.toString().replace('"x"', `"d${i}"`), dispatcher: agent });
-    await res.body.dump();
-    latencies.push(Date.now() - t);
-  });
-  const seconds = (Date.now() - started) / 1000;
-  await agent.close();
-  latencies.sort((a, b) => a - b);
-  return { concurrency, requestsPerSecond: Math.round(eventCount / seconds), p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+/** The BullMQ peers at one size, each as a ratio to the direct ceiling and (when it ran) to our pipeline. */
+async function peerRows(peers: Peers, receiver: Receiver, webhooks: number, batchSize: number, directPerSecond: number, pipelinePerSecond: number | undefined): Promise<Record<string, unknown>[]> {
+  const rows: Record<string, unknown>[] = [];
+  for (const mode of ['unordered', 'ordered'] as PeerMode[]) {
+    let row: Record<string, unknown>;
+    try {
+      const result = await peers.run(mode, { webhooks, eventsPerCall: batchSize, events: eventCount, publishers });
+      row = 'skipped' in result ? result : {
+        ...result, directPerSecond, ratio: +(result.deliveriesPerSecond / directPerSecond).toFixed(2),
+        ...(pipelinePerSecond ? { vsPipeline: +(result.deliveriesPerSecond / pipelinePerSecond).toFixed(2) } : {}),
+      };
+    } catch (error) {
+      // A peer that breaks (Redis gone mid-run) costs its row, not the whole bench.
+      row = { scenario: `BullMQ ${mode}`, webhooks, eventsPerCall: batchSize, skipped: `failed: ${(error as Error).message}` };
+    }
+    rows.push(row);
+    console.log(JSON.stringify(row));
+    await receiver.report();
+  }
+  return rows;
 }
 
-async function main(): Promise<void> {
+/** The pipeline's scenarios (unless `withPipeline` is false), the direct ceiling and the BullMQ peers. */
+async function main(withPipeline: boolean): Promise<void> {
   const receiver = await startReceiver();
-  const env: Record<string, string> = { MAX_WEBHOOKS_PER_WORKSPACE: '1000' };
-  if (process.env.BENCH_OTEL_SDK_DISABLED) env.OTEL_SDK_DISABLED = process.env.BENCH_OTEL_SDK_DISABLED;
-  // Traces exported to a collector that takes them and throws them away: what tracing every event costs.
-  const traceSink = process.env.BENCH_TRACES === 'export' ? await startTraceSink() : undefined;
-  if (traceSink) env.OTEL_EXPORTER_OTLP_ENDPOINT = traceSink.url;
-  if (process.env.BENCH_PROFILE) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}`;
-  const system = await startSystem(env);
-  // Profiles are named by process id; this tells bench/profile.ts which service each one is.
-  if (process.env.BENCH_PROFILE) writeFileSync(join(process.env.BENCH_PROFILE, 'pids.json'), JSON.stringify(processes(system, receiver.child)));
+  let system: RunningSystem | undefined;
+  let traceSink: Awaited<ReturnType<typeof startTraceSink>> | undefined;
+  if (withPipeline) {
+    const env: Record<string, string> = { MAX_WEBHOOKS_PER_WORKSPACE: '1000' };
+    if (process.env.BENCH_OTEL_SDK_DISABLED) env.OTEL_SDK_DISABLED = process.env.BENCH_OTEL_SDK_DISABLED;
+    // Traces exported to a collector that takes them and throws them away: what tracing every event costs.
+    traceSink = process.env.BENCH_TRACES === 'export' ? await startTraceSink() : undefined;
+    if (traceSink) env.OTEL_EXPORTER_OTLP_ENDPOINT = traceSink.url;
+    if (process.env.BENCH_PROFILE) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}`;
+    system = await startSystem(env);
+    // Profiles are named by process id; this tells bench/profile.ts which service each one is.
+    if (process.env.BENCH_PROFILE) writeFileSync(join(process.env.BENCH_PROFILE, 'pids.json'), JSON.stringify(processes(system, receiver.child)));
+  }
+  const peers = await startPeers(receiver);
   const results: Record<string, unknown>[] = [];
   try {
     // Warm-up, not reported: every process compiles its hot paths before the first measured scenario.
-    await pipeline(system, receiver, Math.min(...webhookCounts), 0, Math.max(...batchSizes), Math.min(eventCount, 5_000));
+    if (system) await pipeline(system, receiver, Math.min(...webhookCounts), 0, Math.max(...batchSizes), Math.min(eventCount, 5_000));
+    if (peers) await peers.run('unordered', { webhooks: Math.min(...webhookCounts), eventsPerCall: Math.max(...batchSizes), events: Math.min(eventCount, 5_000), publishers });
     await receiver.report();
     for (const webhooks of webhookCounts) {
-      const ceiling = await direct(receiver.url, webhooks);
+      const ceiling = await direct(receiver.url, webhooks, eventCount, publishers);
+      results.push({ scenario: 'direct', webhooks, connections: ceiling.concurrency, events: eventCount, deliveriesPerSecond: ceiling.requestsPerSecond, p50: ceiling.p50, p99: ceiling.p99 });
+      console.log(JSON.stringify(results.at(-1)));
       await receiver.report();
       for (const batchSize of batchSizes) {
-        const healthy = await pipeline(system, receiver, webhooks, 0, batchSize);
-        results.push({ scenario: 'throughput', ...healthy, directPerSecond: ceiling.requestsPerSecond, ratio: +(healthy.deliveriesPerSecond / ceiling.requestsPerSecond).toFixed(2) });
-        console.log(JSON.stringify(results.at(-1)));
-        await receiver.report();
-        const isolation = await pipeline(system, receiver, webhooks, 0.1, batchSize);
-        results.push({ scenario: 'isolation (10% hang)', ...isolation, healthyVsAllHealthy: +(isolation.deliveriesPerSecond / healthy.deliveriesPerSecond).toFixed(2) });
-        console.log(JSON.stringify(results.at(-1)));
-        await receiver.report();
+        let pipelinePerSecond: number | undefined;
+        if (system) {
+          const healthy = await pipeline(system, receiver, webhooks, 0, batchSize);
+          pipelinePerSecond = healthy.deliveriesPerSecond;
+          results.push({ scenario: 'throughput', ...healthy, directPerSecond: ceiling.requestsPerSecond, ratio: +(healthy.deliveriesPerSecond / ceiling.requestsPerSecond).toFixed(2) });
+          console.log(JSON.stringify(results.at(-1)));
+          await receiver.report();
+          const isolation = await pipeline(system, receiver, webhooks, 0.1, batchSize);
+          results.push({ scenario: 'isolation (10% hang)', ...isolation, healthyVsAllHealthy: +(isolation.deliveriesPerSecond / healthy.deliveriesPerSecond).toFixed(2) });
+          console.log(JSON.stringify(results.at(-1)));
+          await receiver.report();
+        }
+        if (peers) results.push(...(await peerRows(peers, receiver, webhooks, batchSize, ceiling.requestsPerSecond, pipelinePerSecond)));
       }
     }
   } finally {
-    await system.stop();
+    await peers?.close();
+    await system?.stop();
     receiver.child.send({ kind: 'stop' });
     traceSink?.server.close();
   }
   console.table(results.map(({ cpuSeconds: _cpu, ...row }) => row));
-  console.log('CPU seconds per process and scenario:');
-  console.table(results.map((r) => ({ scenario: `${r.scenario} ${r.webhooks}×${r.eventsPerCall}`, ...(r.cpuSeconds as object) })));
+  const measured = results.filter((r) => r.cpuSeconds);
+  if (measured.length > 0) {
+    console.log('CPU seconds per process and scenario:');
+    console.table(measured.map((r) => ({ scenario: `${r.scenario} ${r.webhooks}×${r.eventsPerCall}`, ...(r.cpuSeconds as object) })));
+  }
   mkdirSync(join(here, 'results'), { recursive: true });
-  const file = join(here, 'results', `${new Date().toISOString().replaceAll(':', '-')}.json`);
+  const file = join(here, 'results', `${withPipeline ? '' : 'peers-'}${new Date().toISOString().replaceAll(':', '-')}.json`);
   writeFileSync(file, JSON.stringify({ events: eventCount, publishers, results }, null, 2));
   console.log(`wrote ${file}`);
 }
 
 const scenarios = (process.env.BENCH_SCENARIOS ?? 'pipeline,query').split(',');
-if (scenarios.includes('pipeline')) await main();
+if (scenarios.includes('pipeline')) await main(true);
+else if (scenarios.includes('peers')) await main(false);
 for (const scenario of ['burst', 'soak'] as const) {
   if (!scenarios.includes(scenario)) continue;
   const load = await import('./load.js');
