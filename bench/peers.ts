@@ -121,10 +121,10 @@ export async function startPeers(receiver: Receiver): Promise<Peers | undefined>
       const { maxClients, connectedClients } = now;
       const needed = webhooks + 2;
       if (needed > maxClients - connectedClients) {
-        return { scenario, webhooks, eventsPerCall, skipped: `${webhooks} workers need ${needed} Redis connections (one blocking connection each); this Redis has room for ${maxClients - connectedClients} more (maxclients ${maxClients}); a Redis with a higher maxclients includes it` };
+        return { scenario, webhooks, eventsPerCall, skipped: `needs ${needed} Redis connections (a blocking one per worker); Redis has room for ${maxClients - connectedClients} (maxclients ${maxClients})` };
       }
       if (needed + webhooks + 64 > fileLimit) {
-        return { scenario, webhooks, eventsPerCall, skipped: `${webhooks} workers need about ${needed + webhooks} open sockets in one process; ulimit -n is ${fileLimit}` };
+        return { scenario, webhooks, eventsPerCall, skipped: `needs about ${needed + webhooks} sockets in one process; ulimit -n is ${fileLimit}` };
       }
     }
     const run = `${mode}_${webhooks}_${eventsPerCall}_${Date.now().toString(36)}`;
