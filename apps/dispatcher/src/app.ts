@@ -38,7 +38,12 @@ async function main(): Promise<void> {
 
   // The consumers follow the routing table, and the dispatch reads it: wire them through a forwarder.
   const followers: { consumers?: DeliveryConsumers } = {};
-  const routes = await RoutingTable.open(buckets.routes, (change: RouteChange) => followers.consumers?.onRouteChange(change));
+  // Not ready while the mirror's watch is down or being reopened: route changes would reach this replica late.
+  const routes = await RoutingTable.open(buckets.routes, {
+    onChange: (change: RouteChange) => followers.consumers?.onRouteChange(change),
+    logger,
+    onState: (state) => readiness.set('routing-table', state.healthy, state.healthy ? undefined : state.reason),
+  });
   const suspensions = new Suspensions();
   const breaker = new Breaker(buckets.breaker, publisher, t, routes, { threshold: config.breakerThreshold, windowMs: config.breakerWindow }, logger);
   const breakerQueue = new BreakerQueue(breaker, logger);

@@ -142,7 +142,7 @@ export class NatsCluster {
           await (await jetstreamManager(nc, { timeout: 2_000 })).getAccountInfo();
           return;
         } catch (error) {
-          if (Date.now() > deadline) throw new Error(`the cluster's JetStream did not answer within ${timeoutMs} ms: ${String(error)}`);
+          if (Date.now() > deadline) throw new Error(`the cluster's JetStream did not answer within ${timeoutMs} ms`, { cause: error });
           await new Promise((resolve) => setTimeout(resolve, 250));
         }
       }
