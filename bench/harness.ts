@@ -8,8 +8,11 @@ import type { Event } from '@webhooks/contracts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** One request the receiver answered: the event id from its body, its path, and when it arrived. */
-export interface Arrival { id: string; path: string; at: number }
+/**
+ * One request the receiver answered: the event id from its body, its path, when it arrived, and the
+ * client's port (the sender's end of the connection, which /proc maps to the process that holds it).
+ */
+export interface Arrival { id: string; path: string; at: number; port: number }
 
 export interface Receiver {
   child: ChildProcess;

@@ -1,10 +1,11 @@
 // The customer endpoint for benchmarks, in its own process: answers 200 (or hangs for the listed
-// webhooks), records when each event arrived, and reports over IPC when asked.
+// webhooks), records when each event arrived and from which client port (which tells the dispatcher
+// replica that sent it apart, see startup.ts), and reports over IPC when asked.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 const hangingPaths = new Set<string>();
-const arrivals: { id: string; path: string; at: number }[] = [];
+const arrivals: { id: string; path: string; at: number; port: number }[] = [];
 
 const server = createServer((req, res) => {
   const chunks: Buffer[] = [];
@@ -13,7 +14,7 @@ const server = createServer((req, res) => {
     const path = req.url ?? '';
     if (hangingPaths.has(path)) return; // never answered: the dispatcher's deadline ends it
     const id = (JSON.parse(Buffer.concat(chunks).toString()) as { id: string }).id;
-    arrivals.push({ id, path, at: Date.now() });
+    arrivals.push({ id, path, at: Date.now(), port: req.socket.remotePort ?? 0 });
     res.end('ok');
   });
 });

@@ -9,21 +9,24 @@
 // by default no trace endpoint is set, so no spans are made),
 // BENCH_SCENARIOS ("pipeline,query" by default; query.ts is the delivery-log query benchmark; "burst"
 // and "soak" in load.ts run on demand; "peers" runs only the direct step and the BullMQ peers, without
-// our services), BENCH_REDIS_URL (or REDIS_URL; the Redis of the BullMQ peers in peers.ts, default
+// our services; "idle" and "startup" in idle.ts run on demand: the cost of 10,000 webhooks with no
+// events on three dispatcher replicas, and how soon a new replica delivers),
+// BENCH_SETUP_CONCURRENCY (control-plane calls in flight while creating webhooks, default 24), BENCH_REDIS_URL (or REDIS_URL; the Redis of the BullMQ peers in peers.ts, default
 // redis://127.0.0.1:6379; without one the peers are skipped), BENCH_PROFILE (a folder: every service
 // writes a V8 CPU profile there when it stops; bench/profile.ts summarises them).
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Plan, type CreateWebhookResponse } from '@webhooks/contracts';
 import { callUnary, startSystem, testEnvironment, testToken, type RunningSystem } from '@webhooks/testing';
 import { direct } from './direct.js';
 import { cpuSeconds, pool, processCpuMeter, sampleEvent, startReceiver, waitForArrivals, type Receiver } from './harness.js';
 import { startPeers, type PeerMode, type Peers } from './peers.js';
+import { natsServerPid } from './procfs.js';
 import { percentile } from './stats.js';
+import { createWebhooks, deleteWebhooks } from './webhooks.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const eventCount = Number(process.env.BENCH_EVENTS ?? 20_000);
@@ -32,15 +35,7 @@ const publishers = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const batchSizes = (process.env.BENCH_BATCHES ?? '1,20').split(',').map(Number);
 
 /** The nats-server the system talks to: the one listening on TEST_NATS_URL's port (4222 by default). */
-function natsServerPid(): number | undefined {
-  const port = new URL(testEnvironment.natsUrl).port || '4222';
-  try {
-    const pids = execFileSync('pgrep', ['-x', 'nats-server']).toString().trim().split('\n');
-    return Number(pids.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(port)) ?? pids[0]) || undefined;
-  } catch {
-    return undefined;
-  }
-}
+const natsPort = new URL(testEnvironment.natsUrl).port || '4222';
 
 /** CPU seconds of each PostgreSQL process (server, backends, helpers) alive now, by pid. */
 function postgresCpuSeconds(): Map<number, number> {
@@ -75,26 +70,16 @@ async function startTraceSink(): Promise<{ server: Server; url: string }> {
 }
 
 function processes(system: RunningSystem, receiver: ChildProcess): Record<string, number | undefined> {
-  const pids: Record<string, number | undefined> = { 'nats-server': natsServerPid(), receiver: receiver.pid, bench: process.pid };
+  const pids: Record<string, number | undefined> = { 'nats-server': natsServerPid(natsPort), receiver: receiver.pid, bench: process.pid };
   for (const [name, list] of system.services) pids[name] = list[0]?.pid;
   return pids;
 }
 
-async function setUpWebhooks(system: RunningSystem, receiverUrl: string, count: number, run: string): Promise<{ workspaceId: string; webhookId: string; path: string }[]> {
-  const targets: { workspaceId: string; webhookId: string; path: string }[] = [];
-  await pool(Array.from({ length: count }, (_, i) => i), 16, async (i) => {
-    const workspaceId = `bench_${run}_${i}`;
-    await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: `bench ${i}`, plan: Plan.PLAN_ENTERPRISE, notificationEmails: [] } }, testToken);
-    const path = `/hook/${run}/${i}`;
-    const created = await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, { workspaceId, name: 'bench', url: receiverUrl + path, eventTypes: ['message.incoming'], headers: {} }, testToken);
-    targets[i] = { workspaceId, webhookId: created.webhook!.id, path };
-  });
-  return targets;
-}
-
 async function pipeline(system: RunningSystem, receiver: Receiver, webhooks: number, hangingShare: number, batchSize: number, events = eventCount) {
   const run = `${webhooks}_${Math.round(hangingShare * 100)}_${batchSize}_${Date.now().toString(36)}`;
-  const targets = await setUpWebhooks(system, receiver.url, webhooks, run);
+  const setupStarted = Date.now();
+  const targets = await createWebhooks(system, receiver.url, webhooks, run);
+  const setupSeconds = +((Date.now() - setupStarted) / 1000).toFixed(1);
   const hanging = targets.slice(0, Math.round(webhooks * hangingShare));
   receiver.hang(hanging.map((t) => t.path));
   const healthy = targets.slice(hanging.length);
@@ -120,10 +105,10 @@ async function pipeline(system: RunningSystem, receiver: Receiver, webhooks: num
   const latencies = arrivals.map((a) => a.at - published.get(a.id)!).sort((a, b) => a - b);
   const cpu = meter();
   // Leave nothing behind for the next scenario: deleting a webhook drops what is still queued for it.
-  await pool(targets, 16, (t) => callUnary(system.subscription, system.subscription.deleteWebhook, { workspaceId: t.workspaceId, webhookId: t.webhookId }, testToken));
+  await deleteWebhooks(system, targets);
   return {
     cpuSeconds: cpu,
-    webhooks, eventsPerCall: batchSize, hangingWebhooks: hanging.length, events, delivered: arrivals.length, expected,
+    webhooks, setupSeconds, eventsPerCall: batchSize, hangingWebhooks: hanging.length, events, delivered: arrivals.length, expected,
     acceptPerSecond: Math.round(events / (acceptedIn / 1000)),
     deliveriesPerSecond: Math.round(arrivals.length / ((last - started) / 1000)),
     p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99),
@@ -172,8 +157,10 @@ async function main(withPipeline: boolean): Promise<void> {
   const results: Record<string, unknown>[] = [];
   try {
     // Warm-up, not reported: every process compiles its hot paths before the first measured scenario.
-    if (system) await pipeline(system, receiver, Math.min(...webhookCounts), 0, Math.max(...batchSizes), Math.min(eventCount, 5_000));
-    if (peers) await peers.run('unordered', { webhooks: Math.min(...webhookCounts), eventsPerCall: Math.max(...batchSizes), events: Math.min(eventCount, 5_000), publishers });
+    // At most 100 webhooks: warming up does not need the minutes 10,000 take to set up.
+    const warmUpWebhooks = Math.min(...webhookCounts, 100);
+    if (system) await pipeline(system, receiver, warmUpWebhooks, 0, Math.max(...batchSizes), Math.min(eventCount, 5_000));
+    if (peers) await peers.run('unordered', { webhooks: warmUpWebhooks, eventsPerCall: Math.max(...batchSizes), events: Math.min(eventCount, 5_000), publishers });
     await receiver.report();
     for (const webhooks of webhookCounts) {
       const ceiling = await direct(receiver.url, webhooks, eventCount, publishers);
@@ -223,6 +210,11 @@ for (const scenario of ['burst', 'soak'] as const) {
   const result = scenario === 'burst' ? await load.runBurst() : await load.runSoak();
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results', `${scenario}-${new Date().toISOString().replaceAll(':', '-')}.json`), JSON.stringify(result, null, 2));
+}
+// The dispatcher at scale without events, and a new replica's start-up: one set-up for both (idle.ts).
+if (scenarios.includes('idle') || scenarios.includes('startup')) {
+  const { runIdleScenarios } = await import('./idle.js');
+  await runIdleScenarios({ idle: scenarios.includes('idle'), startup: scenarios.includes('startup') });
 }
 if (scenarios.includes('query')) {
   const { runQueryBenchmark } = await import('./query.js');

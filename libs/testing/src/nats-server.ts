@@ -19,10 +19,13 @@ export class PrivateNatsServer {
   private constructor(
     readonly port: number,
     private readonly storeDir: string,
+    /** The monitoring endpoint's port (http://127.0.0.1:<port>/varz, /jsz, ...), when asked for. */
+    readonly monitorPort?: number,
   ) {}
 
-  static async start(): Promise<PrivateNatsServer> {
-    const server = new PrivateNatsServer(await freePort(), mkdtempSync(join(tmpdir(), 'nats-test-')));
+  /** `monitoring: true` also opens the HTTP monitoring endpoint on a free port (monitorUrl). */
+  static async start(options: { monitoring?: boolean } = {}): Promise<PrivateNatsServer> {
+    const server = new PrivateNatsServer(await freePort(), mkdtempSync(join(tmpdir(), 'nats-test-')), options.monitoring ? await freePort() : undefined);
     await server.resume();
     return server;
   }
@@ -31,9 +34,14 @@ export class PrivateNatsServer {
     return `nats://127.0.0.1:${this.port}`;
   }
 
+  get monitorUrl(): string | undefined {
+    return this.monitorPort === undefined ? undefined : `http://127.0.0.1:${this.monitorPort}`;
+  }
+
   /** (Re)starts the server on the same port and store; resolves once it accepts clients. */
   async resume(): Promise<void> {
-    const child = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const monitoring = this.monitorPort === undefined ? [] : ['-m', String(this.monitorPort)];
+    const child = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(this.port), ...monitoring, '-js', '-sd', this.storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     await new Promise<void>((resolve, reject) => {
       let output = '';
