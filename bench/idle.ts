@@ -10,6 +10,7 @@
 // no events: nats-server's CPU (% of one core, /proc/<pid>/stat), the messages per second it handled
 // (in_msgs and out_msgs of /varz over the window: pull requests, heartbeats, KV watches...), and each
 // replica's CPU % and resident memory (VmRSS) at the end. The start-up figure is in startup.ts.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +43,19 @@ async function monitor<T>(server: PrivateNatsServer, path: string): Promise<T> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The code measured: the commit, and whether the dispatcher's sources differed from it (the services run
+ * from their builds, so a figure is only comparable with another of the same code).
+ */
+function measuredCode(): { commit: string; dispatcherChangedSinceCommit: boolean } | undefined {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: here }).toString().trim();
+    return { commit: git('rev-parse', '--short', 'HEAD'), dispatcherChangedSinceCommit: git('status', '--porcelain', '--', '../apps/dispatcher', '../libs').length > 0 };
+  } catch {
+    return undefined;
+  }
+}
 
 /** The system at scale: private NATS, the four services, three dispatchers, the webhooks. */
 export interface ScaleSystem {
@@ -136,7 +150,7 @@ export async function runIdleScenarios(parts: { idle: boolean; startup: boolean 
   try {
     const settled = await settle(scale.nats);
     if (!settled.settled) console.log(`the consumer count was still moving after ${settled.settleSeconds} s; measuring anyway`);
-    const result: Record<string, unknown> = { webhooks: scale.targets.length, webhooksPerWorkspace, setupSeconds: scale.setupSeconds, ...settled };
+    const result: Record<string, unknown> = { code: measuredCode(), webhooks: scale.targets.length, webhooksPerWorkspace, setupSeconds: scale.setupSeconds, ...settled };
     if (parts.idle) {
       console.log(`idle window: ${idleSeconds} s`);
       const idle = await measureIdle(scale, settled);
