@@ -31,13 +31,25 @@ function controlledWatches(kv: KV) {
       if (property === 'watch') {
         return async (options?: KvWatchOptions) => {
           const inner = await target.watch(options);
-          const watch = { options, stop: () => inner.stop() };
+          // Stopping a watch ends it even while its entries are held back, as stopping a real one does.
+          let ended = false;
+          let onEnd: () => void = () => {};
+          const end = new Promise<void>((resolve) => (onEnd = resolve));
+          const watch = {
+            options,
+            stop: () => {
+              ended = true;
+              onEnd();
+              inner.stop();
+            },
+          };
           opened.push(watch);
           return {
             stop: watch.stop,
             async *[Symbol.asyncIterator](): AsyncGenerator<KvWatchEntry> {
               for await (const entry of inner) {
-                while (held) await held;
+                while (held && !ended) await Promise.race([held, end]);
+                if (ended) return;
                 if (throwNext) {
                   throwNext = false;
                   throw new Error('watch broke (forced by the test)');
@@ -132,7 +144,7 @@ describe('RoutingTable', () => {
     assert.equal(table.allRoutes().length, 0);
   });
 
-  it('rejects sync() within its bound while the watch is stalled, reports unhealthy, and recovers when it moves', { timeout: 20_000 }, async () => {
+  it('rejects sync() within its bound while the watch is stalled, reports unhealthy, reopens the watch, and recovers when it moves', { timeout: 20_000 }, async () => {
     const watches = controlledWatches(buckets.routes);
     const states: MirrorState[] = [];
     const table = await RoutingTable.open(watches.kv, { syncTimeoutMs: 300, onState: (state) => states.push(state) });
@@ -147,15 +159,19 @@ describe('RoutingTable', () => {
       assert.match(rejected.message, /^the routing table mirror is behind the bucket: revision \d+ applied, \d+ written/);
       assert.equal(table.route('ws1', 'stalled'), undefined);
       assert.equal(table.state().healthy, false);
-      assert.deepEqual(states.map((s) => s.healthy), [false]);
+      // Told once it fell behind (and again as the stalled watch is being reopened), never healthy meanwhile.
+      assert.ok(states.length >= 1 && states.every((s) => !s.healthy), `readiness was told, and only unhealthy: ${JSON.stringify(states)}`);
       // Concurrent callers while stalled all get the error, none waits forever.
       const concurrent = await Promise.allSettled([table.sync(), table.sync(), table.sync()]);
       assert.deepEqual(concurrent.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
 
+      // The stalled watch was ended on purpose, so that a new one is opened from the last applied revision.
+      await eventually(() => watches.opened.length >= 2, 'the stalled watch is reopened');
+
       watches.release();
+      await eventually(() => table.route('ws1', 'stalled') !== undefined, 'the held entry is applied');
       await table.sync();
-      assert.ok(table.route('ws1', 'stalled'));
-      assert.equal(table.state().healthy, true);
+      await eventually(() => table.state().healthy, 'the mirror reports healthy again');
       assert.equal(states.at(-1)?.healthy, true);
     } finally {
       watches.release();

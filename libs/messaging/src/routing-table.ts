@@ -59,6 +59,8 @@ export class RoutingTable {
   private queued: Promise<void> | undefined;
   private stopped = false;
   private stopWatch: (() => void) | undefined;
+  /** When a stalled watch was last ended on purpose (see behind()). */
+  private lastForcedReopen = 0;
   /**
    * Why the mirror is not following the bucket: its watch is being reopened, or a sync() timed out. Each
    * clears once the watch has applied `revision` (undefined: not before the watch is back).
@@ -196,6 +198,13 @@ export class RoutingTable {
     const known = this.problems.get('lag');
     if (target !== undefined && target > this.appliedRevision && !this.stopped && (known?.revision ?? 0) < target) {
       this.setProblem('lag', { reason: error.message, revision: target });
+    }
+    // A watch that neither delivers nor fails (its consumer was lost with a server, and the client did not
+    // notice) is ended, so the supervisor reopens it from the last applied revision: at most once per bound.
+    if (target !== undefined && target > this.appliedRevision && !this.stopped && Date.now() - this.lastForcedReopen >= this.syncTimeoutMs) {
+      this.lastForcedReopen = Date.now();
+      this.logger.warn({ appliedRevision: this.appliedRevision, bucketRevision: target }, 'the routing table watch is stalled; reopening it');
+      this.stopWatch?.();
     }
     return error;
   }
