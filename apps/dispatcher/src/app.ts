@@ -1,12 +1,13 @@
-// The dispatcher's composition root: configuration, NATS, the routing-table mirror, the consumers of
-// every active webhook, the HTTP client, the health server, shutdown.
+// The dispatcher's composition root: configuration, NATS, the routing-table mirror, the shard leases this
+// replica holds and the consumers of their active webhooks, the HTTP client, the health server, shutdown.
 import { dispatcherConfig } from './config.js';
 import { withProfileDefaults } from '@webhooks/config';
 import { SecretBox } from '@webhooks/domain';
 import { logReady, onShutdownSignal, Readiness, runService, serverSecurity, startGrpcServer } from '@webhooks/grpc-kit';
-import { connectNats, ensureTopology, jetstream, JetStreamPublisher, RoutingTable, streamNames, topology, type RouteChange } from '@webhooks/messaging';
+import { connectNats, deliverShards, ensureDispatchersBucket, ensureTopology, jetstream, JetStreamPublisher, RoutingTable, streamNames, topology, type RouteChange } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
 import { DeliveryConsumers } from './consumers.js';
+import { newReplicaId, ShardOwnership } from './ownership.js';
 import { Breaker, followTrips, Suspensions } from './breaker.js';
 import { Deliverer } from './delivery.js';
 import { Dispatch } from './dispatch.js';
@@ -48,12 +49,32 @@ async function main(): Promise<void> {
   const breaker = new Breaker(buckets.breaker, publisher, t, routes, { threshold: config.breakerThreshold, windowMs: config.breakerWindow }, logger);
   const breakerQueue = new BreakerQueue(breaker, logger);
   const dispatch = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breakerQueue, suspensions, logger, budget.recordPublishTimeoutMs);
-  const consumers = new DeliveryConsumers(js, jsm, t, routes, config.ackWait, dispatch.handle, suspensions, logger, (down) =>
-    readiness.set('delivery-loops', down === 0, `${down} webhook delivery loop(s) failed and are restarting`),
+  // Each webhook is consumed by the one replica that holds its shard's lease (ownership.ts).
+  const leases: { ownership?: ShardOwnership } = {};
+  const consumers = new DeliveryConsumers(
+    js,
+    jsm,
+    t,
+    routes,
+    config.ackWait,
+    dispatch.handle,
+    suspensions,
+    logger,
+    (down) => readiness.set('delivery-loops', down === 0, `${down} webhook delivery loop(s) failed and are restarting`),
+    (shard) => leases.ownership?.owns(shard) ?? false,
   );
   followers.consumers = consumers;
   const trips = followTrips(nc, t, routes, suspensions, (route) => consumers.refresh(route.workspaceId, route.webhookId), logger);
-  await consumers.startAll();
+  const ownership = new ShardOwnership(
+    await ensureDispatchersBucket(nc, t, config.leaseTtl),
+    t,
+    newReplicaId(),
+    { leaseTtlMs: config.leaseTtl, shardCount: deliverShards },
+    { acquired: (shards) => consumers.acquire(shards), released: (shards) => consumers.release(shards) },
+    logger,
+  );
+  leases.ownership = ownership;
+  await ownership.start();
 
   // Messages held per stream, read every 15 s so scrapes cost NATS nothing.
   const held = new Map<string, number>();
@@ -73,6 +94,8 @@ async function main(): Promise<void> {
     server.health.setStatus('', 'NOT_SERVING');
     clearInterval(heldTimer);
     trips.stop();
+    // Hands every shard over (waiting for the attempts in flight), so the others take over at once.
+    await ownership.stop();
     dispatch.stop();
     await consumers.stop();
     await breakerQueue.idle();
@@ -83,7 +106,7 @@ async function main(): Promise<void> {
     await operations.close();
     await telemetry().shutdown();
   });
-  logReady(logger, config, { opsPort: operations.port, healthPort: server.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix });
+  logReady(logger, config, { replica: ownership.replicaId, opsPort: operations.port, healthPort: server.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix });
 }
 
 runService(logger, main);

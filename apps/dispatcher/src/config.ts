@@ -1,4 +1,4 @@
-import { defineConfig, field, sharedFields, urlPolicyFields } from '@webhooks/config';
+import { defineConfig, field, parseDuration, sharedFields, urlPolicyFields } from '@webhooks/config';
 
 export const dispatcherConfig = defineConfig({
   ...sharedFields,
@@ -12,6 +12,16 @@ export const dispatcherConfig = defineConfig({
   breakerThreshold: field.integer('BREAKER_THRESHOLD', 'failed attempts tolerated per workspace within the window; one more disables the failing webhooks', 30, { min: 1 }),
   breakerWindow: field.duration('BREAKER_WINDOW', 'the window over which failed attempts are counted', '30m'),
   ackWait: field.duration('DELIVERY_ACK_WAIT', 'after this long without an answer, a delivery in progress on a crashed replica is handed out again', '30s'),
+  leaseTtl: field.custom(
+    'DISPATCH_LEASE_TTL',
+    'how long a replica keeps its delivery shards without renewing them (it renews every third of it); a replica that died is replaced within this plus a third',
+    (raw) => {
+      const ms = parseDuration(raw);
+      if (ms < 1_000) throw new Error(`${raw} is shorter than 1s`);
+      return ms;
+    },
+    () => 15_000,
+  ),
 });
 
 export type DispatcherConfig = ReturnType<typeof dispatcherConfig.parse>;

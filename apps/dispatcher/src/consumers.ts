@@ -1,8 +1,11 @@
-// One durable pull consumer per active webhook, following the routing table. Every replica consumes
-// every active webhook; max_ack_pending 1 on the server keeps it to one event in flight per webhook
-// overall. When a webhook is disabled or deleted, its loop stops at once and the events still queued
-// for it are drained: each is dropped and recorded (the consumer is reset first, so a task waiting for
-// its retry delay is released immediately), then the consumer is removed until the webhook is active.
+// One durable pull consumer per active webhook of the shards this replica owns (ownership.ts), following
+// the routing table; max_ack_pending 1 on the server keeps it to one event in flight per webhook across
+// every replica, also while a shard moves. A shard's webhooks are started when it is acquired and stopped
+// (waiting for the attempt in flight) when it is released. When a webhook is disabled or deleted, its
+// loop stops at once and its owner alone drains the events still queued for it: each is dropped and
+// recorded (the consumer is reset first, so a task waiting for its retry delay is released
+// immediately), then the consumer is removed until the webhook is active. Acquiring a shard also drains
+// what was queued for webhooks disabled or deleted while no replica owned it.
 //
 // Supervision: a delivery loop that ends while its webhook is still followed (the handler threw, the
 // consume iterator failed) is logged, counted (webhook.delivery_loop.restarts) and started again after a
@@ -10,7 +13,7 @@
 // webhooks whose loop is down. The task in hand when a loop failed is handed back with the backoff as
 // its delay. `failures` and `down` (keyed by webhook) lose a webhook's entry once its loop delivers a
 // task again, or once the webhook is no longer deliverable here.
-import { deliveryConsumerConfig, ensureConsumer, JetStreamApiError, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg, type RouteChange, type RoutingTable, type Topology } from '@webhooks/messaging';
+import { deliverShardOf, deliveryConsumerConfig, ensureConsumer, JetStreamApiError, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg, type RouteChange, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Route } from '@webhooks/contracts';
 import type { Logger } from '@webhooks/telemetry';
 import type { Suspensions } from './breaker.js';
@@ -51,6 +54,8 @@ export class DeliveryConsumers {
     private readonly logger: Logger,
     /** Told how many webhooks' loops are down whenever that changes (readiness). */
     private readonly onLoopsDown: (down: number) => void = () => {},
+    /** Whether this replica owns a delivery shard now (ownership.ts); every shard without ownership. */
+    private readonly owns: (shard: number) => boolean = () => true,
   ) {}
 
   /** Re-reads one webhook's state, e.g. after a trip suspended it. */
@@ -62,19 +67,43 @@ export class DeliveryConsumers {
     return !!route?.active && !this.suspensions.isSuspended(route);
   }
 
-  /**
-   * Follows every webhook the routing table holds now, and drains the consumers of webhooks that were
-   * deleted while no dispatcher was running.
-   */
+  /** Follows every shard (a replica without ownership, e.g. in tests). */
   async startAll(): Promise<void> {
-    for (const route of this.routes.allRoutes()) this.enqueue(route.workspaceId, route.webhookId);
-    for (const stream of this.topology.streams.deliverShards) {
+    await this.acquire(this.topology.streams.deliverShards.map((_, shard) => shard));
+  }
+
+  /**
+   * Starts the webhooks of newly owned shards, and drains what is queued there for webhooks that were
+   * disabled or deleted while nobody owned the shard (their consumers, and their queued subjects).
+   */
+  async acquire(shards: readonly number[]): Promise<void> {
+    const owned = new Set(shards);
+    for (const route of this.routes.allRoutes()) if (owned.has(deliverShardOf(route.webhookId))) this.enqueue(route.workspaceId, route.webhookId);
+    for (const shard of shards) {
+      const stream = this.topology.streams.deliverShards[shard]!;
+      const stale = new Map<string, string>();
       for await (const info of this.jsm.consumers.list(stream)) {
-        const filter = info.config.filter_subject ?? '';
-        const [, , , workspaceId, webhookId] = filter.split('.');
-        if (workspaceId && webhookId && !this.routes.route(workspaceId, webhookId)) this.enqueue(workspaceId, webhookId);
+        const [, , , workspaceId, webhookId] = (info.config.filter_subject ?? '').split('.');
+        if (workspaceId && webhookId) stale.set(webhookId, workspaceId);
+      }
+      const { state } = await this.jsm.streams.info(stream, { subjects_filter: this.topology.subjects.deliverShard(shard) });
+      for (const subject of Object.keys(state.subjects ?? {})) {
+        const [, , , workspaceId, webhookId] = subject.split('.');
+        if (workspaceId && webhookId) stale.set(webhookId, workspaceId);
+      }
+      for (const [webhookId, workspaceId] of stale) {
+        if (!this.deliverable(this.routes.route(workspaceId, webhookId))) this.enqueue(workspaceId, webhookId);
       }
     }
+  }
+
+  /** Stops the webhooks of shards this replica no longer owns; resolves once none of their attempts runs. */
+  async release(shards: readonly number[]): Promise<void> {
+    const released = new Set(shards);
+    const affected = new Set<string>();
+    for (const webhookId of [...this.loops.keys(), ...this.pending.keys()]) if (released.has(deliverShardOf(webhookId))) affected.add(webhookId);
+    await Promise.all([...affected].map((webhookId) => this.pending.get(webhookId)));
+    await Promise.all([...affected].map((webhookId) => this.stopLoop(webhookId)));
   }
 
   onRouteChange(change: RouteChange): void {
@@ -106,16 +135,23 @@ export class DeliveryConsumers {
 
   private async follow(workspaceId: string, webhookId: string, route: Route | undefined): Promise<void> {
     if (this.closed) return;
+    if (!this.owns(deliverShardOf(webhookId))) {
+      // Another replica's: it follows this webhook (and drains it) itself.
+      this.failures.delete(webhookId);
+      this.markUp(webhookId);
+      await this.stopLoop(webhookId);
+      return;
+    }
     if (this.deliverable(route)) {
+      if (this.loops.get(webhookId)?.stopped) await this.stopLoop(webhookId);
       if (!this.loops.has(webhookId)) await this.startLoop(workspaceId, webhookId);
       this.markUp(webhookId);
       return;
     }
     this.failures.delete(webhookId);
     this.markUp(webhookId);
-    const hadLoop = this.loops.has(webhookId);
     await this.stopLoop(webhookId);
-    if (hadLoop || !route) await this.drain(workspaceId, webhookId);
+    await this.drain(workspaceId, webhookId);
   }
 
   private async openConsumer(workspaceId: string, webhookId: string): Promise<Consumer> {
@@ -137,11 +173,22 @@ export class DeliveryConsumers {
     // pull only saves re-issuing a pull request after every task.
     const messages = await consumer.consume({ max_messages: pullBatch });
     const loop: Loop = { stopped: false, done: Promise.resolve(), stop: () => messages.stop() };
+    const shard = deliverShardOf(webhookId);
     loop.done = (async () => {
       for await (const message of messages) {
-        // A message that arrives while stopping goes back at once instead of waiting out ack_wait.
+        // A message that arrives while stopping, or after the shard's lease ran out, goes back at once
+        // instead of waiting out ack_wait.
         if (loop.stopped) {
           message.nak();
+          continue;
+        }
+        if (!this.owns(shard)) {
+          // The shard's lease ran out before a heartbeat released it: hand the task back, stop this loop
+          // and let the routing step decide (released, or renewed and started again).
+          message.nak();
+          loop.stopped = true;
+          messages.stop();
+          this.enqueue(workspaceId, webhookId);
           continue;
         }
         try {
@@ -210,8 +257,9 @@ export class DeliveryConsumers {
       let got = false;
       for await (const message of batch) {
         got = true;
-        // Active again: stop draining; the routing step queued behind this one restarts delivery.
-        if (this.deliverable(this.routes.route(workspaceId, webhookId))) {
+        // Active again, or the shard moved to another replica: stop draining; the routing step queued
+        // behind this one (or the new owner) takes it from here.
+        if (this.deliverable(this.routes.route(workspaceId, webhookId)) || !this.owns(deliverShardOf(webhookId))) {
           message.nak();
           return;
         }

@@ -2,7 +2,7 @@
 import { JetStreamApiError, jetstream, jetstreamManager, type ConsumerConfig, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { acceptedBucketOptions, streamConfigs, type Topology } from './topology.js';
+import { acceptedBucketOptions, dispatchersBucketOptions, streamConfigs, type Topology } from './topology.js';
 import { coalesceWrites } from './write-coalescing.js';
 
 export async function connectNats(servers: string, name: string): Promise<NatsConnection> {
@@ -65,6 +65,14 @@ export async function ensureTopology(nc: NatsConnection, t: Topology): Promise<{
   const breaker = await kvm.create(t.buckets.breaker, kvOptions);
   const accepted = await ensureBucketWithTtl(jsm, kvm, t.buckets.accepted, acceptedBucketOptions(t));
   return { jsm, buckets: { routes, breaker, accepted } };
+}
+
+/**
+ * The dispatchers' bucket of memberships and shard leases. Only dispatchers call this (they share the
+ * lease time setting), so no other service resets its age limit.
+ */
+export async function ensureDispatchersBucket(nc: NatsConnection, t: Topology, leaseTtlMs: number): Promise<KV> {
+  return ensureBucketWithTtl(await jetstreamManager(nc), new Kvm(jetstream(nc)), t.buckets.dispatchers, dispatchersBucketOptions(t, leaseTtlMs));
 }
 
 /** Creates a durable consumer, or brings an existing one to this configuration (idempotent). */

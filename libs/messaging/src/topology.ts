@@ -95,6 +95,11 @@ export function topology(options: Partial<TopologyOptions> = {}) {
        * restarts, so this bucket is what recognises a retried event then.
        */
       accepted: `${p}_accepted`,
+      /**
+       * Dispatcher replicas and the delivery shards each one owns (leases). Only the dispatcher creates it,
+       * with its entries' age limit set to the lease time: a key nobody renews disappears by itself.
+       */
+      dispatchers: `${p}_dispatchers`,
     },
     keys: {
       workspace: (workspaceId: string) => `ws.${workspaceId}`,
@@ -105,6 +110,11 @@ export function topology(options: Partial<TopologyOptions> = {}) {
        * (a token separator), so the id goes in as base64url: every valid id is one valid token.
        */
       acceptedEvent: (workspaceId: string, eventId: string) => `${workspaceId}.${Buffer.from(eventId, 'utf8').toString('base64url')}`,
+      /** A live dispatcher replica, in the dispatchers bucket. */
+      dispatcher: (replicaId: string) => `member.${replicaId}`,
+      dispatchersAll: 'member.>',
+      /** The lease of one delivery shard, in the dispatchers bucket. */
+      shardLease: (shard: number) => `lease.${shard}`,
     },
   };
 }
@@ -112,6 +122,11 @@ export function topology(options: Partial<TopologyOptions> = {}) {
 /** The accepted bucket keeps each event id for exactly the idempotency window, on disk. */
 export function acceptedBucketOptions(t: Topology): { history: number; replicas: number; ttl: number; storage: StorageType } {
   return { history: 1, replicas: t.options.replicas, ttl: t.options.idempotencyWindowMs, storage: StorageType.File };
+}
+
+/** The dispatchers bucket: a lease or membership lives for one lease time after its last renewal. */
+export function dispatchersBucketOptions(t: Topology, leaseTtlMs: number): { history: number; replicas: number; ttl: number; storage: StorageType } {
+  return { history: 1, replicas: t.options.replicas, ttl: leaseTtlMs, storage: StorageType.File };
 }
 
 /** Every stream of the topology (the buckets' streams not included). */

@@ -50,6 +50,8 @@ export async function startSystem(env: Record<string, string> = {}, clientCreden
     DISPATCHER_OPS_PORT: '0',
     NOTIFIER_OPS_PORT: '0',
     NOTIFIER_API_TOKEN: testToken,
+    // Dispatcher replicas that die are replaced within this plus a third (15 s in production).
+    DISPATCH_LEASE_TTL: '3s',
     EMAIL_OUTBOX_DIR: outbox,
     ...env,
   };
