@@ -75,7 +75,10 @@ export class Dispatch {
     }
     const route = this.routes.route(task.workspaceId, task.webhookId);
     if (!route?.active || this.suspensions.isSuspended(route)) {
-      // Disabled or deleted: the task is not sent. It is recorded as dropped and removed.
+      // Disabled or deleted: the task is not sent. It is recorded as dropped and removed, unless its
+      // delivery already ended (its ack was overtaken by the drain's consumer reset): then it is settled
+      // as it ended, and the log keeps one final record.
+      if (await this.settledEarlier(message, task)) return true;
       const reason = route ? 'webhook disabled' : 'webhook deleted';
       try {
         await this.record(task, 0, undefined, undefined, { kind: 'dropped', reason });
@@ -115,6 +118,24 @@ export class Dispatch {
         }
       },
     );
+  }
+
+  /**
+   * Whether the webhook's last attempt record is this task's and final (succeeded or dropped); if so the
+   * task is acked or terminated accordingly. Read from the stream whatever the delivery count says: a
+   * drain's new consumer hands out a task as if for the first time. An unreadable record counts as none.
+   */
+  private async settledEarlier(message: JsMsg, task: DeliveryTask): Promise<boolean> {
+    const last = await this.jsm.streams
+      .getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) })
+      .catch(() => null);
+    const record = last ? AttemptRecord.decode(last.data) : undefined;
+    const deliveryId = task.deliveryId || deliveryIdOf(task.eventId, task.webhookId);
+    if (!record || record.deliveryId !== deliveryId) return false;
+    const decision = decisionOf(record);
+    if (decision.kind === 'retry') return false;
+    const decided: DecidedAttempt = { attempt: record.attemptNumber, firstAttemptAt: (record.firstAttemptTime ?? record.startTime ?? new Date()).getTime(), decision };
+    return this.applyEarlierDecision(message, task, this.keyOf(task, message), decided);
   }
 
   private keyOf(task: DeliveryTask, message: JsMsg): string {

@@ -201,6 +201,7 @@ describe('production topology: a three-server NATS cluster with replicas of ever
     for (const leader of leaders.values()) counts.set(leader, (counts.get(leader) ?? 0) + 1);
     const victim = [...counts.entries()].sort((a, b) => b[1] - a[1])[0]![0];
     const killedAt = Date.now();
+    const phases: { name: string; at: number }[] = [{ name: 'before faults', at: started }, { name: 'NATS kill', at: killedAt }];
     await cluster.kill(victim);
     for (let n = 0; n < 8; n++) await publish(contactCreated(`${failingWorkspace}_e${n}`, failingWorkspace));
     await sleep(4_000);
@@ -213,6 +214,7 @@ describe('production topology: a three-server NATS cluster with replicas of ever
     const secondsToRecover = (Date.now() - killedAt) / 1000;
 
     // 2. Every service restarted one process at a time, each replacement ready before the next goes.
+    phases.push({ name: 'rolling restarts', at: Date.now() });
     let rollingRestarts = 0;
     for (const name of ['subscription', 'event-ingest', 'dispatcher', 'notifier'] as const) {
       const processes = [...system.services.get(name)!].filter((p) => p.running);
@@ -226,6 +228,7 @@ describe('production topology: a three-server NATS cluster with replicas of ever
       }
     }
 
+    phases.push({ name: 'after faults', at: Date.now() });
     await sleep(2_000);
     loading = false;
     churning = false;
@@ -249,11 +252,18 @@ describe('production topology: a three-server NATS cluster with replicas of ever
     // Checks.
     let repeats = 0;
     let deliveries = 0;
+    const repeatsByPhase = new Map<string, number>();
     for (const { path, ids } of expected) {
-      const received = arrivals(receiver, path).map((a) => a.id).filter((id) => id !== fenceId);
+      const timed = arrivals(receiver, path).filter((a) => a.id !== fenceId);
+      const received = timed.map((a) => a.id);
       deliveries += received.length;
       const once = received.filter((id, i) => i === 0 || received[i - 1] !== id);
       repeats += received.length - once.length;
+      timed.forEach((arrival, i) => {
+        if (i === 0 || timed[i - 1]!.id !== arrival.id) return;
+        const phase = phases.filter((p) => p.at <= arrival.at).at(-1)!.name;
+        repeatsByPhase.set(phase, (repeatsByPhase.get(phase) ?? 0) + 1);
+      });
       // In order, each exactly once, except the immediate repeat of an event in flight at a kill.
       assert.deepEqual(once, ids, `order and completeness at ${path}`);
     }
@@ -302,7 +312,7 @@ describe('production topology: a three-server NATS cluster with replicas of ever
     const events = workspaces.reduce((sum, w) => sum + w.accepted.length, 0) + churnSent.length;
     console.log(
       `cluster suite: load flowing after ${flowingAfter.toFixed(0)} s, ${events} events accepted, ${deliveries} deliveries to the steady-load endpoints, 1 NATS server killed (${victim}, leading ${counts.get(victim)} of ${leaders.size} delivery streams), ` +
-        `${rollingRestarts} rolling restarts, ${repeats} repeats, ${secondsToRecover.toFixed(1)} s to recover, ${churnPaths.length} webhooks churned, ${sample.length} ids republished, ${((Date.now() - started) / 1000).toFixed(0)} s in all`,
+        `${rollingRestarts} rolling restarts, ${repeats} repeats (${[...repeatsByPhase].map(([phase, n]) => `${n} ${phase}`).join(', ')}), ${secondsToRecover.toFixed(1)} s to recover, ${churnPaths.length} webhooks churned, ${sample.length} ids republished, ${((Date.now() - started) / 1000).toFixed(0)} s in all`,
     );
   });
 });
