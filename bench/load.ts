@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebhooksClient } from '@webhooks/client';
-import { Plan, type Event } from '@webhooks/contracts';
+import { CreateWebhookRequest, Plan, type Event } from '@webhooks/contracts';
 import { startSystem, testToken, type RunningSystem } from '@webhooks/testing';
 import { percentile } from './stats.js';
 
@@ -56,7 +56,8 @@ async function setUp(system: RunningSystem, client: WebhooksClient, url: string,
   for (let i = 0; i < count; i++) {
     const workspaceId = `${run}_${i}`;
     await client.upsertWorkspace({ workspace: { id: workspaceId, name: 'load', plan: Plan.PLAN_ENTERPRISE, notificationEmails: [], createTime: undefined, updateTime: undefined } });
-    await client.createWebhook({ workspaceId, name: 'load', url: `${url}/${i}`, eventTypes: ['message.incoming'], headers: {} });
+    // fromPartial: the request's optional settings keep their defaults as the contract gains new ones.
+    await client.createWebhook(CreateWebhookRequest.fromPartial({ workspaceId, name: 'load', url: `${url}/${i}`, eventTypes: ['message.incoming'], headers: {} }));
     workspaces.push(workspaceId);
   }
   await new Promise((r) => setTimeout(r, 2_000 + count * 2));

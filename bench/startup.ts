@@ -56,12 +56,15 @@ export async function measureStartup(system: RunningSystem, receiver: Receiver, 
   let replica: ServiceProcess | undefined;
   try {
     // The running replicas deliver before the clock starts.
-    const flowing = Date.now() + 30_000;
+    const flowing = Date.now() + timeoutMs;
     while (arrivals.length === 0 && Date.now() < flowing) {
       await sleep(200);
       await collect();
     }
-    if (arrivals.length === 0) throw new Error('the running dispatchers delivered nothing within 30 s; no start-up figure');
+    if (arrivals.length === 0) {
+      for (const line of running.flatMap((service) => service.logs.filter((l) => l.level !== 'info' && l.level !== 'debug').slice(-5))) console.log(JSON.stringify(line));
+      return { scenario: 'startup', webhooks: targets.length, skipped: `the ${running.length} running dispatchers delivered nothing within ${timeoutMs / 1000} s of the first event; no start-up figure` };
+    }
 
     const startedAt = Date.now();
     let readyAt: number | undefined;
@@ -100,15 +103,23 @@ export async function measureStartup(system: RunningSystem, receiver: Receiver, 
     let firstAfterStopAt: number | undefined;
     let everySampledAt: number | undefined;
     let scanned = 0;
+    let deliveriesAfterStop = 0;
     while (Date.now() < exitedAt + timeoutMs && everySampledAt === undefined) {
       samplePorts();
       await collect();
       firstAfterStopAt ??= arrivals.find((a) => a.at >= stoppedAt && fromNewReplica(a))?.at;
       for (; scanned < arrivals.length; scanned++) {
         const a = arrivals[scanned]!;
+        if (a.at > exitedAt) deliveriesAfterStop++;
         if (a.at > exitedAt && waiting.delete(a.path) && waiting.size === 0) everySampledAt = a.at;
       }
       await sleep(pollMs * 2);
+    }
+    if (everySampledAt === undefined) {
+      // What the lone replica said while it did not deliver: the reason belongs in the report.
+      const said = replica!.logs.filter((line) => (line.level !== 'info' && line.level !== 'debug') || /shard|lease|owner/i.test(line.msg ?? '')).slice(-15);
+      console.log(`the new replica left ${waiting.size} of ${samplePaths.size} sampled webhooks undelivered ${timeoutMs / 1000} s after the others stopped; its last warnings, errors and ownership lines:`);
+      for (const line of said) console.log(JSON.stringify(line));
     }
     return {
       scenario: 'startup', webhooks: targets.length, replicasRunning: running.length, sampledWebhooks: samplePaths.size, webhooksPerWorkspace, eventEveryMs: intervalMs,
@@ -119,6 +130,7 @@ export async function measureStartup(system: RunningSystem, receiver: Receiver, 
       secondsToStopOthers: seconds(exitedAt - stoppedAt),
       secondsFromStopToNewReplicaDelivery: seconds(firstAfterStopAt === undefined ? undefined : firstAfterStopAt - stoppedAt),
       secondsFromStopToEverySampledWebhook: seconds(everySampledAt === undefined ? undefined : everySampledAt - stoppedAt),
+      sampledWebhooksDeliveredAfterStop: samplePaths.size - waiting.size, deliveriesAfterStop,
       published, failedPublishes,
     };
   } finally {
