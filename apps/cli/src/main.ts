@@ -7,7 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { status as grpcStatus, WebhooksClient, type ServiceError, type WebhooksTlsOptions } from '@webhooks/client';
 import {
   ActivateWebhookResponse, CreateWebhookResponse, DeactivateWebhookResponse, DeliveryStatus, Event, GetDeliveryResponse, GetWebhookResponse,
-  GetWorkspaceResponse, ListDeliveriesResponse, ListEventTypesResponse, ListWebhooksResponse, Plan, PublishEventResponse, RetryDeliveryResponse,
+  GetWorkspaceResponse, ListDeliveriesResponse, ListEventTypesResponse, ListWebhooksResponse, Plan, PublishEventResponse, RecoverDeliveriesResponse, RetryDeliveryResponse,
   RotateWebhookSecretResponse, SendTestEventResponse, UpdateWebhookResponse, UpsertWorkspaceResponse, Webhook, WebhookStatus,
   type Delivery,
 } from '@webhooks/contracts';
@@ -288,6 +288,21 @@ const commands: Command[] = [
     async run(client, [workspaceId, deliveryId], _values, json) {
       const response = await client.retryDelivery({ workspaceId: need(workspaceId, '<workspace-id>'), deliveryId: need(deliveryId, '<delivery-id>') });
       out(json ? JSON.stringify(RetryDeliveryResponse.toJSON(response), null, 2) : details({ ...deliveryRow(response.delivery!), 'retry of': response.delivery!.retryOfDeliveryId }));
+    },
+  },
+  {
+    name: 'recover',
+    args: '<workspace-id> <webhook-id>',
+    summary: 'send again every dropped delivery of a webhook since a time, in order, behind its queue',
+    options: { since: { type: 'string' } },
+    optionHelp: ['--since TIME  (ISO 8601, e.g. 2026-11-24T10:00:00Z, or a duration back from now: 90m, 24h, 7d)'],
+    async run(client, [workspaceId, webhookId], values, json) {
+      const raw = need(str(values.since), '--since');
+      const back = /^(\d+)(m|h|d)$/.exec(raw);
+      const since = back ? new Date(Date.now() - Number(back[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[back[2] as 'm' | 'h' | 'd']) : new Date(raw);
+      if (Number.isNaN(since.getTime())) throw new UsageError('--since is not a time (use ISO 8601, e.g. 2026-11-24T10:00:00Z, or 90m, 24h, 7d)');
+      const response = await client.recoverDeliveries({ workspaceId: need(workspaceId, '<workspace-id>'), webhookId: need(webhookId, '<webhook-id>'), since });
+      out(json ? JSON.stringify(RecoverDeliveriesResponse.toJSON(response), null, 2) : `queued ${response.queuedCount} dropped deliveries again since ${time(since)}${response.deliveries.length > 0 ? `\n\n${table(response.deliveries.map((d) => ({ ...deliveryRow(d), 'retry of': d.retryOfDeliveryId })))}` : ''}`);
     },
   },
   {

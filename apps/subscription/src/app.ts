@@ -3,7 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { subscriptionConfig } from './config.js';
 import { withProfileDefaults } from '@webhooks/config';
 import { DeliveryLogServiceService, SubscriptionServiceService } from '@webhooks/contracts';
-import { SecretBox } from '@webhooks/domain';
+import { portalSessionKey, SecretBox } from '@webhooks/domain';
 import { logReady, onShutdownSignal, Readiness, runService, serverSecurity, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
 import { connectNats, ensureTopology, jetstream, JetStreamPublisher, topology } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
@@ -15,6 +15,7 @@ import { consumeTrips, failureForgetter } from './trips.js';
 import { consumeAttempts } from './delivery-log/attempt-log.js';
 import { DeliveryLog } from './delivery-log/delivery-log.js';
 import { deleteOldDeliveries } from './delivery-log/retention.js';
+import { breakerReader, portalLinks } from './portal.js';
 
 const logger = createLogger('subscription');
 
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
   const grpcSecurity = serverSecurity(config, logger);
   const secrets = SecretBox.fromBase64(config.secretKey);
   const auth = new TokenAuthenticator(config.apiTokens);
+  const portalKey = portalSessionKey(config.portalSessionKey);
 
   const orm = await openOrm(config.databaseUrl, (message) => logger.debug({ component: 'orm' }, message));
   if (config.migrateOnStart) {
@@ -72,7 +74,13 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.port,
     services: [
-      { definition: SubscriptionServiceService, implementation: subscriptionService(controlPlane, unary) },
+      {
+        definition: SubscriptionServiceService,
+        implementation: subscriptionService(controlPlane, unary, {
+          link: portalLinks(portalKey, config.portalUrl),
+          breaker: breakerReader(buckets.breaker, t, { threshold: config.breakerThreshold, windowMs: config.breakerWindow }),
+        }),
+      },
       { definition: DeliveryLogServiceService, implementation: deliveryLogService(deliveryLog, unary) },
     ],
     security: grpcSecurity,

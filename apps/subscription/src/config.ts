@@ -16,6 +16,11 @@ export const subscriptionConfig = defineConfig({
   retentionInterval: field.duration('RETENTION_INTERVAL', 'how often old deliveries are deleted', '1h'),
   retentionBatch: field.integer('RETENTION_BATCH', 'deliveries deleted per statement', 1_000, { min: 1 }),
   migrateOnStart: field.boolean('MIGRATE_ON_START', 'apply pending database migrations at start-up', true),
+  portalSessionKey: field.string('PORTAL_SESSION_KEY', 'at least 32 characters; signs portal session links (the portal verifies them with the same key)'),
+  portalUrl: field.string('PORTAL_URL', "the portal's address as browsers reach it; CreatePortalSession returns links to it", 'http://127.0.0.1:8080'),
+  // The dispatchers decide trips with these; the control plane only reports the breaker's state against them.
+  breakerThreshold: field.integer('BREAKER_THRESHOLD', 'failed attempts tolerated per workspace within the window (set as for the dispatcher)', 30, { min: 1 }),
+  breakerWindow: field.duration('BREAKER_WINDOW', 'the window over which failed attempts are counted (set as for the dispatcher)', '30m'),
 });
 
 export type SubscriptionConfig = ReturnType<typeof subscriptionConfig.parse>;

@@ -14,6 +14,7 @@ import { describeEventTypes, exampleEvent, invalidArgument } from '@webhooks/dom
 import type { unaryHandlers } from '@webhooks/grpc-kit';
 import type { DeliveryLog, DeliveryView } from './delivery-log/delivery-log.js';
 import type { ControlPlane, WebhookField } from './control-plane.js';
+import type { BreakerReport, PortalLink } from './portal.js';
 import { planNames, type Attempt, type DeliveryStatusName, type PlanName, type Webhook, type Workspace } from './persistence/entities.js';
 import { planToProto } from './routes.js';
 
@@ -38,7 +39,15 @@ function workspaceMessage(workspace: Workspace): WorkspaceMessage {
   };
 }
 
-export function subscriptionService(controlPlane: ControlPlane, unary: Unary): SubscriptionServiceServer {
+/** The portal's RPCs: session links and the breaker's state (see portal.ts). */
+export interface PortalFeatures {
+  readonly link: (workspaceId: string, ttlMs: number) => PortalLink;
+  readonly breaker: (workspaceId: string) => Promise<BreakerReport>;
+}
+
+const durationMs = (d: { seconds: number; nanos: number } | undefined) => (d ? d.seconds * 1000 + Math.round(d.nanos / 1e6) : 0);
+
+export function subscriptionService(controlPlane: ControlPlane, unary: Unary, portal: PortalFeatures): SubscriptionServiceServer {
   // The catalog never changes while the service runs: rendered once.
   const catalog = describeEventTypes((type) => exampleEvent(type)).map((entry) => ({
     name: entry.name,
@@ -147,13 +156,28 @@ export function subscriptionService(controlPlane: ControlPlane, unary: Unary): S
 }
 
 const deliveryStatuses: Record<DeliveryStatusName, DeliveryStatus> = {
+
+    createPortalSession: unary('CreatePortalSession', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      // The workspace must exist: a link to an empty portal would only confuse.
+      await controlPlane.getWorkspace(request.workspaceId);
+      const link = portal.link(request.workspaceId, durationMs(request.ttl));
+      return { url: link.url, token: link.token, expireTime: link.expiresAt };
+    }),
+
+    getBreakerState: unary('GetBreakerState', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      await controlPlane.getWorkspace(request.workspaceId);
+      const report = await portal.breaker(request.workspaceId);
+      return { failureCount: report.failureCount, threshold: report.threshold, window: { seconds: Math.floor(report.windowMs / 1000), nanos: (report.windowMs % 1000) * 1e6 } };
+    }),
   pending: DeliveryStatus.DELIVERY_STATUS_PENDING,
   retrying: DeliveryStatus.DELIVERY_STATUS_RETRYING,
   succeeded: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED,
   dropped: DeliveryStatus.DELIVERY_STATUS_DROPPED,
 };
 
-function deliveryMessage(delivery: DeliveryView, attempts: readonly Attempt[] = []): DeliveryMessage {
+function deliveryMessage(delivery: DeliveryView, attempts: readonly Attempt[] = [], body: Buffer = Buffer.alloc(0)): DeliveryMessage {
   return {
     id: delivery.id,
     workspaceId: delivery.workspaceId,
@@ -179,6 +203,7 @@ function deliveryMessage(delivery: DeliveryView, attempts: readonly Attempt[] = 
 }
 
 export function deliveryLogService(log: DeliveryLog, unary: Unary): DeliveryLogServiceServer {
+    body,
   return {
     listDeliveries: unary('ListDeliveries', async (request, { caller }) => {
       caller.authorize(request.workspaceId);
@@ -193,8 +218,8 @@ export function deliveryLogService(log: DeliveryLog, unary: Unary): DeliveryLogS
     }),
     getDelivery: unary('GetDelivery', async (request, { caller }) => {
       caller.authorize(request.workspaceId);
-      const { delivery, attempts } = await log.get(request.workspaceId, request.deliveryId);
-      return { delivery: deliveryMessage(delivery, attempts) };
+      const { delivery, attempts, body } = await log.get(request.workspaceId, request.deliveryId);
+      return { delivery: deliveryMessage(delivery, attempts, body) };
     }),
     retryDelivery: unary('RetryDelivery', async (request, { caller }) => {
       caller.authorize(request.workspaceId);
@@ -207,3 +232,12 @@ export function deliveryLogService(log: DeliveryLog, unary: Unary): DeliveryLogS
     }),
   };
 }
+    recoverDeliveries: unary('RecoverDeliveries', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      const { queued, deliveries } = await log.recover(request.workspaceId, request.webhookId, request.since);
+      return { queuedCount: queued, deliveries: deliveries.slice(0, 100).map((d) => deliveryMessage(d)) };
+    }),
+    getWebhookStats: unary('GetWebhookStats', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      return { hours: await log.hourlyStats(request.workspaceId, request.webhookId) };
+    }),

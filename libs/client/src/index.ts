@@ -15,6 +15,8 @@ import {
   type RetryDeliveryRequest, type RetryDeliveryResponse, type RotateWebhookSecretRequest, type RotateWebhookSecretResponse,
   type SendTestEventRequest, type SendTestEventResponse, type UpdateWebhookRequest, type UpdateWebhookResponse,
   type UpsertWorkspaceRequest, type UpsertWorkspaceResponse,
+  type CreatePortalSessionRequest, type CreatePortalSessionResponse, type GetBreakerStateRequest, type GetBreakerStateResponse,
+  type RecoverDeliveriesRequest, type RecoverDeliveriesResponse, type GetWebhookStatsRequest, type GetWebhookStatsResponse,
 } from '@webhooks/contracts';
 
 export interface WebhooksClientOptions {
@@ -91,12 +93,18 @@ export class WebhooksClient {
   deactivateWebhook = (r: DeactivateWebhookRequest) => this.call<DeactivateWebhookRequest, DeactivateWebhookResponse>(this.subscriptionClient, 'deactivateWebhook', r, false);
   rotateWebhookSecret = (r: RotateWebhookSecretRequest) => this.call<RotateWebhookSecretRequest, RotateWebhookSecretResponse>(this.subscriptionClient, 'rotateWebhookSecret', r, false);
   listEventTypes = (r: ListEventTypesRequest = {}) => this.call<ListEventTypesRequest, ListEventTypesResponse>(this.subscriptionClient, 'listEventTypes', r, true);
+  // A new link each call: repeating one is harmless.
+  createPortalSession = (r: CreatePortalSessionRequest) => this.call<CreatePortalSessionRequest, CreatePortalSessionResponse>(this.subscriptionClient, 'createPortalSession', r, true);
+  getBreakerState = (r: GetBreakerStateRequest) => this.call<GetBreakerStateRequest, GetBreakerStateResponse>(this.subscriptionClient, 'getBreakerState', r, true);
 
   // Delivery log.
   listDeliveries = (r: ListDeliveriesRequest) => this.call<ListDeliveriesRequest, ListDeliveriesResponse>(this.deliveryLogClient, 'listDeliveries', r, true);
   getDelivery = (r: GetDeliveryRequest) => this.call<GetDeliveryRequest, GetDeliveryResponse>(this.deliveryLogClient, 'getDelivery', r, true);
   retryDelivery = (r: RetryDeliveryRequest) => this.call<RetryDeliveryRequest, RetryDeliveryResponse>(this.deliveryLogClient, 'retryDelivery', r, false);
   sendTestEvent = (r: SendTestEventRequest) => this.call<SendTestEventRequest, SendTestEventResponse>(this.deliveryLogClient, 'sendTestEvent', r, false);
+  // Not repeated: a call cut off half-way may have queued some deliveries whose records are not written yet.
+  recoverDeliveries = (r: RecoverDeliveriesRequest) => this.call<RecoverDeliveriesRequest, RecoverDeliveriesResponse>(this.deliveryLogClient, 'recoverDeliveries', r, false);
+  getWebhookStats = (r: GetWebhookStatsRequest) => this.call<GetWebhookStatsRequest, GetWebhookStatsResponse>(this.deliveryLogClient, 'getWebhookStats', r, true);
 
   close(): void {
     this.subscriptionClient.close();

@@ -14,6 +14,8 @@ export const localProfileDefaults: Readonly<Record<string, string>> = {
   NOTIFIER_API_TOKEN: localDevToken,
   // 32 bytes of a fixed, published value: fine for a laptop, refused by nothing but never used in production.
   SECRET_ENCRYPTION_KEY: 'bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ=',
+  // Signs portal session links (subscription service) and verifies them (portal); a published value too.
+  PORTAL_SESSION_KEY: 'local-development-portal-session-key-not-secret',
   ALLOW_HTTP_ENDPOINTS: 'true',
   ALLOWED_ENDPOINT_HOSTS: 'localhost,127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16',
 };

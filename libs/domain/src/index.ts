@@ -9,3 +9,4 @@ export * from './event-types.js';
 export * from './event-examples.js';
 export * from './headers.js';
 export * from './url-policy.js';
+export * from './portal-session.js';

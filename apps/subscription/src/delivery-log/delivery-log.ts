@@ -1,5 +1,6 @@
-// Reading the delivery log, and the two ways to send something again: RetryDelivery (a dropped delivery,
-// as a new delivery pointing to the original) and SendTestEvent (a sample of an event type).
+// Reading the delivery log, and the ways to send something again: RetryDelivery (a dropped delivery, as a
+// new delivery pointing to the original), RecoverDeliveries (every dropped delivery of a webhook since a
+// time, in order) and SendTestEvent (a sample of an event type); and a webhook's attempts per hour.
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { DeliveryTask } from '@webhooks/contracts';
 import { acceptEvent, checkResourceId, checkWorkspaceId, exampleEvent, failedPrecondition, invalidArgument, isEventType, newId, notFound } from '@webhooks/domain';
@@ -14,7 +15,19 @@ const asView = (loaded: unknown) => loaded as DeliveryView;
 const excludeBody = { exclude: ['body'] } as const;
 
 const maxPageSize = 100;
+/** Deliveries one RecoverDeliveries call sends again at most; a larger backlog takes more calls. */
+export const maxRecoveredPerCall = 10_000;
+/** Deliveries read from PostgreSQL at once while recovering. */
+const recoverBatch = 200;
 const defaultPageSize = 50;
+
+export interface HourlyAttempts {
+  readonly hourStart: Date;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly p50Ms: number;
+  readonly p95Ms: number;
+}
 
 export interface DeliveryFilter {
   readonly webhookId?: string;
@@ -75,14 +88,14 @@ export class DeliveryLog {
     return { deliveries: page, nextPageToken: deliveries.length > limit ? encodeCursor(page[page.length - 1]!) : '' };
   }
 
-  async get(workspaceId: string, deliveryId: string): Promise<{ delivery: DeliveryView; attempts: Attempt[] }> {
+  async get(workspaceId: string, deliveryId: string): Promise<{ delivery: DeliveryView; attempts: Attempt[]; body: Buffer }> {
     checkWorkspaceId(workspaceId);
     checkResourceId(deliveryId, 'delivery_id');
     const em = this.em();
-    const delivery = await em.findOne(DeliveryEntity, { id: deliveryId, workspaceId }, excludeBody);
+    const delivery = await em.findOne(DeliveryEntity, { id: deliveryId, workspaceId });
     if (!delivery) throw notFound(`delivery "${deliveryId}" in workspace "${workspaceId}"`);
     const attempts = await em.find(AttemptEntity, { deliveryId }, { orderBy: { number: 'asc' } });
-    return { delivery: asView(delivery), attempts };
+    return { delivery: asView(delivery), attempts, body: delivery.body ? Buffer.from(delivery.body) : Buffer.alloc(0) };
   }
 
   /** Sends a dropped delivery again, behind the webhook's queued events, as a new delivery. */
@@ -96,6 +109,68 @@ export class DeliveryLog {
     if (!original.body) throw failedPrecondition(`delivery "${deliveryId}" has no stored body to send again`);
     await this.requireActiveWebhook(em, workspaceId, original.webhookId);
     return this.enqueue(em, { workspaceId, webhookId: original.webhookId, eventId: original.eventId, eventType: original.eventType, body: Buffer.from(original.body), retryOf: deliveryId });
+  }
+
+  /**
+   * Sends again, oldest first, every dropped delivery of the webhook created at or after `since` that was
+   * not sent again already (no delivery points to it). Each is queued on the webhook's subject before the
+   * next, so they arrive in their original order, behind whatever the webhook had queued.
+   */
+  async recover(workspaceId: string, webhookId: string, since: Date | undefined): Promise<{ queued: number; deliveries: DeliveryView[] }> {
+    checkWorkspaceId(workspaceId);
+    checkResourceId(webhookId, 'webhook_id');
+    if (!since || Number.isNaN(since.getTime())) throw invalidArgument('since', 'is required: the time from which dropped deliveries are sent again');
+    if (since.getTime() > Date.now()) throw invalidArgument('since', 'is in the future; choose a time in the past');
+    const em = this.em();
+    await this.requireActiveWebhook(em, workspaceId, webhookId);
+    const queued: DeliveryView[] = [];
+    let after: { createdAt: Date; id: string } | undefined;
+    while (queued.length < maxRecoveredPerCall) {
+      const rows = (await em.getConnection().execute(
+        `SELECT d.id, d.event_id, d.event_type, d.body, d.created_at FROM deliveries d
+          WHERE d.workspace_id = ? AND d.webhook_id = ? AND d.status = 'dropped' AND d.created_at >= ? AND d.body IS NOT NULL
+            ${after ? 'AND (d.created_at, d.id) > (?, ?)' : ''}
+            AND NOT EXISTS (SELECT 1 FROM deliveries r WHERE r.retry_of_delivery_id = d.id)
+          ORDER BY d.created_at, d.id LIMIT ?`,
+        [workspaceId, webhookId, since, ...(after ? [after.createdAt, after.id] : []), Math.min(recoverBatch, maxRecoveredPerCall - queued.length)],
+      )) as { id: string; event_id: string; event_type: string; body: Buffer; created_at: Date }[];
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        queued.push(await this.enqueue(em, { workspaceId, webhookId, eventId: row.event_id, eventType: row.event_type, body: Buffer.from(row.body), retryOf: row.id }));
+      }
+      const last = rows[rows.length - 1]!;
+      after = { createdAt: last.created_at, id: last.id };
+    }
+    return { queued: queued.length, deliveries: queued };
+  }
+
+  /** The webhook's attempts per hour over the last 24 hours, aggregated in PostgreSQL, oldest hour first. */
+  async hourlyStats(workspaceId: string, webhookId: string, now = new Date()): Promise<HourlyAttempts[]> {
+    checkWorkspaceId(workspaceId);
+    checkResourceId(webhookId, 'webhook_id');
+    const em = this.em();
+    const webhook = await em.findOne(WebhookEntity, { id: webhookId, workspace: workspaceId });
+    if (!webhook) throw notFound(`webhook "${webhookId}" in workspace "${workspaceId}"`);
+    const currentHour = new Date(Math.floor(now.getTime() / 3_600_000) * 3_600_000);
+    const from = new Date(currentHour.getTime() - 23 * 3_600_000);
+    // Attempt 0 is a delivery dropped before any attempt: no request was made, so it is not counted.
+    const rows = (await em.getConnection().execute(
+      `SELECT floor(extract(epoch FROM a.start_time) / 3600)::bigint * 3600 AS hour,
+              count(*) FILTER (WHERE a.decision = 'succeeded')::int AS succeeded,
+              count(*) FILTER (WHERE a.decision <> 'succeeded')::int AS failed,
+              coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms), 0)::int AS p50,
+              coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms), 0)::int AS p95
+         FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+        WHERE d.workspace_id = ? AND d.webhook_id = ? AND a.number > 0 AND a.start_time >= ?
+        GROUP BY 1`,
+      [workspaceId, webhookId, from],
+    )) as { hour: string | number; succeeded: number; failed: number; p50: number; p95: number }[];
+    const byHour = new Map(rows.map((row) => [Number(row.hour) * 1000, row]));
+    return Array.from({ length: 24 }, (_, i) => {
+      const hourStart = new Date(from.getTime() + i * 3_600_000);
+      const row = byHour.get(hourStart.getTime());
+      return { hourStart, succeeded: row?.succeeded ?? 0, failed: row?.failed ?? 0, p50Ms: row?.p50 ?? 0, p95Ms: row?.p95 ?? 0 };
+    });
   }
 
   async sendTest(workspaceId: string, webhookId: string, eventType: string): Promise<DeliveryView> {
