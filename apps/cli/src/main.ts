@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { status as grpcStatus, WebhooksClient, type ServiceError, type WebhooksTlsOptions } from '@webhooks/client';
 import {
-  ActivateWebhookResponse, CreateWebhookResponse, DeactivateWebhookResponse, DeliveryStatus, Event, GetDeliveryResponse, GetWebhookResponse,
+  ActivateWebhookResponse, CreateWebhookResponse, EndpointAuthKind, type EndpointAuth, DeactivateWebhookResponse, DeliveryStatus, Event, GetDeliveryResponse, GetWebhookResponse,
   GetWorkspaceResponse, ListDeliveriesResponse, ListEventTypesResponse, ListWebhooksResponse, Plan, PublishEventResponse, RecoverDeliveriesResponse, RetryDeliveryResponse,
   RotateWebhookSecretResponse, SendTestEventResponse, UpdateWebhookResponse, UpsertWorkspaceResponse, Webhook, WebhookStatus,
   type Delivery,
@@ -64,6 +64,71 @@ const headersOf = (values: string[] | undefined) =>
     return [h.slice(0, at), h.slice(at + 1)];
   }));
 
+/** Endpoint options shared by webhook create and update: rate limit and endpoint authentication. */
+const endpointOptions: Options = {
+  'rate-limit': { type: 'string' },
+  'basic-auth': { type: 'string' },
+  'oauth-token-url': { type: 'string' },
+  'oauth-client-id': { type: 'string' },
+  'oauth-client-secret': { type: 'string' },
+  'oauth-scope': { type: 'string' },
+  'oauth-audience': { type: 'string' },
+  'client-cert': { type: 'string' },
+  'client-key': { type: 'string' },
+};
+const endpointOptionHelp = [
+  '--rate-limit N       at most N deliveries per second (1-1000; 0: no limit)',
+  '--basic-auth USER:PASSWORD  HTTP Basic authentication to the endpoint',
+  '--oauth-token-url URL --oauth-client-id ID --oauth-client-secret SECRET [--oauth-scope S] [--oauth-audience A]  OAuth 2.0 client credentials',
+  '--client-cert FILE --client-key FILE  mutual TLS: client certificate and key (PEM) presented to the endpoint',
+];
+
+function rateLimitOf(values: Values): number | undefined {
+  const raw = str(values['rate-limit']);
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw)) throw new UsageError(`--rate-limit takes a whole number of deliveries per second, got "${raw}"`);
+  return Number(raw);
+}
+
+/** The endpoint authentication the options describe; undefined when they name none. */
+function authOf(values: Values): EndpointAuth | undefined {
+  const basic = str(values['basic-auth']);
+  const tokenUrl = str(values['oauth-token-url']);
+  const cert = str(values['client-cert']);
+  const given = [basic, tokenUrl, cert].filter((v) => v !== undefined).length;
+  if (given > 1) throw new UsageError('choose one of --basic-auth, --oauth-token-url, --client-cert');
+  if (basic !== undefined) {
+    const at = basic.indexOf(':');
+    if (at <= 0) throw new UsageError('--basic-auth takes USER:PASSWORD');
+    return { method: { $case: 'basic', value: { username: basic.slice(0, at), password: basic.slice(at + 1) } } };
+  }
+  if (tokenUrl !== undefined) {
+    return {
+      method: {
+        $case: 'oauthClientCredentials',
+        value: {
+          tokenUrl,
+          clientId: need(str(values['oauth-client-id']), '--oauth-client-id'),
+          clientSecret: need(str(values['oauth-client-secret']), '--oauth-client-secret'),
+          scope: str(values['oauth-scope']) ?? '',
+          audience: str(values['oauth-audience']) ?? '',
+        },
+      },
+    };
+  }
+  if (cert !== undefined) {
+    const read = (file: string, what: string) => {
+      try {
+        return readFileSync(file, 'utf8');
+      } catch (error) {
+        throw new UsageError(`cannot read ${what} ${file}: ${(error as Error).message}`);
+      }
+    };
+    return { method: { $case: 'mutualTls', value: { clientCertificatePem: read(cert, '--client-cert'), clientKeyPem: read(need(str(values['client-key']), '--client-key'), '--client-key') } } };
+  }
+  return undefined;
+}
+
 function webhookRow(w: Webhook) {
   return { id: w.id, name: w.name, status: enumName(WebhookStatus[w.status] ?? '', 'WEBHOOK_STATUS_'), events: w.eventTypes.join(','), url: w.url, version: w.version };
 }
@@ -73,6 +138,8 @@ function webhookDetails(w: Webhook, secret?: string) {
     ...webhookRow(w),
     headers: Object.keys(w.headers).length > 0 ? w.headers : undefined,
     secret: secret ?? w.maskedSecret,
+    'rate limit': w.rateLimit ? `${w.rateLimit}/s` : 'none',
+    'endpoint auth': enumName(EndpointAuthKind[w.authKind] ?? '', 'ENDPOINT_AUTH_KIND_').replace('UNSPECIFIED', 'none'),
     disabled: w.disabled ? `${w.disabled.detail || enumName(String(w.disabled.reason), '')} since ${time(w.disabled.disableTime)}` : undefined,
     'last error': w.disabled?.lastError,
     created: time(w.createTime),
@@ -134,8 +201,8 @@ const commands: Command[] = [
     name: 'webhook create',
     args: '<workspace-id>',
     summary: 'register an endpoint; prints its signing secret (shown only here)',
-    options: { name: { type: 'string' }, url: { type: 'string' }, events: { type: 'string' }, header: { type: 'string', multiple: true } },
-    optionHelp: ['--name NAME', '--url URL', '--events TYPE[,TYPE...]', '--header NAME=VALUE  (repeat for several)'],
+    options: { name: { type: 'string' }, url: { type: 'string' }, events: { type: 'string' }, header: { type: 'string', multiple: true }, ...endpointOptions },
+    optionHelp: ['--name NAME', '--url URL', '--events TYPE[,TYPE...]', '--header NAME=VALUE  (repeat for several)', ...endpointOptionHelp],
     async run(client, [workspaceId], values, json) {
       const response = await client.createWebhook({
         workspaceId: need(workspaceId, '<workspace-id>'),
@@ -143,6 +210,8 @@ const commands: Command[] = [
         url: need(str(values.url), '--url'),
         eventTypes: need(str(values.events), '--events').split(',').map((e) => e.trim()),
         headers: headersOf(values.header as string[] | undefined),
+        rateLimit: rateLimitOf(values) ?? 0,
+        auth: authOf(values),
       });
       out(json ? JSON.stringify(CreateWebhookResponse.toJSON(response), null, 2) : webhookDetails(response.webhook!, response.signingSecret));
     },
@@ -183,19 +252,24 @@ const commands: Command[] = [
   {
     name: 'webhook update',
     args: '<workspace-id> <webhook-id>',
-    summary: 'change name, URL, event types or headers (only the options given)',
-    options: { name: { type: 'string' }, url: { type: 'string' }, events: { type: 'string' }, header: { type: 'string', multiple: true }, 'expected-version': { type: 'string' } },
-    optionHelp: ['--name NAME', '--url URL', '--events TYPE[,TYPE...]', '--header NAME=VALUE  (replaces all headers; repeat)', '--expected-version N  (refused if the webhook changed since)'],
+    summary: 'change name, URL, event types, headers, rate limit or endpoint authentication (only the options given)',
+    options: { name: { type: 'string' }, url: { type: 'string' }, events: { type: 'string' }, header: { type: 'string', multiple: true }, 'expected-version': { type: 'string' }, ...endpointOptions, 'no-auth': { type: 'boolean' } },
+    optionHelp: ['--name NAME', '--url URL', '--events TYPE[,TYPE...]', '--header NAME=VALUE  (replaces all headers; repeat)', '--expected-version N  (refused if the webhook changed since)', ...endpointOptionHelp, '--no-auth            remove the endpoint authentication'],
     async run(client, [workspaceId, webhookId], values, json) {
       const mask: string[] = [];
       if (values.name !== undefined) mask.push('name');
       if (values.url !== undefined) mask.push('url');
       if (values.events !== undefined) mask.push('event_types');
       if (values.header !== undefined) mask.push('headers');
-      if (mask.length === 0) throw new UsageError('give at least one of --name, --url, --events, --header');
+      const rateLimit = rateLimitOf(values);
+      if (rateLimit !== undefined) mask.push('rate_limit');
+      const auth = authOf(values);
+      if (auth && values['no-auth']) throw new UsageError('--no-auth removes the endpoint authentication; do not give credentials with it');
+      if (auth || values['no-auth']) mask.push('auth');
+      if (mask.length === 0) throw new UsageError('give at least one of --name, --url, --events, --header, --rate-limit, --basic-auth, --oauth-token-url, --client-cert, --no-auth');
       const response = await client.updateWebhook({
         workspaceId: need(workspaceId, '<workspace-id>'),
-        webhook: Webhook.fromPartial({ id: need(webhookId, '<webhook-id>'), name: str(values.name) ?? '', url: str(values.url) ?? '', eventTypes: str(values.events)?.split(',').map((e) => e.trim()) ?? [], headers: headersOf(values.header as string[] | undefined) }),
+        webhook: Webhook.fromPartial({ id: need(webhookId, '<webhook-id>'), name: str(values.name) ?? '', url: str(values.url) ?? '', eventTypes: str(values.events)?.split(',').map((e) => e.trim()) ?? [], headers: headersOf(values.header as string[] | undefined), rateLimit: rateLimit ?? 0, auth }),
         updateMask: mask,
         expectedVersion: Number(str(values['expected-version']) ?? 0),
       });

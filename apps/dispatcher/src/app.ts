@@ -34,8 +34,9 @@ async function main(): Promise<void> {
   const { jsm, buckets } = await ensureTopology(nc, t);
   const js = jetstream(nc);
   const publisher = new JetStreamPublisher(nc, budget.recordPublishTimeoutMs);
-  const sender = new HttpSender(urlPolicy, config.attemptTimeout);
-  const deliverer = new Deliverer(sender, SecretBox.fromBase64(config.secretKey), urlPolicy, retryPolicy);
+  // Deliveries and OAuth token requests leave through EGRESS_PROXY_URL when it is set (egress.ts).
+  const sender = new HttpSender(urlPolicy, config.attemptTimeout, { proxyUrl: config.egressProxyUrl });
+  const deliverer = new Deliverer(sender, SecretBox.fromBase64(config.secretKey), urlPolicy, retryPolicy, config.attemptTimeout);
 
   // The consumers follow the routing table, and the dispatch reads it: wire them through a forwarder.
   const followers: { consumers?: DeliveryConsumers } = {};
@@ -106,7 +107,8 @@ async function main(): Promise<void> {
     await operations.close();
     await telemetry().shutdown();
   });
-  logReady(logger, config, { replica: ownership.replicaId, opsPort: operations.port, healthPort: server.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix });
+  // The proxy's address only: its user and password stay out of the logs.
+  logReady(logger, config, { egressProxy: config.egressProxyUrl ? config.egressProxyUrl.host : 'none', replica: ownership.replicaId, opsPort: operations.port, healthPort: server.port, grpcPort: server.port, host: config.host, prefix: config.messagingPrefix });
 }
 
 runService(logger, main);

@@ -12,6 +12,17 @@ export const dispatcherConfig = defineConfig({
   breakerThreshold: field.integer('BREAKER_THRESHOLD', 'failed attempts tolerated per workspace within the window; one more disables the failing webhooks', 30, { min: 1 }),
   breakerWindow: field.duration('BREAKER_WINDOW', 'the window over which failed attempts are counted', '30m'),
   ackWait: field.duration('DELIVERY_ACK_WAIT', 'after this long without an answer, a delivery in progress on a crashed replica is handed out again', '30s'),
+  egressProxyUrl: field.custom(
+    'EGRESS_PROXY_URL',
+    'http://[user:password@]host:port of an HTTP CONNECT proxy every delivery and OAuth token request leaves through (static egress addresses); unset connects directly',
+    (raw): URL | undefined => {
+      const url = URL.parse(raw.trim());
+      if (!url || url.protocol !== 'http:' || !url.hostname) throw new Error('is not an http://host:port URL of a CONNECT proxy');
+      if (url.pathname !== '/' || url.search || url.hash) throw new Error('must be only http://[user:password@]host:port');
+      return url;
+    },
+    () => undefined,
+  ),
   leaseTtl: field.custom(
     'DISPATCH_LEASE_TTL',
     'how long a replica keeps its delivery shards without renewing them (it renews every third of it); a replica that died is replaced within this plus a third',

@@ -9,6 +9,10 @@
 // webhook's last attempt record), never from JetStream's delivery count. If the process dies while it
 // retries a record, the task is redelivered after ack_wait and, finding no record of that attempt, makes
 // it again: the endpoint may see that one event twice (the documented at-least-once repeat).
+//
+// A webhook with a rate limit is paced before each attempt (rate-pacing.ts): the wait comes before the
+// attempt number and the first attempt's time are taken, so waiting is not an attempt and does not start
+// the 3-minute clock.
 import { context } from '@opentelemetry/api';
 import { AttemptDecision, AttemptRecord, DeliveryTask, encodeMessage, type Route } from '@webhooks/contracts';
 import { deliveryIdOf, type RetryPolicy } from '@webhooks/domain';
@@ -21,6 +25,7 @@ import type { BreakerQueue } from './breaker-queue.js';
 import type { AttemptResult, Decision, Deliverer } from './delivery.js';
 import { AttemptMemory, attemptMemoryMarginMs, type DecidedAttempt } from './attempt-memory.js';
 import { retryInPlace } from './retry-in-place.js';
+import { RatePacer, waitKeepingAlive } from './rate-pacing.js';
 
 const tracer = trace.getTracer('dispatcher');
 
@@ -32,9 +37,12 @@ const earlyRetryToleranceMs = 50;
 /** Pause before asking again when the last attempt record cannot be read. */
 const lookupRetryMs = 1_000;
 const recordRetryInitialMs = 100;
+/** While a task waits for its rate limit, the server is told it is being worked on this often. */
+const pacingKeepAliveMs = 500;
 
 export class Dispatch {
   private readonly memory: AttemptMemory;
+  private readonly pacer = new RatePacer();
   private stopping = false;
 
   constructor(
@@ -104,6 +112,8 @@ export class Dispatch {
       return true;
     }
     if (known.kind === 'decided' && this.applyEarlierDecision(message, task, key, known)) return true;
+    const paceMs = this.pacer.delay(task.webhookId, route.rateLimit ?? 0, Date.now());
+    if (paceMs > 0) await waitKeepingAlive(paceMs, () => message.working(), pacingKeepAliveMs);
     const attempt = known.kind === 'decided' ? known.attempt + 1 : 1;
     const firstAttemptAt = known.kind === 'decided' ? known.firstAttemptAt : Date.now();
     // One span per attempt, a child of the ingest span the task carries; the HTTP call is its child.
@@ -166,6 +176,7 @@ export class Dispatch {
     // The ack wait starts again here, so reading the last record does not eat into the attempt's budget.
     message.working();
     const outcome = await this.deliverer.attempt(task, route, attempt, firstAttemptAt);
+    this.pacer.ended(task.webhookId, route.rateLimit ?? 0, Date.now());
     const decision = outcome.decision;
     this.memory.remember(key, { attempt, firstAttemptAt, decision });
     span.setAttributes({ 'webhook.outcome': outcome.result.kind, 'webhook.decision': decision.kind, 'http.response.status_code': outcome.result.statusCode });

@@ -65,7 +65,7 @@ describe('breaker pending trips on real NATS KV', () => {
     await breaker.recordFailure(workspaceId, 'wh_new', Date.now(), 'status 500');
     assert.equal((await published(workspaceId))?.tripId, `${workspaceId}-7`);
 
-    const route: Route = { webhookId: 'wh_new', workspaceId, url: 'https://example.com/h', eventTypes: [], headers: {}, active: true, secrets: [], version: 42, name: 'CRM' };
+    const route: Route = { webhookId: 'wh_new', workspaceId, url: 'https://example.com/h', eventTypes: [], headers: {}, active: true, secrets: [], version: 42, name: 'CRM', rateLimit: 0, auth: undefined };
     await buckets.routes.put(t().keys.webhook(workspaceId, 'wh_new'), Route.encode(route).finish());
     await routes.sync();
     await breaker.recordFailure(workspaceId, 'wh_new', Date.now(), 'status 500'); // the 2nd failure crosses 1

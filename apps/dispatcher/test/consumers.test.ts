@@ -37,7 +37,7 @@ describe('supervised delivery loops on real NATS', () => {
     const t = test.topology;
     const workspaceId = uniqueName('ws');
     const webhookId = uniqueName('wh');
-    const route: Route = { webhookId, workspaceId, url: 'https://example.com/h', eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1, name: 'h' };
+    const route: Route = { webhookId, workspaceId, url: 'https://example.com/h', eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1, name: 'h', rateLimit: 0, auth: undefined };
     await buckets.routes.put(t.keys.webhook(workspaceId, webhookId), Route.encode(route).finish());
     await routes.sync();
 

@@ -38,7 +38,7 @@ describe('Ingestor', () => {
     await buckets.routes.put(topo.topology.keys.workspace(workspaceId), WorkspaceRoute.encode({ workspaceId, plan: Plan.PLAN_ADVANCED, version: 1 }).finish());
     await buckets.routes.put(
       topo.topology.keys.webhook(workspaceId, webhookId),
-      Route.encode({ webhookId, workspaceId, name: 'h', url: 'https://example.com/h', eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1 }).finish(),
+      Route.encode({ webhookId, workspaceId, name: 'h', url: 'https://example.com/h', eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1, rateLimit: 0, auth: undefined }).finish(),
     );
     routes = await RoutingTable.open(buckets.routes);
     publisher = new JetStreamPublisher(topo.nc, 1_000);

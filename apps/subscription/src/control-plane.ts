@@ -6,9 +6,12 @@ import {
   aborted,
   alreadyExists,
   checkCustomHeaders,
+  checkEndpointAuth,
   checkEndpointResolution,
   checkEndpointUrl,
   checkEventTypes,
+  checkRateLimit,
+  encodeEndpointCredentials,
   checkResourceId,
   checkWorkspaceId,
   failedPrecondition,
@@ -17,6 +20,8 @@ import {
   maskSecret,
   newId,
   notFound,
+  type EndpointAuthInput,
+  type EndpointCredentials,
   type HostResolver,
   type SecretBox,
   type UrlPolicy,
@@ -65,9 +70,19 @@ export interface WebhookInput {
   readonly url: string;
   readonly eventTypes: readonly string[];
   readonly headers: Readonly<Record<string, string>>;
+  /** Deliveries per second; 0 or absent means no limit. */
+  readonly rateLimit?: number;
+  /** Endpoint authentication; absent (or without a method) means none. Write-only. */
+  readonly auth?: EndpointAuthInput | undefined;
 }
 
 export type WebhookField = keyof WebhookInput;
+
+/** A webhook's endpoint credentials as stored: the kind in clear, the credentials sealed. */
+interface SealedAuth {
+  authKind: EndpointCredentials['kind'] | null;
+  authSealed: Buffer | null;
+}
 
 function checkName(name: string, field: string): string {
   const trimmed = name.trim();
@@ -161,6 +176,8 @@ export class ControlPlane {
     const url = await this.checkUrl(input.url, 'url');
     const eventTypes = checkEventTypes(input.eventTypes);
     const headers = checkCustomHeaders(input.headers);
+    const rateLimit = checkRateLimit(input.rateLimit ?? 0);
+    const auth = this.sealAuth(await this.checkAuth(input.auth, 'auth'));
     const secret = generateSigningSecret();
     let webhook: Webhook;
     try {
@@ -182,6 +199,8 @@ export class ControlPlane {
           headers,
           status: 'active',
           secretSealed: this.secrets.seal(secret),
+          rateLimit,
+          ...auth,
         });
         await em.flush();
         return webhook;
@@ -221,13 +240,15 @@ export class ControlPlane {
   }
 
   async updateWebhook(workspaceId: string, webhookId: string, fields: readonly WebhookField[], input: WebhookInput, expectedVersion: number): Promise<Webhook> {
-    if (fields.length === 0) throw invalidArgument('update_mask', 'name at least one of name, url, event_types, headers');
-    const changes: { name?: string; url?: string; eventTypes?: string[]; headers?: Record<string, string> } = {};
+    if (fields.length === 0) throw invalidArgument('update_mask', 'name at least one of name, url, event_types, headers, rate_limit, auth');
+    const changes: { name?: string; url?: string; eventTypes?: string[]; headers?: Record<string, string>; rateLimit?: number | null } & Partial<SealedAuth> = {};
     for (const f of fields) {
       if (f === 'name') changes.name = checkName(input.name, 'webhook.name');
       else if (f === 'url') changes.url = await this.checkUrl(input.url, 'webhook.url');
       else if (f === 'eventTypes') changes.eventTypes = checkEventTypes(input.eventTypes, 'webhook.event_types');
       else if (f === 'headers') changes.headers = checkCustomHeaders(input.headers, 'webhook.headers');
+      else if (f === 'rateLimit') changes.rateLimit = checkRateLimit(input.rateLimit ?? 0, 'webhook.rate_limit');
+      else if (f === 'auth') Object.assign(changes, this.sealAuth(await this.checkAuth(input.auth, 'webhook.auth')));
     }
     let webhook: Webhook;
     try {
@@ -340,6 +361,18 @@ export class ControlPlane {
 
   async reconcileRoutes(): Promise<ReconcileReport> {
     return this.routes.reconcile();
+  }
+
+  /** The endpoint authentication, with its token URL (if any) checked like an endpoint URL, DNS included. */
+  private async checkAuth(input: EndpointAuthInput | undefined, field: string): Promise<EndpointCredentials | null> {
+    const credentials = checkEndpointAuth(input, this.settings.urlPolicy, field);
+    if (credentials?.kind === 'oauth') return { ...credentials, tokenUrl: await this.checkUrl(credentials.tokenUrl, `${field}.oauth_client_credentials.token_url`) };
+    return credentials;
+  }
+
+  private sealAuth(credentials: EndpointCredentials | null): SealedAuth {
+    if (!credentials) return { authKind: null, authSealed: null };
+    return { authKind: credentials.kind, authSealed: this.secrets.seal(encodeEndpointCredentials(credentials)) };
   }
 
   private checkUrl(url: string, field: string): Promise<string> {

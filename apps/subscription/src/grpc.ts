@@ -16,12 +16,12 @@ import type { DeliveryLog, DeliveryView } from './delivery-log/delivery-log.js';
 import type { ControlPlane, WebhookField } from './control-plane.js';
 import type { BreakerReport, PortalLink } from './portal.js';
 import { planNames, type Attempt, type DeliveryStatusName, type PlanName, type Webhook, type Workspace } from './persistence/entities.js';
-import { planToProto } from './routes.js';
+import { authKindToProto, planToProto } from './routes.js';
 
 type Unary = ReturnType<typeof unaryHandlers>;
 
 const disabledReasons = { manual: DisabledReason.DISABLED_REASON_MANUAL, plan: DisabledReason.DISABLED_REASON_PLAN, failure_threshold: DisabledReason.DISABLED_REASON_FAILURE_THRESHOLD } as const;
-const maskPaths: Record<string, WebhookField> = { name: 'name', url: 'url', event_types: 'eventTypes', headers: 'headers' };
+const maskPaths: Record<string, WebhookField> = { name: 'name', url: 'url', event_types: 'eventTypes', headers: 'headers', rate_limit: 'rateLimit', auth: 'auth' };
 
 function planFromProto(plan: Plan): PlanName | undefined {
   const name = Plan[plan]?.replace(/^PLAN_/, '');
@@ -75,6 +75,10 @@ export function subscriptionService(controlPlane: ControlPlane, unary: Unary, po
         : undefined,
     maskedSecret: controlPlane.maskedSecret(webhook),
     version: webhook.version,
+    rateLimit: webhook.rateLimit ?? undefined,
+    // Credentials are write-only: only which kind is set is ever answered.
+    auth: undefined,
+    authKind: webhook.authKind ? authKindToProto[webhook.authKind] : 0,
     createTime: webhook.createdAt,
     updateTime: webhook.updatedAt,
   });
@@ -122,7 +126,7 @@ export function subscriptionService(controlPlane: ControlPlane, unary: Unary, po
       if (!request.webhook) throw invalidArgument('webhook', 'is required, with its id and the fields to change');
       const fields = (request.updateMask ?? []).map((path) => {
         const field = maskPaths[path];
-        if (!field) throw invalidArgument('update_mask', `"${path}" cannot be updated; use name, url, event_types or headers`);
+        if (!field) throw invalidArgument('update_mask', `"${path}" cannot be updated; use name, url, event_types, headers, rate_limit or auth`);
         return field;
       });
       const webhook = await controlPlane.updateWebhook(request.workspaceId, request.webhook.id, fields, request.webhook, request.expectedVersion);
@@ -152,10 +156,6 @@ export function subscriptionService(controlPlane: ControlPlane, unary: Unary, po
     }),
 
     listEventTypes: unary('ListEventTypes', async () => ({ eventTypes: catalog })),
-  };
-}
-
-const deliveryStatuses: Record<DeliveryStatusName, DeliveryStatus> = {
 
     createPortalSession: unary('CreatePortalSession', async (request, { caller }) => {
       caller.authorize(request.workspaceId);
@@ -171,6 +171,10 @@ const deliveryStatuses: Record<DeliveryStatusName, DeliveryStatus> = {
       const report = await portal.breaker(request.workspaceId);
       return { failureCount: report.failureCount, threshold: report.threshold, window: { seconds: Math.floor(report.windowMs / 1000), nanos: (report.windowMs % 1000) * 1e6 } };
     }),
+  };
+}
+
+const deliveryStatuses: Record<DeliveryStatusName, DeliveryStatus> = {
   pending: DeliveryStatus.DELIVERY_STATUS_PENDING,
   retrying: DeliveryStatus.DELIVERY_STATUS_RETRYING,
   succeeded: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED,
@@ -199,11 +203,11 @@ function deliveryMessage(delivery: DeliveryView, attempts: readonly Attempt[] = 
       responseExcerpt: a.responseExcerpt,
       requestHeaders: a.requestHeaders,
     })),
+    body,
   };
 }
 
 export function deliveryLogService(log: DeliveryLog, unary: Unary): DeliveryLogServiceServer {
-    body,
   return {
     listDeliveries: unary('ListDeliveries', async (request, { caller }) => {
       caller.authorize(request.workspaceId);
@@ -230,8 +234,6 @@ export function deliveryLogService(log: DeliveryLog, unary: Unary): DeliveryLogS
       const delivery = await log.sendTest(request.workspaceId, request.webhookId, request.eventType);
       return { eventId: delivery.eventId, delivery: deliveryMessage(delivery) };
     }),
-  };
-}
     recoverDeliveries: unary('RecoverDeliveries', async (request, { caller }) => {
       caller.authorize(request.workspaceId);
       const { queued, deliveries } = await log.recover(request.workspaceId, request.webhookId, request.since);
@@ -241,3 +243,5 @@ export function deliveryLogService(log: DeliveryLog, unary: Unary): DeliveryLogS
       caller.authorize(request.workspaceId);
       return { hours: await log.hourlyStats(request.workspaceId, request.webhookId) };
     }),
+  };
+}

@@ -8,7 +8,8 @@
 // where the bucket has none (absent or deleted) PostgreSQL is read again, AFTER the entry: a delete
 // committed in between then moves the revision and the write fails its compare-and-set.
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { Plan, Route, WorkspaceRoute, type RouteSecret } from '@webhooks/contracts';
+import { EndpointAuthKind, Plan, Route, WorkspaceRoute, type RouteSecret } from '@webhooks/contracts';
+import type { EndpointAuthKindName } from '@webhooks/domain';
 import { JetStreamApiError, type KV, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import { WebhookEntity, WorkspaceEntity, type PlanName, type Webhook, type Workspace } from './persistence/entities.js';
@@ -21,6 +22,12 @@ const keysInFlight = 16;
 const maxRounds = 50;
 /** JetStreamApiCodes.StreamWrongLastSequence and ...Unknown: the entry's revision moved since it was read. */
 const wrongLastSequence: ReadonlySet<number> = new Set([10071, 10164]);
+
+export const authKindToProto: Record<EndpointAuthKindName, EndpointAuthKind> = {
+  basic: EndpointAuthKind.ENDPOINT_AUTH_KIND_BASIC,
+  oauth: EndpointAuthKind.ENDPOINT_AUTH_KIND_OAUTH_CLIENT_CREDENTIALS,
+  mtls: EndpointAuthKind.ENDPOINT_AUTH_KIND_MUTUAL_TLS,
+};
 
 export function planToProto(plan: PlanName): Plan {
   return Plan[`PLAN_${plan}`];
@@ -41,6 +48,8 @@ export function routeOf(webhook: Webhook, workspaceId: string): Route {
     active: webhook.status === 'active',
     secrets,
     version: webhook.version,
+    rateLimit: webhook.rateLimit ?? undefined,
+    auth: webhook.authKind && webhook.authSealed ? { kind: authKindToProto[webhook.authKind], encrypted: Buffer.from(webhook.authSealed) } : undefined,
   };
 }
 

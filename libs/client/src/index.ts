@@ -84,7 +84,9 @@ export class WebhooksClient {
   // Control plane.
   upsertWorkspace = (r: UpsertWorkspaceRequest) => this.call<UpsertWorkspaceRequest, UpsertWorkspaceResponse>(this.subscriptionClient, 'upsertWorkspace', r, true);
   getWorkspace = (r: GetWorkspaceRequest) => this.call<GetWorkspaceRequest, GetWorkspaceResponse>(this.subscriptionClient, 'getWorkspace', r, true);
-  createWebhook = (r: CreateWebhookRequest) => this.call<CreateWebhookRequest, CreateWebhookResponse>(this.subscriptionClient, 'createWebhook', r, false);
+  // The endpoint options (rate_limit, auth) are optional: callers written before them keep compiling.
+  createWebhook = (r: Omit<CreateWebhookRequest, 'auth'> & Partial<Pick<CreateWebhookRequest, 'auth'>>) =>
+    this.call<CreateWebhookRequest, CreateWebhookResponse>(this.subscriptionClient, 'createWebhook', { ...r, auth: r.auth }, false);
   getWebhook = (r: GetWebhookRequest) => this.call<GetWebhookRequest, GetWebhookResponse>(this.subscriptionClient, 'getWebhook', r, true);
   listWebhooks = (r: ListWebhooksRequest) => this.call<ListWebhooksRequest, ListWebhooksResponse>(this.subscriptionClient, 'listWebhooks', r, true);
   updateWebhook = (r: UpdateWebhookRequest) => this.call<UpdateWebhookRequest, UpdateWebhookResponse>(this.subscriptionClient, 'updateWebhook', r, false);

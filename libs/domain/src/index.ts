@@ -10,3 +10,4 @@ export * from './event-examples.js';
 export * from './headers.js';
 export * from './url-policy.js';
 export * from './portal-session.js';
+export * from './endpoint-auth.js';

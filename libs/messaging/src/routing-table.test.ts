@@ -14,7 +14,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 const natsUrl = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 
 function route(workspaceId: string, webhookId: string, active = true): Uint8Array {
-  return Route.encode({ webhookId, workspaceId, name: webhookId, url: `https://example.com/${webhookId}`, eventTypes: ['contact.created'], headers: {}, active, secrets: [], version: 1 }).finish();
+  return Route.encode({ webhookId, workspaceId, name: webhookId, url: `https://example.com/${webhookId}`, eventTypes: ['contact.created'], headers: {}, active, secrets: [], version: 1, rateLimit: 0, auth: undefined }).finish();
 }
 
 /**

@@ -14,3 +14,4 @@ export * from './smtp-sink.js';
 export * from './postgres-server.js';
 export * from './tcp-proxy.js';
 export * from './certificates.js';
+export * from './connect-proxy.js';

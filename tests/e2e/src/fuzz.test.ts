@@ -45,7 +45,7 @@ function payloads(i: number): Buffer {
     case 2: return Buffer.from(UpsertWorkspaceRequest.encode({ workspace: { id: 'ws', name: 'n'.repeat(100_000), plan: 99 as Plan, notificationEmails: Array.from({ length: 500 }, () => 'a@b.c'), createTime: undefined, updateTime: undefined } }).finish());
     case 3: return Buffer.concat([field(1, invalidUtf8), field(2, invalidUtf8), field(3, invalidUtf8), field(4, invalidUtf8)]);
     case 4: return deep(50 + (i % 200));
-    case 5: return Buffer.from(CreateWebhookRequest.encode({ workspaceId: 'ws', name: '', url: `https://${'a'.repeat(5000)}.example`, eventTypes: Array.from({ length: 100 }, (_, n) => `type.${n}`), headers: { 'Host': 'x', 'x\r\ny': 'z' } }).finish()).subarray(0, 40 + (i % 100));
+    case 5: return Buffer.from(CreateWebhookRequest.encode({ workspaceId: 'ws', name: '', url: `https://${'a'.repeat(5000)}.example`, eventTypes: Array.from({ length: 100 }, (_, n) => `type.${n}`), headers: { 'Host': 'x', 'x\r\ny': 'z' }, auth: undefined }).finish()).subarray(0, 40 + (i % 100));
     case 6: return Buffer.from([0x08, 0x96, 0x01, 0x12, 0xff, 0xff, 0xff, 0xff, 0x0f]); // a length far beyond the buffer
     case 7: return Buffer.alloc(0);
     case 8: return field(1, randomBytes(1024));

@@ -3,5 +3,6 @@
 import { Migration20261124213658_initial } from './Migration20261124213658_initial.js';
 import { Migration20261124224308_delivery_log } from './Migration20261124224308_delivery_log.js';
 import { Migration20261129113513_workspace_version } from './Migration20261129113513_workspace_version.js';
+import { Migration20261201090000_endpoint_options } from './Migration20261201090000_endpoint_options.js';
 
-export const migrations = [Migration20261124213658_initial, Migration20261124224308_delivery_log, Migration20261129113513_workspace_version];
+export const migrations = [Migration20261124213658_initial, Migration20261124224308_delivery_log, Migration20261129113513_workspace_version, Migration20261201090000_endpoint_options];

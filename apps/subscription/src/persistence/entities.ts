@@ -1,5 +1,6 @@
 // The control plane's tables. Only the subscription service touches PostgreSQL.
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { endpointAuthKinds } from '@webhooks/domain';
 
 export const planNames = ['STARTER', 'GROWTH', 'ADVANCED', 'ENTERPRISE'] as const;
 export type PlanName = (typeof planNames)[number];
@@ -44,6 +45,12 @@ export const WebhookEntity = defineEntity({
     /** The secret before the last rotation, valid for deliveries until previousSecretExpiresAt. */
     previousSecretSealed: p.blob().nullable(),
     previousSecretExpiresAt: p.datetime().nullable(),
+    /** Deliveries per second; null means no limit. */
+    rateLimit: p.integer().nullable(),
+    /** Which endpoint authentication is set (readable without the key); null means none. */
+    authKind: p.enum(endpointAuthKinds).nullable(),
+    /** The endpoint credentials as JSON (libs/domain endpoint-auth), sealed like the signing secret. */
+    authSealed: p.blob().nullable(),
     version: p.integer().version(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
