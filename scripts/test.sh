@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 bash deploy/install-tools.sh
 bash scripts/ensure-services.sh
+# The portal's browser tests drive Debian's Chromium: installed here when missing (as root with apt).
+bash scripts/ensure-chromium.sh
 export NX_DAEMON=false NX_NO_CLOUD=true NO_COLOR=1 FORCE_COLOR=0
 cache_flag=()
 [ "${CI:-}" = "true" ] && cache_flag=(--skip-nx-cache)

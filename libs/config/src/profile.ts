@@ -12,6 +12,7 @@ export const localDevToken = 'local-dev-token';
 export const localProfileDefaults: Readonly<Record<string, string>> = {
   API_TOKENS: localDevToken,
   NOTIFIER_API_TOKEN: localDevToken,
+  PORTAL_API_TOKEN: localDevToken,
   // 32 bytes of a fixed, published value: fine for a laptop, refused by nothing but never used in production.
   SECRET_ENCRYPTION_KEY: 'bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ=',
   // Signs portal session links (subscription service) and verifies them (portal); a published value too.

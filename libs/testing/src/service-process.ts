@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-export type ServiceName = 'subscription' | 'event-ingest' | 'dispatcher' | 'notifier';
+export type ServiceName = 'subscription' | 'event-ingest' | 'dispatcher' | 'notifier' | 'portal';
 
 /** One JSON log line of a service. */
 export type LogLine = Record<string, unknown> & { msg?: string; level?: string };

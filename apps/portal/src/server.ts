@@ -1,0 +1,206 @@
+// The portal's HTTP server: the built page (static files, strict security headers) and /api/*, where
+// every request is authenticated and scoped to its session's workspace before any gRPC call. A browser
+// request that carries a W3C traceparent header continues that trace: the gRPC calls it makes are its
+// children.
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, normalize, sep } from 'node:path';
+import { propagation, ROOT_CONTEXT, SpanKind, type TextMapGetter } from '@opentelemetry/api';
+import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import type { WebhooksClient } from '@webhooks/client';
+import { DomainError } from '@webhooks/domain';
+import { context, SpanStatusCode, trace, type Logger } from '@webhooks/telemetry';
+import { findRoute } from './api.js';
+import type { PortalAuthenticator } from './session.js';
+
+/** Bodies the page sends are small forms; anything larger is refused rather than buffered. */
+const maxBodyBytes = 64 * 1024;
+
+const contentTypes: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+};
+
+const httpStatus: Partial<Record<number, number>> = {
+  [grpcStatus.INVALID_ARGUMENT]: 400,
+  [grpcStatus.NOT_FOUND]: 404,
+  [grpcStatus.ALREADY_EXISTS]: 409,
+  [grpcStatus.FAILED_PRECONDITION]: 409,
+  [grpcStatus.ABORTED]: 409,
+  [grpcStatus.PERMISSION_DENIED]: 403,
+  [grpcStatus.RESOURCE_EXHAUSTED]: 429,
+  [grpcStatus.UNAVAILABLE]: 503,
+  [grpcStatus.DEADLINE_EXCEEDED]: 504,
+};
+const domainStatus: Record<string, [number, string]> = {
+  'invalid-argument': [400, 'INVALID_ARGUMENT'],
+  unauthenticated: [401, 'UNAUTHENTICATED'],
+  'permission-denied': [403, 'PERMISSION_DENIED'],
+};
+
+const headerGetter: TextMapGetter<IncomingMessage['headers']> = {
+  keys: (carrier) => Object.keys(carrier),
+  get: (carrier, key) => carrier[key],
+};
+
+export interface PortalServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly publicDir: string;
+  readonly frameAncestors: readonly string[];
+  readonly client: WebhooksClient;
+  readonly auth: PortalAuthenticator;
+  readonly logger: Logger;
+}
+
+export interface PortalServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** No inline script or style, nothing from another origin; who may frame the page is configuration. */
+export function contentSecurityPolicy(frameAncestors: readonly string[]): string {
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "font-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    `frame-ancestors ${frameAncestors.join(' ')}`,
+  ].join('; ');
+}
+
+function send(response: ServerResponse, status: number, body: unknown): void {
+  response.statusCode = status;
+  response.setHeader('content-type', 'application/json; charset=utf-8');
+  response.setHeader('cache-control', 'no-store');
+  response.end(JSON.stringify(body));
+}
+
+function readBody(request: IncomingMessage): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBodyBytes) {
+        reject(new DomainError('invalid-argument', `body: larger than ${maxBodyBytes} bytes`));
+        request.destroy();
+      } else chunks.push(chunk);
+    });
+    request.on('end', () => {
+      if (size === 0) return resolve({});
+      try {
+        const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+        resolve(parsed as Record<string, unknown>);
+      } catch {
+        reject(new DomainError('invalid-argument', 'body: must be a JSON object'));
+      }
+    });
+    request.on('error', reject);
+  });
+}
+
+export async function startPortalServer(options: PortalServerOptions): Promise<PortalServer> {
+  const { logger } = options;
+  const csp = contentSecurityPolicy(options.frameAncestors);
+  const tracer = trace.getTracer('portal');
+  const root = normalize(options.publicDir) + sep;
+
+  async function api(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
+    const method = request.method ?? 'GET';
+    const found = findRoute(method, url.pathname.slice('/api'.length));
+    if (found === undefined) return send(response, 404, { error: { code: 'NOT_FOUND', message: `no API at ${url.pathname}` } });
+    if (found === 'method-not-allowed') return send(response, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed on ${url.pathname}` } });
+    const parent = propagation.extract(ROOT_CONTEXT, request.headers, headerGetter);
+    await tracer.startActiveSpan(`portal ${found.route.name}`, { kind: SpanKind.SERVER }, parent, async (span) => {
+      try {
+        const header = (name: string) => {
+          const value = request.headers[name];
+          return Array.isArray(value) ? value[0] : value;
+        };
+        const scope = options.auth.scope(header('authorization'), header('x-portal-workspace'));
+        span.setAttribute('workspace.id', scope.workspaceId);
+        const body = method === 'GET' || method === 'DELETE' ? {} : await readBody(request);
+        const result = await context.with(trace.setSpan(context.active(), span), () => found.route.handler(options.client, { method, params: found.params, query: url.searchParams, body, scope }));
+        send(response, 200, result);
+      } catch (error) {
+        if (error instanceof DomainError) {
+          const [code, name] = domainStatus[error.kind] ?? [400, error.kind.toUpperCase()];
+          return send(response, code, { error: { code: name, message: error.message } });
+        }
+        const serviceError = error as Partial<ServiceError>;
+        const mapped = typeof serviceError.code === 'number' ? httpStatus[serviceError.code] : undefined;
+        if (mapped) return send(response, mapped, { error: { code: grpcStatus[serviceError.code!], message: serviceError.details } });
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        logger.error({ err: error, route: found.route.name }, 'portal API call failed');
+        send(response, 502, { error: { code: 'INTERNAL', message: 'the webhook service could not answer; try again in a moment' } });
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  function file(response: ServerResponse, path: string): void {
+    // Unknown paths get the page itself, so a reload on any screen works; assets are looked up strictly.
+    let target = normalize(join(root, decodeURIComponent(path)));
+    if (!target.startsWith(root) || !existsSync(target) || !statSync(target).isFile()) {
+      if (path.startsWith('/assets/')) {
+        response.statusCode = 404;
+        return void response.end('not found');
+      }
+      target = join(root, 'index.html');
+    }
+    const type = contentTypes[extname(target)] ?? 'application/octet-stream';
+    response.setHeader('content-type', type);
+    // Built assets carry a content hash in their names: cached for good. The page is always fetched anew.
+    response.setHeader('cache-control', path.startsWith('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
+    createReadStream(target).pipe(response);
+  }
+
+  const server: Server = createServer((request, response) => {
+    response.setHeader('content-security-policy', csp);
+    response.setHeader('x-content-type-options', 'nosniff');
+    response.setHeader('referrer-policy', 'no-referrer');
+    response.setHeader('cross-origin-opener-policy', 'same-origin');
+    let url: URL;
+    try {
+      url = new URL(request.url ?? '/', 'http://portal');
+    } catch {
+      response.statusCode = 400;
+      return void response.end('bad request');
+    }
+    if (url.pathname === '/api' || url.pathname.startsWith('/api/')) {
+      api(request, response, url).catch((error: unknown) => {
+        logger.error({ err: error }, 'portal request failed');
+        if (!response.headersSent) send(response, 500, { error: { code: 'INTERNAL', message: 'unexpected error' } });
+      });
+      return;
+    }
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.statusCode = 405;
+      return void response.end();
+    }
+    file(response, url.pathname);
+  });
+  await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}

@@ -1,0 +1,236 @@
+// The portal against the real services (built, as processes): its API's authentication and workspace
+// scoping, then the page in Debian's Chromium driven by Playwright: add a webhook (a refused internal URL
+// first), a test event and its attempt in the log, a breaker trip and Activate, Recover, German.
+// Screenshots of the main screens go to <tmp>/webhooks-portal-screenshots (or PORTAL_SCREENSHOT_DIR).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { status } from '@grpc/grpc-js';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { CreatePortalSessionResponse, CreateWebhookRequest, DeliveryStatus, Plan, type CreateWebhookResponse, type Event, type ListDeliveriesResponse } from '@webhooks/contracts';
+import { portalSessionKey, signPortalSession } from '@webhooks/domain';
+import { callUnary, expectStatus, HttpReceiver, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
+
+const sessionKey = 'portal-test-session-key-0123456789abcdef';
+const operatorToken = 'operator-token-0123456789';
+const screenshots = process.env.PORTAL_SCREENSHOT_DIR ?? join(tmpdir(), 'webhooks-portal-screenshots');
+
+function chromiumPath(): string {
+  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
+  try {
+    return execFileSync('which', ['chromium'], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error('Chromium is missing: run bash scripts/ensure-chromium.sh (or sudo apt-get install -y chromium)');
+  }
+}
+
+function contactCreated(id: string, workspaceId: string): Event {
+  return {
+    id, workspaceId, type: 'contact.created', occurredAt: new Date(),
+    data: { $case: 'contactCreated', value: { contact: { id: 'c_1', firstName: 'Ana', lastName: 'Lima', email: 'ana@example.com', phone: '', language: 'pt', countryCode: 'BR', profilePicUrl: '', assignee: undefined, tags: [], customFields: {}, createdAt: new Date(), updatedAt: undefined } } },
+  } as Event;
+}
+
+describe('webhooks portal', () => {
+  let system: RunningSystem;
+  let portal = '';
+  let good: HttpReceiver;
+  let failing: HttpReceiver;
+  let browser: Browser;
+  const workspaceId = uniqueName('portal');
+  const otherWorkspace = uniqueName('other');
+  const starterWorkspace = uniqueName('starter');
+  let otherWebhookId = '';
+
+  const session = async (id: string) =>
+    (await callUnary<typeof system.subscription, unknown, CreatePortalSessionResponse>(system.subscription, system.subscription.createPortalSession, { workspaceId: id, ttl: undefined }, testToken));
+  const api = (path: string, token: string | undefined, init: { method?: string; body?: unknown; workspace?: string } = {}) =>
+    fetch(`${portal}/api${path}`, {
+      method: init.method ?? 'GET',
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.workspace ? { 'x-portal-workspace': init.workspace } : {}), 'content-type': 'application/json' },
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    });
+
+  before(async () => {
+    mkdirSync(screenshots, { recursive: true });
+    // A breaker of 3 failed attempts, and quick retries, so a failing endpoint trips it in a second.
+    system = await startSystem({ RETRY_DELAYS: '50ms,50ms,50ms', GIVE_UP_AFTER: '2s', BREAKER_THRESHOLD: '3', PORTAL_SESSION_KEY: sessionKey });
+    const process = await system.startService('portal', { PORTAL_HTTP_PORT: '0', PORTAL_OPS_PORT: '0', PORTAL_API_TOKEN: testToken, PORTAL_OPERATOR_TOKENS: operatorToken, PORTAL_FRAME_ANCESTORS: 'https://app.example.com' });
+    portal = `http://127.0.0.1:${process.port('httpPort')}`;
+    good = await HttpReceiver.start();
+    failing = await HttpReceiver.start((_req, res) => {
+      res.statusCode = 503;
+      res.end('maintenance');
+    });
+    for (const [id, plan] of [[workspaceId, Plan.PLAN_ADVANCED], [otherWorkspace, Plan.PLAN_ADVANCED], [starterWorkspace, Plan.PLAN_STARTER]] as const) {
+      await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id, name: `Acme ${id.slice(0, 6)}`, plan, notificationEmails: [] } }, testToken);
+    }
+    otherWebhookId = (await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, CreateWebhookRequest.fromPartial({ workspaceId: otherWorkspace, name: 'theirs', url: good.url, eventTypes: ['contact.created'] }), testToken)).webhook!.id;
+    browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await system?.stop();
+    await good?.close();
+    await failing?.close();
+  });
+
+  describe('API', () => {
+    it("serves a session its own workspace and nothing of another's", async () => {
+      const { token } = await session(workspaceId);
+      const mine = await api('/session', token);
+      assert.equal(mine.status, 200);
+      assert.equal(((await mine.json()) as { workspace: { id: string } }).workspace.id, workspaceId);
+      // Naming another workspace does not widen a session: the header is for operators only.
+      const list = (await (await api('/webhooks', token, { workspace: otherWorkspace })).json()) as { webhooks: unknown[] };
+      assert.deepEqual(list.webhooks, []);
+      for (const [method, path] of [['POST', `/webhooks/${otherWebhookId}/deactivate`], ['DELETE', `/webhooks/${otherWebhookId}`], ['PATCH', `/webhooks/${otherWebhookId}`], ['GET', `/webhooks/${otherWebhookId}/stats`]] as const) {
+        const response = await api(path, token, { method, body: method === 'PATCH' ? { name: 'stolen' } : undefined });
+        assert.equal(response.status, 404, `${method} ${path}`);
+      }
+      const theirs = await callUnary<typeof system.subscription, unknown, { webhook: { name: string; status: number } }>(system.subscription, system.subscription.getWebhook, { workspaceId: otherWorkspace, webhookId: otherWebhookId }, testToken);
+      assert.equal(theirs.webhook.name, 'theirs');
+    });
+
+    it('refuses a missing, forged or expired token, and the session token is no gRPC bearer token', async () => {
+      assert.equal((await api('/webhooks', undefined)).status, 401);
+      assert.equal((await api('/webhooks', 'local-dev-token')).status, 401);
+      const expired = signPortalSession(portalSessionKey(sessionKey), { workspaceId, expiresAt: new Date(Date.now() - 1000) });
+      const refused = await api('/webhooks', expired);
+      assert.equal(refused.status, 401);
+      assert.match(((await refused.json()) as { error: { message: string } }).error.message, /expired/);
+      const forged = signPortalSession(portalSessionKey('some-other-key-of-32-characters-or-more'), { workspaceId, expiresAt: new Date(Date.now() + 60_000) });
+      assert.equal((await api('/webhooks', forged)).status, 401);
+      const { token } = await session(workspaceId);
+      await expectStatus(callUnary(system.subscription, system.subscription.listWebhooks, { workspaceId, pageSize: 0, pageToken: '', status: 0 }, token), status.UNAUTHENTICATED);
+    });
+
+    it('lets an operator pick any workspace', async () => {
+      const response = await api('/webhooks', operatorToken, { workspace: otherWorkspace });
+      assert.equal(response.status, 200);
+      assert.equal(((await response.json()) as { webhooks: { id: string }[] }).webhooks[0]!.id, otherWebhookId);
+      assert.equal((await api('/webhooks', operatorToken)).status, 400);
+    });
+
+    it('sends a strict Content-Security-Policy with the configured frame ancestors', async () => {
+      const page = await fetch(`${portal}/`);
+      assert.equal(page.status, 200);
+      const csp = page.headers.get('content-security-policy') ?? '';
+      assert.match(csp, /script-src 'self'/);
+      assert.match(csp, /frame-ancestors https:\/\/app\.example\.com/);
+      assert.doesNotMatch(csp, /unsafe-inline/);
+      assert.doesNotMatch(await page.text(), /<script>(?!<\/script>)/);
+    });
+  });
+
+  describe('in a browser', () => {
+    let page: Page;
+    const shot = (name: string) => page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
+    const row = (name: string) => page.getByTestId(`webhook-${name}`);
+
+    before(async () => {
+      page = await browser.newPage({ viewport: { width: 1400, height: 900 }, locale: 'en-US' });
+      page.on('pageerror', (error) => console.error('page error:', error));
+      await page.goto((await session(workspaceId)).url.replace('http://127.0.0.1:8080', portal));
+      await page.getByText('0 of 3 failed attempts in the last 30 minutes').waitFor();
+    });
+
+    after(async () => {
+      await page?.close();
+    });
+
+    it('adds a webhook from the form, showing the URL policy next to a refused internal URL', async () => {
+      await page.getByRole('button', { name: 'Add webhook' }).click();
+      await page.getByLabel('Name', { exact: true }).fill('orders');
+      await page.getByLabel('Endpoint URL').fill('http://169.254.169.254/latest/meta-data');
+      await page.getByRole('checkbox', { name: /contact\.created/ }).check();
+      await page.getByRole('button', { name: 'Example payload' }).first().click();
+      await page.getByRole('button', { name: 'Create webhook' }).click();
+      await page.getByTestId('error-url').waitFor();
+      assert.match((await page.getByTestId('error-url').textContent()) ?? '', /metadata/);
+      await shot('webhook-form-refused-url');
+      await page.getByLabel('Endpoint URL').fill(good.url);
+      await page.getByRole('button', { name: 'Add header' }).click();
+      await page.getByLabel('Header name').fill('x-api-key');
+      await page.getByLabel('Value').fill('secret-value');
+      await page.getByRole('button', { name: 'Create webhook' }).click();
+      const secret = page.getByTestId('signing-secret');
+      await secret.waitFor();
+      assert.match((await secret.textContent()) ?? '', /^whsec_/);
+      await shot('signing-secret-once');
+      await page.getByRole('button', { name: 'Done' }).click();
+      await row('orders').getByText('Active').waitFor();
+      await shot('webhooks-list');
+    });
+
+    it('sends a test event, receives it at the endpoint and shows the attempt in the log', async () => {
+      await row('orders').getByRole('button', { name: 'Send test event' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Send', exact: true }).click();
+      const [request] = await good.waitForRequests(1);
+      assert.equal(JSON.parse(request!.body).type, 'contact.created');
+      const eventId = JSON.parse(request!.body).id as string;
+      await page.getByRole('tab', { name: 'Delivery log' }).click();
+      const delivery = page.getByTestId(`delivery-${eventId}`);
+      await delivery.getByText('Succeeded').waitFor();
+      await delivery.getByRole('button', { name: 'Details' }).click();
+      const details = page.getByTestId('delivery-details');
+      await details.getByText('Attempt 1').waitFor();
+      assert.match((await details.textContent()) ?? '', /\[redacted\]/);
+      assert.match((await page.getByTestId('delivery-body').textContent()) ?? '', new RegExp(eventId));
+      await shot('delivery-log');
+      await page.getByRole('tab', { name: 'Webhooks' }).click();
+    });
+
+    it('shows a tripped breaker, activates the webhook in its row and recovers its dropped deliveries in order', async () => {
+      await callUnary(system.subscription, system.subscription.createWebhook, CreateWebhookRequest.fromPartial({ workspaceId, name: 'crm', url: failing.url, eventTypes: ['contact.updated'] }), testToken);
+      const updated = (id: string) => ({ ...contactCreated(id, workspaceId), type: 'contact.updated', data: { $case: 'contactUpdated', value: { contact: contactCreated(id, workspaceId).data!.value!.contact, changedFields: ['email'] } } }) as unknown as Event;
+      for (const id of ['u1', 'u2', 'u3']) await callUnary(system.ingest, system.ingest.publishEvent, { event: updated(id) }, testToken);
+      await row('crm').getByText('Disabled').waitFor({ timeout: 20_000 });
+      await row('crm').getByText(/too many failed attempts/).waitFor();
+      await shot('breaker-tripped');
+      // Every event of the tripped webhook ends dropped (attempts exhausted or webhook disabled).
+      for (let i = 0; ; i++) {
+        const { deliveries } = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId, webhookId: '', eventType: 'contact.updated', status: DeliveryStatus.DELIVERY_STATUS_DROPPED, pageSize: 100, pageToken: '' }, testToken);
+        if (deliveries.length === 3) break;
+        if (i > 150) assert.fail(`only ${deliveries.length} of 3 deliveries were dropped`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      failing.respondWith((_req, res) => res.end('back'));
+      const before = failing.requests.length;
+      await row('crm').getByRole('button', { name: 'Activate' }).click();
+      await row('crm').getByText('Active').waitFor();
+      await row('crm').getByRole('button', { name: 'Recover' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Recover' }).click();
+      await page.getByText('3 deliveries queued again.').waitFor();
+      await shot('recover');
+      const arrived = (await failing.waitForRequests(before + 3)).slice(before);
+      assert.deepEqual(arrived.map((r) => JSON.parse(r.body).id), ['u1', 'u2', 'u3']);
+      await row('crm').getByRole('button', { name: 'Chart' }).click();
+      await page.getByTestId('chart').waitFor();
+      await shot('chart');
+    });
+
+    it('switches to German', async () => {
+      await page.getByLabel('Language').selectOption('de');
+      await page.getByRole('tab', { name: 'Zustellprotokoll' }).waitFor();
+      await page.getByRole('button', { name: 'Webhook hinzufügen' }).waitFor();
+      await page.getByText(/von 3 fehlgeschlagenen Versuchen in den letzten 30 Minuten/).waitFor();
+      await shot('german');
+    });
+
+    it('tells a workspace below ADVANCED why it cannot add webhooks', async () => {
+      const starter = await browser.newPage({ locale: 'en-US' });
+      try {
+        await starter.goto((await session(starterWorkspace)).url.replace('http://127.0.0.1:8080', portal));
+        await starter.getByText(/Your plan \(STARTER\) does not include webhooks/).waitFor();
+        assert.equal(await starter.getByRole('button', { name: 'Add webhook' }).isDisabled(), true);
+      } finally {
+        await starter.close();
+      }
+    });
+  });
+});

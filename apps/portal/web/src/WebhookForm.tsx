@@ -1,0 +1,93 @@
+// Adding or editing a webhook. A refusal of the service is shown next to the field it names (the URL
+// policy's message by the URL); event types come from the catalog with descriptions and examples.
+import { useState } from 'react';
+import { ApiError, type EventType, type Webhook } from './api';
+import { useStrings } from './i18n';
+import type { Api } from './Webhooks';
+
+interface Props {
+  readonly api: Api;
+  readonly eventTypes: readonly EventType[];
+  readonly webhook?: Webhook;
+  readonly onCancel: () => void;
+  /** With the signing secret when a webhook was created. */
+  readonly onSaved: (secret?: string) => void;
+}
+
+/** Which form field a service message is about: "url: must use https" → url. */
+function fieldOf(message: string): 'name' | 'url' | 'eventTypes' | 'headers' | undefined {
+  const field = /^(?:webhook\.)?(\w+)/.exec(message)?.[1];
+  return field === 'url' || field === 'name' || field === 'headers' ? field : field === 'event_types' ? 'eventTypes' : undefined;
+}
+
+export function WebhookForm({ api, eventTypes, webhook, onCancel, onSaved }: Props) {
+  const { t } = useStrings();
+  const [name, setName] = useState(webhook?.name ?? '');
+  const [url, setUrl] = useState(webhook?.url ?? '');
+  const [types, setTypes] = useState<string[]>(webhook?.eventTypes ?? []);
+  const [headers, setHeaders] = useState<[string, string][]>(Object.entries(webhook?.headers ?? {}));
+  const [errors, setErrors] = useState<Partial<Record<'name' | 'url' | 'eventTypes' | 'headers' | 'form', string>>>({});
+  const [example, setExample] = useState<string>();
+  const [saving, setSaving] = useState(false);
+
+  async function submit() {
+    if (types.length === 0) return setErrors({ eventTypes: t.form.chooseEventType });
+    setSaving(true);
+    setErrors({});
+    const body = { name, url, eventTypes: types, headers: Object.fromEntries(headers.filter(([key]) => key.trim() !== '')) };
+    try {
+      if (webhook) {
+        await api('PATCH', `/webhooks/${webhook.id}`, { ...body, expectedVersion: webhook.version });
+        onSaved();
+      } else {
+        onSaved((await api<{ signingSecret: string }>('POST', '/webhooks', body)).signingSecret);
+      }
+    } catch (error) {
+      const message = error instanceof ApiError ? error.message : String(error);
+      setErrors({ [fieldOf(message) ?? 'form']: message });
+    } finally {
+      setSaving(false);
+    }
+  }
+
+  const fieldError = (field: keyof typeof errors) => errors[field] && <span className="field-error" role="alert" data-testid={`error-${field}`}>{errors[field]}</span>;
+
+  return (
+    <form className="card webhook-form" onSubmit={(e) => (e.preventDefault(), void submit())} aria-label={webhook ? t.form.editHeading(webhook.name) : t.form.addHeading}>
+      <h3>{webhook ? t.form.editHeading(webhook.name) : t.form.addHeading}</h3>
+      {fieldError('form')}
+      <label>{t.form.name}<input value={name} onChange={(e) => setName(e.target.value)} required maxLength={200} /></label>
+      {fieldError('name')}
+      <label>{t.form.url}<input value={url} onChange={(e) => setUrl(e.target.value)} required placeholder="https://" aria-invalid={Boolean(errors.url)} /></label>
+      {fieldError('url')}
+      <fieldset>
+        <legend>{t.form.eventTypes}</legend>
+        {eventTypes.map((type) => (
+          <div key={type.name} className="event-type">
+            <label>
+              <input type="checkbox" checked={types.includes(type.name)} onChange={(e) => setTypes(e.target.checked ? [...types, type.name] : types.filter((x) => x !== type.name))} />
+              <strong>{type.name}</strong> <span className="muted">{type.description}</span>
+            </label>{' '}
+            <button type="button" className="link" onClick={() => setExample(example === type.name ? undefined : type.name)}>{t.form.example}</button>
+            {example === type.name && <pre className="example">{JSON.stringify(JSON.parse(type.exampleBodyJson), null, 2)}</pre>}
+          </div>
+        ))}
+        {fieldError('eventTypes')}
+      </fieldset>
+      <fieldset>
+        <legend>{t.form.headers}</legend>
+        {headers.map(([key, value], i) => (
+          <div key={i} className="header-row">
+            <input aria-label={t.form.headerName} value={key} onChange={(e) => setHeaders(headers.map((h, j) => (j === i ? [e.target.value, h[1]] : h)))} />
+            <input aria-label={t.form.headerValue} value={value} onChange={(e) => setHeaders(headers.map((h, j) => (j === i ? [h[0], e.target.value] : h)))} />
+            <button type="button" onClick={() => setHeaders(headers.filter((_, j) => j !== i))}>{t.form.removeHeader}</button>
+          </div>
+        ))}
+        <button type="button" onClick={() => setHeaders([...headers, ['', '']])}>{t.form.addHeader}</button>
+        {fieldError('headers')}
+      </fieldset>
+      <button type="submit" disabled={saving}>{webhook ? t.form.save : t.form.create}</button>{' '}
+      <button type="button" onClick={onCancel}>{t.form.cancel}</button>
+    </form>
+  );
+}
