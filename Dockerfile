@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The webhook platform's application image: one image for the four services and the database
+# The webhook platform's application image: one image for the services, the portal and the database
 # migration; the Kubernetes manifests choose the program with `args` (deploy/k8s). Build it from the
 # repository root:
 #   docker build -t webhook-platform:TAG .
@@ -20,6 +20,7 @@ COPY apps/cli/package.json apps/cli/
 COPY apps/dispatcher/package.json apps/dispatcher/
 COPY apps/event-ingest/package.json apps/event-ingest/
 COPY apps/notifier/package.json apps/notifier/
+COPY apps/portal/package.json apps/portal/
 COPY apps/subscription/package.json apps/subscription/
 COPY libs/client/package.json libs/client/
 COPY libs/config/package.json libs/config/
@@ -58,6 +59,9 @@ COPY --from=build /app/apps/event-ingest/package.json apps/event-ingest/
 COPY --from=build /app/apps/event-ingest/dist apps/event-ingest/dist
 COPY --from=build /app/apps/notifier/package.json apps/notifier/
 COPY --from=build /app/apps/notifier/dist apps/notifier/dist
+# The portal's server and, in dist/public, its built page (npm run build runs the Vite production build).
+COPY --from=build /app/apps/portal/package.json apps/portal/
+COPY --from=build /app/apps/portal/dist apps/portal/dist
 COPY --from=build /app/apps/subscription/package.json apps/subscription/
 COPY --from=build /app/apps/subscription/dist apps/subscription/dist
 COPY --from=build /app/libs/client/package.json libs/client/
