@@ -29,9 +29,39 @@ interface Loop {
 export type DeliveryHandler = (message: JsMsg) => Promise<boolean>;
 
 const followRetryMs = 1_000;
+const followRetryMaxMs = 10_000;
 const restartInitialMs = 200;
 const restartMaxMs = 10_000;
 const pullBatch = 32;
+/**
+ * An idle webhook's pull stays open this long and the server confirms it every idleHeartbeatMs (the
+ * client's maximum). With thousands of idle webhooks these two set what idleness costs the server (one
+ * heartbeat per webhook every 30 s, one new pull every 90 s); a pull lost without a disconnect is noticed
+ * after two missed heartbeats. Reconnects and consumer leader changes re-pull at once.
+ */
+const idlePullMs = 90_000;
+const idleHeartbeatMs = 30_000;
+/**
+ * Consumer creations and drains in flight at once. A replica that takes over thousands of webhooks would
+ * otherwise send every creation at the same moment, and JetStream's API answers none of them in time.
+ */
+const maxConsumerOperations = 16;
+
+/** Runs at most `slots` of the given operations at a time, in the order they were asked for. */
+function limiter(slots: number) {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(operation: () => Promise<T>): Promise<T> => {
+    if (running >= slots) await new Promise<void>((resolve) => waiting.push(resolve));
+    running++;
+    try {
+      return await operation();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}
 
 export class DeliveryConsumers {
   private readonly loops = new Map<string, Loop>();
@@ -42,6 +72,9 @@ export class DeliveryConsumers {
   private readonly failures = new Map<string, number>();
   /** Webhooks whose loop failed and is waiting to be restarted. */
   private readonly down = new Set<string>();
+  /** Consecutive failed routing steps per webhook, for their retry backoff; removed when a step succeeds. */
+  private readonly followFailures = new Map<string, number>();
+  private readonly consumerOperation = limiter(maxConsumerOperations);
 
   constructor(
     private readonly js: JetStreamClient,
@@ -123,9 +156,15 @@ export class DeliveryConsumers {
     const previous = this.pending.get(webhookId) ?? Promise.resolve();
     const next = previous
       .then(() => this.follow(workspaceId, webhookId, this.routes.route(workspaceId, webhookId)))
+      .then(() => {
+        this.followFailures.delete(webhookId);
+      })
       .catch((error: unknown) => {
-        this.logger.error({ err: error, webhookId }, 'following a routing change failed; trying again');
-        setTimeout(() => !this.closed && this.enqueue(workspaceId, webhookId), followRetryMs).unref();
+        const failures = (this.followFailures.get(webhookId) ?? 0) + 1;
+        this.followFailures.set(webhookId, failures);
+        const retryInMs = Math.min(followRetryMaxMs, followRetryMs * 2 ** (failures - 1));
+        this.logger.error({ err: error, webhookId, retryInMs }, 'following a routing change failed; trying again');
+        setTimeout(() => !this.closed && this.enqueue(workspaceId, webhookId), retryInMs).unref();
       })
       .finally(() => {
         if (this.pending.get(webhookId) === next) this.pending.delete(webhookId);
@@ -151,14 +190,14 @@ export class DeliveryConsumers {
     this.failures.delete(webhookId);
     this.markUp(webhookId);
     await this.stopLoop(webhookId);
-    await this.drain(workspaceId, webhookId);
+    await this.consumerOperation(() => this.drain(workspaceId, webhookId));
   }
 
   private async openConsumer(workspaceId: string, webhookId: string): Promise<Consumer> {
     const stream = this.topology.streams.deliver(webhookId);
     const config = deliveryConsumerConfig(this.topology, workspaceId, webhookId, this.ackWaitMs);
-    await ensureConsumer(this.jsm, stream, { ...config, durable_name: config.durable_name! });
-    return this.js.consumers.get(stream, config.durable_name!);
+    // One request: the creation (a no-op for an existing consumer) answers with what consuming needs.
+    return this.js.consumers.getConsumerFromInfo(await ensureConsumer(this.jsm, stream, { ...config, durable_name: config.durable_name! }));
   }
 
   private async deleteConsumer(webhookId: string): Promise<void> {
@@ -168,10 +207,11 @@ export class DeliveryConsumers {
   }
 
   private async startLoop(workspaceId: string, webhookId: string): Promise<void> {
-    const consumer = await this.openConsumer(workspaceId, webhookId);
     // The server hands out one task at a time (max_ack_pending 1) whatever the pull asks for; a larger
     // pull only saves re-issuing a pull request after every task.
-    const messages = await consumer.consume({ max_messages: pullBatch });
+    const messages = await this.consumerOperation(async () =>
+      (await this.openConsumer(workspaceId, webhookId)).consume({ max_messages: pullBatch, expires: idlePullMs, idle_heartbeat: idleHeartbeatMs }),
+    );
     const loop: Loop = { stopped: false, done: Promise.resolve(), stop: () => messages.stop() };
     const shard = deliverShardOf(webhookId);
     loop.done = (async () => {

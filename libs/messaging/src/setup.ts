@@ -1,5 +1,5 @@
 // Creating the topology is idempotent: every service ensures it at start, so start order does not matter.
-import { JetStreamApiError, jetstream, jetstreamManager, type ConsumerConfig, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstream, jetstreamManager, type ConsumerConfig, type ConsumerInfo, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { acceptedBucketOptions, dispatchersBucketOptions, streamConfigs, type Topology } from './topology.js';
@@ -76,9 +76,9 @@ export async function ensureDispatchersBucket(nc: NatsConnection, t: Topology, l
 }
 
 /** Creates a durable consumer, or brings an existing one to this configuration (idempotent). */
-export async function ensureConsumer(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<void> {
-  await jsm.consumers.add(stream, config).catch(async (error: unknown) => {
+export async function ensureConsumer(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<ConsumerInfo> {
+  return jsm.consumers.add(stream, config).catch(async (error: unknown) => {
     if (!(error instanceof JetStreamApiError)) throw error;
-    await jsm.consumers.update(stream, config.durable_name, config);
+    return jsm.consumers.update(stream, config.durable_name, config);
   });
 }
