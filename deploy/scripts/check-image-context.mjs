@@ -21,12 +21,13 @@ import process from 'node:process';
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '..', '..');
 
-/** The four services, each one's package directory and entry points. */
+/** The four services and the portal, each one's package directory and entry points (the portal's page too). */
 export const services = {
   subscription: { dir: 'apps/subscription', entryPoints: ['apps/subscription/dist/main.js', 'apps/subscription/dist/migrate.js'] },
   'event-ingest': { dir: 'apps/event-ingest', entryPoints: ['apps/event-ingest/dist/main.js'] },
   dispatcher: { dir: 'apps/dispatcher', entryPoints: ['apps/dispatcher/dist/main.js'] },
   notifier: { dir: 'apps/notifier', entryPoints: ['apps/notifier/dist/main.js'] },
+  portal: { dir: 'apps/portal', entryPoints: ['apps/portal/dist/main.js', 'apps/portal/dist/public/index.html'] },
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -11,13 +11,17 @@ import { checkImageContext } from '../scripts/check-image-context.mjs';
 import { byKind, deployDir, environmentOf, find, kubectl, overlays, parseDocuments, render, requireTools, seconds, validate } from './helpers.mjs';
 
 const services = {
-  subscription: { port: 50051, portVar: 'SUBSCRIPTION_GRPC_PORT', opsVar: 'SUBSCRIPTION_OPS_PORT', args: 'apps/subscription/dist/main.js', secrets: ['DATABASE_URL', 'API_TOKENS', 'SECRET_ENCRYPTION_KEY'] },
+  subscription: { port: 50051, portVar: 'SUBSCRIPTION_GRPC_PORT', opsVar: 'SUBSCRIPTION_OPS_PORT', args: 'apps/subscription/dist/main.js', secrets: ['DATABASE_URL', 'API_TOKENS', 'SECRET_ENCRYPTION_KEY', 'PORTAL_SESSION_KEY'] },
   'event-ingest': { port: 50052, portVar: 'INGEST_GRPC_PORT', opsVar: 'INGEST_OPS_PORT', args: 'apps/event-ingest/dist/main.js', secrets: ['API_TOKENS'] },
   dispatcher: { port: 50053, portVar: 'DISPATCHER_HEALTH_PORT', opsVar: 'DISPATCHER_OPS_PORT', args: 'apps/dispatcher/dist/main.js', secrets: ['SECRET_ENCRYPTION_KEY'] },
   notifier: { port: 50054, portVar: 'NOTIFIER_HEALTH_PORT', opsVar: 'NOTIFIER_OPS_PORT', args: 'apps/notifier/dist/main.js', secrets: ['SMTP_URL', 'NOTIFIER_API_TOKEN'] },
+  // The portal serves HTTP (the page and its API), not gRPC, and is only a gRPC client of subscription.
+  portal: { port: 8080, portVar: 'PORTAL_HTTP_PORT', hostVar: 'PORTAL_HOST', opsVar: 'PORTAL_OPS_PORT', args: 'apps/portal/dist/main.js', secrets: ['PORTAL_API_TOKEN', 'PORTAL_SESSION_KEY', 'PORTAL_OPERATOR_TOKENS'] },
 };
+// The workloads that talk to NATS (the portal does not: every action goes through subscription).
+const natsClients = ['subscription', 'event-ingest', 'dispatcher', 'notifier'];
 // The Secrets deploy/README.md tells how to create: name -> key.
-const documentedSecrets = { 'webhooks-database': 'DATABASE_URL', 'webhooks-api-tokens': 'API_TOKENS', 'webhooks-encryption-key': 'SECRET_ENCRYPTION_KEY', 'webhooks-smtp': 'SMTP_URL', 'webhooks-notifier-token': 'NOTIFIER_API_TOKEN' };
+const documentedSecrets = { 'webhooks-database': 'DATABASE_URL', 'webhooks-api-tokens': 'API_TOKENS', 'webhooks-encryption-key': 'SECRET_ENCRYPTION_KEY', 'webhooks-smtp': 'SMTP_URL', 'webhooks-notifier-token': 'NOTIFIER_API_TOKEN', 'webhooks-portal-token': 'PORTAL_API_TOKEN', 'webhooks-portal-session-key': 'PORTAL_SESSION_KEY', 'webhooks-portal-operators': 'PORTAL_OPERATOR_TOKENS' };
 const internalRanges = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8'];
 
 describe('deploy tools', () => {
@@ -80,11 +84,11 @@ for (const overlay of overlays) {
 
     it('has every part: Deployments, Services, the migration Job, NATS, PDBs, HPAs, NetworkPolicies, ConfigMaps', () => {
       const names = (kind) => byKind(docs, kind).map((doc) => doc.metadata.name).sort();
-      assert.deepEqual(names('Deployment'), ['dispatcher', 'event-ingest', 'notifier', 'subscription']);
-      assert.deepEqual(names('Service'), ['event-ingest', 'nats', 'nats-headless', 'subscription']);
+      assert.deepEqual(names('Deployment'), ['dispatcher', 'event-ingest', 'notifier', 'portal', 'subscription']);
+      assert.deepEqual(names('Service'), ['event-ingest', 'nats', 'nats-headless', 'portal', 'subscription']);
       assert.deepEqual(names('Job'), ['subscription-migrate']);
       assert.deepEqual(names('StatefulSet'), ['nats']);
-      assert.deepEqual(names('PodDisruptionBudget'), ['dispatcher', 'event-ingest', 'nats', 'notifier', 'subscription']);
+      assert.deepEqual(names('PodDisruptionBudget'), ['dispatcher', 'event-ingest', 'nats', 'notifier', 'portal', 'subscription']);
       assert.deepEqual(names('HorizontalPodAutoscaler'), ['dispatcher', 'event-ingest']);
       assert.ok(names('NetworkPolicy').includes('default-deny-all'));
       assert.equal(byKind(docs, 'Secret').length, 0, 'no Secret (and no secret value) belongs in the repository');
@@ -123,7 +127,7 @@ for (const overlay of overlays) {
         // The gRPC port as configured; HTTP probes on the operations port (gRPC probes cannot do TLS).
         const env = environmentOf(docs, container);
         assert.equal(env[service.portVar], String(service.port));
-        assert.equal(env.GRPC_HOST, '0.0.0.0');
+        assert.equal(env[service.hostVar ?? 'GRPC_HOST'], '0.0.0.0');
         assert.ok(container.ports.some((port) => port.containerPort === service.port));
         const ops = container.ports.find((port) => port.name === 'ops');
         assert.ok(ops, `${name} names no ops port`);
@@ -160,11 +164,33 @@ for (const overlay of overlays) {
           assert.notEqual(refs.find((r) => r.name === 'NOTIFIER_API_TOKEN').valueFrom.secretKeyRef.optional, true);
           assert.equal(env.SUBSCRIPTION_ADDRESS, 'subscription:50051');
         }
+        if (name === 'portal') {
+          // Operator tokens are optional; the API token and the session key are not.
+          assert.equal(refs.find((r) => r.name === 'PORTAL_OPERATOR_TOKENS').valueFrom.secretKeyRef.optional, true);
+          for (const required of ['PORTAL_API_TOKEN', 'PORTAL_SESSION_KEY']) assert.notEqual(refs.find((r) => r.name === required).valueFrom.secretKeyRef.optional, true, required);
+          assert.equal(env.SUBSCRIPTION_ADDRESS, 'subscription:50051');
+          assert.ok(env.PORTAL_FRAME_ANCESTORS, 'the core product must be allowed to frame the portal');
+          assert.equal(find(docs, 'Service', 'portal').spec.ports[0].port, service.port);
+        }
         assert.ok(env.OTEL_EXPORTER_OTLP_ENDPOINT, `${name} has no OTEL_EXPORTER_OTLP_ENDPOINT`);
         assert.equal(env.OTEL_SERVICE_NAME, name);
-        assert.equal(env.NATS_URL, 'nats://nats:4222');
+        if (natsClients.includes(name)) assert.equal(env.NATS_URL, 'nats://nats:4222');
       });
     }
+
+    it('gives subscription what its portal RPCs need: the portal\'s address, the session key the portal verifies with, the dispatcher\'s breaker', () => {
+      const subscription = find(docs, 'Deployment', 'subscription').spec.template.spec.containers[0];
+      const portal = find(docs, 'Deployment', 'portal').spec.template.spec.containers[0];
+      const env = environmentOf(docs, subscription);
+      const dispatcherEnv = environmentOf(docs, find(docs, 'Deployment', 'dispatcher').spec.template.spec.containers[0]);
+      // GetBreakerState reads the dispatcher's window: the same threshold and length, or the portal misreports it.
+      assert.equal(env.BREAKER_THRESHOLD, dispatcherEnv.BREAKER_THRESHOLD);
+      assert.equal(env.BREAKER_WINDOW, dispatcherEnv.BREAKER_WINDOW);
+      assert.ok(env.BREAKER_THRESHOLD && env.BREAKER_WINDOW);
+      assert.match(env.PORTAL_URL, overlay === 'production' ? /^https:\/\// : /^https?:\/\//);
+      const keyOf = (container) => container.env.find((variable) => variable.name === 'PORTAL_SESSION_KEY').valueFrom.secretKeyRef;
+      assert.deepEqual(keyOf(subscription), keyOf(portal), 'subscription signs the links with the key the portal verifies them with');
+    });
 
     it('keeps the migration in the Job (MIGRATE_ON_START=false) and the Job needs DATABASE_URL only', () => {
       const env = environmentOf(docs, find(docs, 'Deployment', 'subscription').spec.template.spec.containers[0]);
@@ -247,7 +273,9 @@ for (const overlay of overlays) {
         }
         if (env.GRPC_PLAINTEXT_BEHIND_MESH === 'true') continue;
         const mountOf = (path) => (container.volumeMounts ?? []).find((mount) => path?.startsWith(`${mount.mountPath}/`));
-        for (const variable of ['GRPC_TLS_CERT_FILE', 'GRPC_TLS_KEY_FILE', ...(name === 'notifier' ? ['SUBSCRIPTION_TLS_CA_FILE'] : [])]) {
+        // The portal serves no gRPC: it only calls subscription, trusting the CA of its own Secret.
+        const variables = name === 'portal' ? ['SUBSCRIPTION_TLS_CA_FILE'] : ['GRPC_TLS_CERT_FILE', 'GRPC_TLS_KEY_FILE', ...(name === 'notifier' ? ['SUBSCRIPTION_TLS_CA_FILE'] : [])];
+        for (const variable of variables) {
           const mount = mountOf(env[variable]);
           assert.ok(mount, `${name}: ${variable}=${env[variable]} is not in a mounted volume; the service would refuse to start`);
           assert.equal(mount.readOnly, true);
@@ -284,10 +312,25 @@ for (const overlay of overlays) {
         const selector = fromNamespaces[0].from[0].namespaceSelector.matchLabels;
         if (overlay === 'production') assert.deepEqual(selector, { 'kubernetes.io/metadata.name': 'core-product' });
         else assert.deepEqual(selector, { 'webhooks.io/core-product': 'true' });
-        for (const rule of rules.filter((rule) => rule !== fromNamespaces[0])) {
-          assert.deepEqual(rule.from, [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'notifier' } } }], `${name}: only the notifier besides the core product`);
-        }
+        const callers = rules.filter((rule) => rule !== fromNamespaces[0]).map((rule) => {
+          assert.deepEqual(rule.ports, [{ protocol: 'TCP', port }]);
+          assert.equal(rule.from.length, 1);
+          assert.deepEqual(Object.keys(rule.from[0]), ['podSelector']);
+          return rule.from[0].podSelector.matchLabels['app.kubernetes.io/name'];
+        });
+        assert.deepEqual(callers.sort(), name === 'subscription' ? ['notifier', 'portal'] : [], `${name}: only these besides the core product`);
       }
+      // The portal: its HTTP port from the core product's namespace and the ingress controller's; out to
+      // subscription's API only.
+      const portal = policy('portal').spec;
+      for (const rule of portal.ingress) {
+        assert.deepEqual(rule.ports, [{ protocol: 'TCP', port: 8080 }]);
+        assert.deepEqual(Object.keys(rule.from[0]), ['namespaceSelector']);
+      }
+      assert.equal(portal.ingress.length, 2);
+      assert.deepEqual(portal.ingress[0].from[0].namespaceSelector, policy('subscription').spec.ingress[0].from[0].namespaceSelector, 'the same core product namespace as the APIs');
+      assert.deepEqual(portal.egress, [{ to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'subscription' } } }], ports: [{ protocol: 'TCP', port: 50051 }] }]);
+      assert.ok(policy('allow-otlp-export').spec.podSelector.matchExpressions[0].values.includes('portal'));
       // The dispatcher: NATS, and the internet on 80/443 but no internal range.
       const dispatcher = policy('dispatcher').spec;
       assert.equal(dispatcher.ingress, undefined);
@@ -301,7 +344,7 @@ for (const overlay of overlays) {
       assert.deepEqual(notifierPorts, [25, 465, 587, 4222, 50051]);
       // NATS takes clients from the four services only.
       const natsIngress = policy('nats').spec.ingress[0];
-      assert.deepEqual(natsIngress.from[0].podSelector.matchExpressions[0].values.sort(), Object.keys(services).sort());
+      assert.deepEqual(natsIngress.from[0].podSelector.matchExpressions[0].values.sort(), [...natsClients].sort());
     });
   });
 }
@@ -354,7 +397,8 @@ describe('the cert-manager and mutual TLS components (production with both)', ()
       assert.equal(certificate.metadata.namespace, 'webhooks');
       assert.ok(issuers.has(certificate.spec.issuerRef.name), `${name}: Issuer ${certificate.spec.issuerRef.name} is not rendered`);
       assert.ok(certificate.spec.dnsNames.includes(name) && certificate.spec.dnsNames.includes(`${name}.webhooks.svc`), `${name}: ${certificate.spec.dnsNames}`);
-      assert.ok(certificate.spec.usages.includes('server auth'));
+      // The portal is a client only (of subscription); the others serve gRPC.
+      assert.ok(certificate.spec.usages.includes(name === 'portal' ? 'client auth' : 'server auth'), `${name}: ${certificate.spec.usages}`);
       if (name === 'subscription') assert.ok(certificate.spec.dnsNames.includes(subscriptionHost), `SUBSCRIPTION_ADDRESS host ${subscriptionHost} is not in the certificate`);
       if (name === 'notifier') assert.ok(certificate.spec.usages.includes('client auth'), 'the notifier shows its certificate to subscription under mutual TLS');
       // Mutual TLS: the client CA is the CA file of the same mounted Secret (cert-manager writes ca.crt).
@@ -362,6 +406,8 @@ describe('the cert-manager and mutual TLS components (production with both)', ()
       assert.equal(env.GRPC_TLS_CLIENT_CA_FILE, '/etc/webhooks/grpc-tls/ca.crt');
     }
     assert.equal(notifierEnv.SUBSCRIPTION_TLS_CERT_FILE, '/etc/webhooks/grpc-tls/tls.crt');
+    const portalEnv = environmentOf(docs, find(docs, 'Deployment', 'portal').spec.template.spec.containers[0]);
+    assert.equal(portalEnv.SUBSCRIPTION_TLS_CERT_FILE, '/etc/webhooks/grpc-tls/tls.crt', 'the portal shows its certificate to subscription under mutual TLS');
   });
 });
 
