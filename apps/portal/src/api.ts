@@ -6,6 +6,7 @@ import {
   CreateWebhookRequest, DeliveryStatus, DisabledReason, Plan, Webhook, WebhookStatus, type Delivery, type Workspace,
 } from '@webhooks/contracts';
 import { invalidArgument } from '@webhooks/domain';
+import { authKindName, endpointAuthOf, rateLimitOf } from './endpoint-options.js';
 import type { PortalScope } from './session.js';
 
 export interface ApiRequest {
@@ -75,8 +76,10 @@ async function allWebhooks(client: WebhooksClient, workspaceId: string): Promise
 }
 
 // The messages as they are (every field, dates become RFC 3339 in JSON), with enums by name.
-const webhookJson = (w: Webhook) => ({
+// auth is write-only (never in an answer): the page gets authKind alone.
+const webhookJson = ({ auth: _auth, ...w }: Webhook) => ({
   ...w,
+  authKind: authKindName(w.authKind),
   status: WebhookStatus[w.status],
   disabled: w.disabled ? { ...w.disabled, reason: DisabledReason[w.disabled.reason] } : undefined,
 });
@@ -97,16 +100,25 @@ export const routes: readonly Route[] = [
   }),
   route('GET', '/webhooks', async (client, { scope }) => ({ webhooks: (await allWebhooks(client, scope.workspaceId)).map(webhookJson) })),
   route('POST', '/webhooks', async (client, { scope, body }) => {
-    const response = await client.createWebhook(CreateWebhookRequest.fromPartial({ workspaceId: scope.workspaceId, name: text(body, 'name'), url: text(body, 'url'), eventTypes: textList(body, 'eventTypes'), headers: headerMap(body) }));
+    const rateLimit = rateLimitOf(body);
+    const response = await client.createWebhook(CreateWebhookRequest.fromPartial({
+      workspaceId: scope.workspaceId, name: text(body, 'name'), url: text(body, 'url'), eventTypes: textList(body, 'eventTypes'), headers: headerMap(body),
+      rateLimit: rateLimit || undefined, auth: endpointAuthOf(body) ?? undefined,
+    }));
     return { webhook: webhookJson(response.webhook!), signingSecret: response.signingSecret };
   }),
   route('PATCH', '/webhooks/:webhookId', async (client, request) => {
     const { body } = request;
-    const mask = (['name', 'url', 'eventTypes', 'headers'] as const).filter((field) => body[field] !== undefined);
+    const mask = (['name', 'url', 'eventTypes', 'headers', 'rateLimit', 'auth'] as const).filter((field) => body[field] !== undefined);
+    const paths: Record<(typeof mask)[number], string> = { name: 'name', url: 'url', eventTypes: 'event_types', headers: 'headers', rateLimit: 'rate_limit', auth: 'auth' };
     const response = await client.updateWebhook({
       workspaceId: request.scope.workspaceId,
-      webhook: Webhook.fromPartial({ id: request.params.webhookId!, name: text(body, 'name'), url: text(body, 'url'), eventTypes: body.eventTypes === undefined ? [] : textList(body, 'eventTypes'), headers: body.headers === undefined ? {} : headerMap(body) }),
-      updateMask: mask.map((field) => (field === 'eventTypes' ? 'event_types' : field)),
+      // rate_limit 0 and an unset auth under their mask paths remove them.
+      webhook: Webhook.fromPartial({
+        id: request.params.webhookId!, name: text(body, 'name'), url: text(body, 'url'), eventTypes: body.eventTypes === undefined ? [] : textList(body, 'eventTypes'), headers: body.headers === undefined ? {} : headerMap(body),
+        rateLimit: rateLimitOf(body), auth: endpointAuthOf(body) ?? undefined,
+      }),
+      updateMask: mask.map((field) => paths[field]),
       expectedVersion: typeof body.expectedVersion === 'number' ? body.expectedVersion : 0,
     });
     return { webhook: webhookJson(response.webhook!) };

@@ -185,6 +185,36 @@ describe('webhooks portal', () => {
       await page.getByRole('tab', { name: 'Webhooks' }).click();
     });
 
+    it('sets a rate limit and HTTP Basic authentication from the form: the kind is shown, the credentials never, and deliveries carry them', async () => {
+      const password = 'portal-basic-pass-1';
+      await row('orders').getByRole('button', { name: 'Edit' }).click();
+      await page.getByLabel(/Rate limit/).fill('5');
+      await page.getByLabel('Endpoint authentication').selectOption('basic');
+      await page.getByLabel('User name').fill('portal-user');
+      await page.getByLabel('Password').fill(password);
+      await page.getByRole('button', { name: 'Save' }).click();
+      await row('orders').getByTestId('endpoint-options').getByText('at most 5/s · authentication: HTTP Basic').waitFor();
+      // Write-only: the edit form names the kind with empty credential fields, and no answer holds the password.
+      await row('orders').getByRole('button', { name: 'Edit' }).click();
+      await page.getByTestId('auth-set').getByText(/Set: HTTP Basic/).waitFor();
+      assert.equal(await page.getByLabel(/Rate limit/).inputValue(), '5');
+      assert.equal(await page.getByLabel('Password').inputValue(), '');
+      assert.equal(await page.getByLabel('User name').inputValue(), '');
+      await shot('webhook-form-endpoint-options');
+      assert.doesNotMatch(await page.content(), new RegExp(password));
+      const listed = await page.evaluate(async () => (await fetch('/api/webhooks', { headers: { authorization: `Bearer ${(JSON.parse(sessionStorage.getItem('portal.credentials')!) as { token: string }).token}` } })).text());
+      assert.match(listed, /"authKind":"basic"/);
+      assert.doesNotMatch(listed, new RegExp(password));
+      await page.getByRole('button', { name: 'Cancel' }).click();
+      // The dispatcher presents them: the next test event arrives with the Basic credentials.
+      const before = good.requests.length;
+      await row('orders').getByRole('button', { name: 'Send test event' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Send', exact: true }).click();
+      const [request] = (await good.waitForRequests(before + 1)).slice(before);
+      assert.equal(request!.headers.authorization, `Basic ${Buffer.from(`portal-user:${password}`).toString('base64')}`);
+      await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+    });
+
     it('shows a tripped breaker, activates the webhook in its row and recovers its dropped deliveries in order', async () => {
       await callUnary(system.subscription, system.subscription.createWebhook, CreateWebhookRequest.fromPartial({ workspaceId, name: 'crm', url: failing.url, eventTypes: ['contact.updated'] }), testToken);
       const updated = (id: string) => ({ ...contactCreated(id, workspaceId), type: 'contact.updated', data: { $case: 'contactUpdated', value: { contact: contactCreated(id, workspaceId).data!.value!.contact, changedFields: ['email'] } } }) as unknown as Event;

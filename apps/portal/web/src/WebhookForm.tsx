@@ -1,7 +1,8 @@
 // Adding or editing a webhook. A refusal of the service is shown next to the field it names (the URL
-// policy's message by the URL); event types come from the catalog with descriptions and examples.
+// policy's message by the URL); event types come from the catalog with descriptions and examples. The
+// endpoint authentication is write-only: the form shows which kind is set, never its credentials.
 import { useState } from 'react';
-import { ApiError, type EventType, type Webhook } from './api';
+import { ApiError, type AuthKind, type EventType, type Webhook } from './api';
 import { useStrings } from './i18n';
 import type { Api } from './Webhooks';
 
@@ -14,10 +15,31 @@ interface Props {
   readonly onSaved: (secret?: string) => void;
 }
 
-/** Which form field a service message is about: "url: must use https" → url. */
-function fieldOf(message: string): 'name' | 'url' | 'eventTypes' | 'headers' | undefined {
+type Field = 'name' | 'url' | 'eventTypes' | 'headers' | 'rateLimit' | 'auth';
+
+/** Which form field a service message is about: "url: must use https" → url, "auth.password: ..." → auth. */
+function fieldOf(message: string): Field | undefined {
   const field = /^(?:webhook\.)?(\w+)/.exec(message)?.[1];
-  return field === 'url' || field === 'name' || field === 'headers' ? field : field === 'event_types' ? 'eventTypes' : undefined;
+  const byName: Record<string, Field> = { url: 'url', name: 'name', headers: 'headers', event_types: 'eventTypes', rate_limit: 'rateLimit', auth: 'auth' };
+  return field === undefined ? undefined : byName[field];
+}
+
+/** The credential inputs of each kind of endpoint authentication (the portal API's field names). */
+const credentialFields: Record<Exclude<AuthKind, 'none'>, readonly { name: string; multiline?: boolean; secret?: boolean }[]> = {
+  basic: [{ name: 'username' }, { name: 'password', secret: true }],
+  oauth: [{ name: 'tokenUrl' }, { name: 'clientId' }, { name: 'clientSecret', secret: true }, { name: 'scope' }, { name: 'audience' }],
+  mtls: [{ name: 'certificatePem', multiline: true }, { name: 'keyPem', multiline: true, secret: true }],
+};
+
+/**
+ * What to send for the authentication: nothing when it stays as it is (the same kind with no credential
+ * typed, since the stored ones are never shown), kind "none" to remove it, otherwise the new credentials.
+ */
+function authToSend(current: AuthKind, kind: AuthKind, credentials: Record<string, string>): Record<string, string> | undefined {
+  if (kind === 'none') return current === 'none' ? undefined : { kind: 'none' };
+  const typed = credentialFields[kind].some(({ name }) => (credentials[name] ?? '').trim() !== '');
+  if (kind === current && !typed) return undefined;
+  return { kind, ...Object.fromEntries(credentialFields[kind].map(({ name }) => [name, credentials[name] ?? ''])) };
 }
 
 export function WebhookForm({ api, eventTypes, webhook, onCancel, onSaved }: Props) {
@@ -26,7 +48,11 @@ export function WebhookForm({ api, eventTypes, webhook, onCancel, onSaved }: Pro
   const [url, setUrl] = useState(webhook?.url ?? '');
   const [types, setTypes] = useState<string[]>(webhook?.eventTypes ?? []);
   const [headers, setHeaders] = useState<[string, string][]>(Object.entries(webhook?.headers ?? {}));
-  const [errors, setErrors] = useState<Partial<Record<'name' | 'url' | 'eventTypes' | 'headers' | 'form', string>>>({});
+  const [rateLimit, setRateLimit] = useState(webhook?.rateLimit ? String(webhook.rateLimit) : '');
+  const currentAuth: AuthKind = webhook?.authKind ?? 'none';
+  const [authKind, setAuthKind] = useState<AuthKind>(currentAuth);
+  const [credentials, setCredentials] = useState<Record<string, string>>({});
+  const [errors, setErrors] = useState<Partial<Record<Field | 'form', string>>>({});
   const [example, setExample] = useState<string>();
   const [saving, setSaving] = useState(false);
 
@@ -34,7 +60,12 @@ export function WebhookForm({ api, eventTypes, webhook, onCancel, onSaved }: Pro
     if (types.length === 0) return setErrors({ eventTypes: t.form.chooseEventType });
     setSaving(true);
     setErrors({});
-    const body = { name, url, eventTypes: types, headers: Object.fromEntries(headers.filter(([key]) => key.trim() !== '')) };
+    const body = {
+      name, url, eventTypes: types, headers: Object.fromEntries(headers.filter(([key]) => key.trim() !== '')),
+      // Empty: no limit (on an edit this removes one that was set).
+      rateLimit: rateLimit.trim() === '' ? null : Number(rateLimit),
+      auth: authToSend(currentAuth, authKind, credentials),
+    };
     try {
       if (webhook) {
         await api('PATCH', `/webhooks/${webhook.id}`, { ...body, expectedVersion: webhook.version });
@@ -85,6 +116,21 @@ export function WebhookForm({ api, eventTypes, webhook, onCancel, onSaved }: Pro
         ))}
         <button type="button" onClick={() => setHeaders([...headers, ['', '']])}>{t.form.addHeader}</button>
         {fieldError('headers')}
+      </fieldset>
+      <label>{t.form.rateLimit}<input type="number" name="rateLimit" min={1} max={1000} step={1} value={rateLimit} onChange={(e) => setRateLimit(e.target.value)} /></label>
+      {fieldError('rateLimit')}
+      <fieldset>
+        <legend>{t.form.auth}</legend>
+        {currentAuth !== 'none' && <p className="muted" data-testid="auth-set">{t.form.authSet(t.form.authKinds[currentAuth] ?? currentAuth)}</p>}
+        <select aria-label={t.form.auth} value={authKind} onChange={(e) => (setAuthKind(e.target.value as AuthKind), setCredentials({}))}>
+          {(['none', 'basic', 'oauth', 'mtls'] as const).map((kind) => <option key={kind} value={kind}>{t.form.authKinds[kind]}</option>)}
+        </select>
+        {authKind !== 'none' && credentialFields[authKind].map(({ name: field, multiline, secret }) => {
+          const label = t.form[field as 'username'];
+          const props = { name: `auth-${field}`, value: credentials[field] ?? '', autoComplete: 'off', onChange: (e: { target: { value: string } }) => setCredentials({ ...credentials, [field]: e.target.value }) };
+          return <label key={field}>{label}{multiline ? <textarea rows={4} spellCheck={false} {...props} /> : <input type={secret ? 'password' : 'text'} {...props} />}</label>;
+        })}
+        {fieldError('auth')}
       </fieldset>
       <button type="submit" disabled={saving}>{webhook ? t.form.save : t.form.create}</button>{' '}
       <button type="button" onClick={onCancel}>{t.form.cancel}</button>

@@ -78,7 +78,14 @@ export function Webhooks({ api, session }: { api: Api; session: Session }) {
               return (
                 <tr key={w.id} data-testid={`webhook-${w.name}`}>
                   <td>{w.name}</td>
-                  <td className="url">{w.url}</td>
+                  <td className="url">
+                    {w.url}
+                    {(w.rateLimit || w.authKind !== 'none') && (
+                      <div className="muted" data-testid="endpoint-options">
+                        {[w.rateLimit ? t.list.rateLimit(w.rateLimit) : '', w.authKind !== 'none' ? t.list.authKind(t.form.authKinds[w.authKind] ?? w.authKind) : ''].filter(Boolean).join(' · ')}
+                      </div>
+                    )}
+                  </td>
                   <td>{w.eventTypes.join(', ')}</td>
                   <td data-testid="status">
                     <span className={active ? 'ok' : 'bad'}>{active ? t.list.active : t.list.disabled}</span>

@@ -33,7 +33,12 @@ export interface Workspace { id: string; name: string; plan: string }
 export interface WebhookDisabled { reason: string; detail: string; disableTime?: string; lastError: string }
 export interface Webhook {
   id: string; name: string; url: string; eventTypes: string[]; headers: Record<string, string>; status: string; disabled?: WebhookDisabled; maskedSecret: string; version: number;
+  /** Deliveries per second; absent: no limit. */
+  rateLimit?: number;
+  /** Which endpoint authentication is set; its credentials are write-only and never come back. */
+  authKind: AuthKind;
 }
+export type AuthKind = 'none' | 'basic' | 'oauth' | 'mtls';
 export interface EventType { name: string; description: string; exampleBodyJson: string }
 export interface Attempt { number: number; startTime?: string; durationMs: number; statusCode: number; failureReason: string; responseExcerpt: string; requestHeaders: Record<string, string> }
 export interface Delivery {
