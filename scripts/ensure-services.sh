@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL (127.0.0.1:5432) and NATS with JetStream (127.0.0.1:4222) are up: starts them
-# when their programs are installed, and says exactly what to install when they are not.
+# when their programs are installed, installs them first (Debian's packages) when they are missing and
+# this runs as root with apt, and otherwise says exactly what to install.
 set -euo pipefail
+
+can_install() { [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; }
+
+apt_install() {
+  echo "installing $* (apt-get install)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -11,6 +21,12 @@ wait_port() {
 }
 
 if ! port_open 5432; then
+  if ! command -v pg_ctlcluster >/dev/null 2>&1 && can_install; then
+    apt_install postgresql
+    # Local connections without a password for the user postgres, as the tests and npm start expect.
+    hba=$(ls /etc/postgresql/*/main/pg_hba.conf 2>/dev/null | head -n 1)
+    [ -n "$hba" ] && sed -i -E 's/^(host\s+all\s+all\s+127\.0\.0\.1\/32\s+)\S+/\1trust/; s/^(local\s+all\s+postgres\s+)\S+/\1trust/' "$hba"
+  fi
   if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
     echo "starting PostgreSQL"
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
@@ -23,6 +39,9 @@ if ! port_open 5432; then
 fi
 
 if ! port_open 4222; then
+  if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ] && can_install; then
+    apt_install nats-server
+  fi
   if command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ]; then
     echo "starting NATS with JetStream"
     server=$(command -v nats-server || echo /usr/sbin/nats-server)

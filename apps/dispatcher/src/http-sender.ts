@@ -40,6 +40,7 @@ class DeadlineError extends Error {
   override readonly name = 'TimeoutError';
 }
 
+/** The attempt's reason; a timeout names the whole attempt's limit (ATTEMPT_TIMEOUT), also when part of it went to a token request. */
 function failureReason(error: unknown, timeoutMs: number): string {
   const err = error as { name?: string; code?: string; message?: string; cause?: unknown };
   if (err.name === 'TimeoutError' || err.name === 'AbortError') return `timeout: no complete response within ${timeoutMs} ms`;
@@ -138,7 +139,7 @@ export class HttpSender {
       const reason = statusCode >= 300 && statusCode < 400 ? `redirect (status ${statusCode}) not followed` : `status ${statusCode}`;
       return { kind: 'failed', statusCode, reason, durationMs: elapsed(), excerpt };
     } catch (error) {
-      return { kind: 'failed', statusCode: 0, reason: failureReason(error, timeoutMs), durationMs: elapsed(), excerpt: '' };
+      return { kind: 'failed', statusCode: 0, reason: failureReason(error, this.timeoutMs), durationMs: elapsed(), excerpt: '' };
     } finally {
       clearTimeout(timer);
     }

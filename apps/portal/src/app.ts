@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebhooksClient } from '@webhooks/client';
-import { withProfileDefaults } from '@webhooks/config';
+import { ConfigError, withProfileDefaults } from '@webhooks/config';
 import { portalSessionKey } from '@webhooks/domain';
 import { onShutdownSignal, runService } from '@webhooks/grpc-kit';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
@@ -17,6 +17,12 @@ async function main(): Promise<void> {
   const config = portalConfig.parse(withProfileDefaults(process.env));
   const auth = new PortalAuthenticator(portalSessionKey(config.sessionKey), config.operatorTokens);
   const publicDir = config.publicDir || join(dirname(fileURLToPath(import.meta.url)), 'public');
+  // Like the other services: production sends its token over plaintext only when a mesh encrypts.
+  if (config.profile === 'production' && !config.subscriptionTlsCaFile && !config.plaintextBehindMesh) {
+    throw new ConfigError([
+      "SUBSCRIPTION_TLS_CA_FILE: PROFILE=production refuses to send the portal's token over plaintext gRPC: set it to the CA that signed the subscription service's certificate, or GRPC_PLAINTEXT_BEHIND_MESH=true when a service mesh encrypts the traffic between pods",
+    ]);
+  }
   const read = (file: string) => (file ? readFileSync(file) : undefined);
   const tls = config.subscriptionTlsCaFile || config.subscriptionTlsCertFile
     ? { ca: read(config.subscriptionTlsCaFile), cert: read(config.subscriptionTlsCertFile), key: read(config.subscriptionTlsKeyFile), serverName: config.subscriptionTlsServerName || undefined }

@@ -14,6 +14,7 @@ export const portalConfig = defineConfig({
   subscriptionTlsCaFile: field.string('SUBSCRIPTION_TLS_CA_FILE', 'PEM CA that signed the subscription service certificate; when set, the portal calls it over TLS', ''),
   subscriptionTlsCertFile: field.string('SUBSCRIPTION_TLS_CERT_FILE', "the portal's client certificate, when the subscription service requires mutual TLS", ''),
   subscriptionTlsKeyFile: field.string('SUBSCRIPTION_TLS_KEY_FILE', 'PEM private key of SUBSCRIPTION_TLS_CERT_FILE', ''),
+  plaintextBehindMesh: field.boolean('GRPC_PLAINTEXT_BEHIND_MESH', 'a service mesh encrypts the traffic between pods: PROFILE=production then allows plaintext gRPC', false),
   subscriptionTlsServerName: field.string('SUBSCRIPTION_TLS_SERVER_NAME', "name to expect in the subscription service's certificate instead of the host of SUBSCRIPTION_ADDRESS", ''),
   shutdownGrace: field.duration('SHUTDOWN_GRACE', 'how long requests in progress may take to finish on SIGTERM', '10s'),
 });

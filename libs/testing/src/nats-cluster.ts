@@ -1,11 +1,11 @@
 // Three nats-server processes clustered on loopback ports with JetStream: the production topology on one
 // machine. Each server keeps its store folder across a kill and a restart, like a pod with a volume.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectNats, jetstreamManager } from '@webhooks/messaging';
-import { natsServerBinary } from './nats-server.js';
+import { spawnNatsServer } from './nats-server.js';
 import { freePort } from './ports.js';
 
 interface ClusterMember {
@@ -117,18 +117,7 @@ export class NatsCluster {
   }
 
   private async startMember(member: ClusterMember): Promise<void> {
-    const child = spawn(natsServerBinary(), ['-c', member.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    member.child = child;
-    await new Promise<void>((resolve, reject) => {
-      let output = '';
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('Server is ready')) resolve();
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.once('exit', (code) => reject(new Error(`nats-server ${member.name} exited with ${code}: ${output}`)));
-    });
+    member.child = await spawnNatsServer(['-c', member.configFile], `nats-server ${member.name}`);
   }
 
   /** JetStream answers once the servers elected a meta leader; until then API requests fail. */

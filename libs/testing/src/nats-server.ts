@@ -4,9 +4,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
 
-export function natsServerBinary(): string {
+function natsServerBinary(): string {
   for (const candidate of ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server']) if (existsSync(candidate)) return candidate;
   return 'nats-server';
+}
+
+/** Starts nats-server with these arguments; resolves with the process once it accepts clients. */
+export async function spawnNatsServer(args: readonly string[], name = 'nats-server'): Promise<ChildProcess> {
+  const child = spawn(natsServerBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Server is ready')) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}: ${output}`)));
+  });
+  return child;
 }
 
 /**
@@ -41,18 +57,7 @@ export class PrivateNatsServer {
   /** (Re)starts the server on the same port and store; resolves once it accepts clients. */
   async resume(): Promise<void> {
     const monitoring = this.monitorPort === undefined ? [] : ['-m', String(this.monitorPort)];
-    const child = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(this.port), ...monitoring, '-js', '-sd', this.storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    await new Promise<void>((resolve, reject) => {
-      let output = '';
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('Server is ready')) resolve();
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.once('exit', (code) => reject(new Error(`nats-server exited with ${code}: ${output}`)));
-    });
+    this.child = await spawnNatsServer(['-a', '127.0.0.1', '-p', String(this.port), ...monitoring, '-js', '-sd', this.storeDir]);
   }
 
   /** Stops the server (SIGTERM) and waits for it to exit. */

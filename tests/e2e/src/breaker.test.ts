@@ -67,10 +67,11 @@ describe('failure breaker and disable notice', () => {
     // The email: recipients, subject, both bodies, the way back, a Message-ID from the trip.
     const trips = await breakerTrips(system.prefix, workspaceId, 1);
     assert.equal(trips.length, 1, 'exactly one trip');
-    // The failures that crossed the threshold came from both replicas.
-    for (const dispatcher of system.services.get('dispatcher')!) {
-      assert.ok(dispatcher.logs.some((l) => l.msg === 'attempt failed, will retry' && l.workspaceId === workspaceId), 'a replica saw no failure');
-    }
+    // The webhook's attempts were made by the replica that owns its shard (ownership.ts), and counted in
+    // the window the replicas share; both replicas run and one trip came of it.
+    const dispatchers = system.services.get('dispatcher')!;
+    assert.equal(dispatchers.filter((d) => d.running).length, 2);
+    assert.ok(dispatchers.some((d) => d.logs.some((l) => l.msg === 'attempt failed, will retry' && l.workspaceId === workspaceId)), 'no replica saw a failure');
     assert.deepEqual(mail!.to && (Array.isArray(mail!.to) ? mail!.to : [mail!.to]).flatMap((a) => a.value.map((v) => v.address)), ['ops@acme.example', 'cto@acme.example']);
     assert.match(mail!.subject ?? '', /A webhook was disabled in Acme Support: \d+ failed attempts in 1 minute/);
     assert.equal(mail!.messageId, `<trip-${trips[0]!.tripId}@webhook-platform>`);

@@ -132,6 +132,13 @@ describe('gRPC over TLS', () => {
     });
     const behindMesh = await system.startService('event-ingest', { ...plaintext, GRPC_PLAINTEXT_BEHIND_MESH: 'true' });
     assert.ok(behindMesh.logs.some((l) => l.msg === 'gRPC transport' && l.transport === 'plaintext (service mesh)'));
+    // The portal, a client of the subscription service, keeps the same rule for its token.
+    const portal = { PROFILE: 'production', PORTAL_HTTP_PORT: '0', PORTAL_OPS_PORT: '0', PORTAL_API_TOKEN: testToken, PORTAL_SESSION_KEY: 'k'.repeat(40), SUBSCRIPTION_TLS_CA_FILE: '', SUBSCRIPTION_TLS_CERT_FILE: '', SUBSCRIPTION_TLS_KEY_FILE: '' };
+    await assert.rejects(system.startService('portal', portal), (error: Error) => {
+      assert.match(error.message, /SUBSCRIPTION_TLS_CA_FILE: PROFILE=production refuses to send the portal's token over plaintext gRPC/);
+      return true;
+    });
+    await system.startService('portal', { ...portal, GRPC_PLAINTEXT_BEHIND_MESH: 'true' });
   });
 
   function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
