@@ -183,7 +183,9 @@ export interface AttemptLog {
 }
 
 export async function consumeAttempts(js: JetStreamClient, jsm: JetStreamManager, topology: Topology, orm: MikroORM, logger: Logger, options: AttemptLogOptions = {}): Promise<AttemptLog> {
-  const ackWaitMs = options.ackWaitMs ?? 60_000;
+  // Short, since every record held is kept alive: one lost on its way to us (a NATS server went away
+  // while a fetch was answered) comes back after this, not a minute later.
+  const ackWaitMs = options.ackWaitMs ?? 10_000;
   const maxBuffered = options.maxBuffered ?? defaultMaxBuffered;
   const writeTimeoutMs = options.writeTimeoutMs ?? defaultWriteTimeoutMs;
   const stream = topology.streams.attempts;
