@@ -76,6 +76,14 @@ async function main(): Promise<void> {
   );
   leases.ownership = ownership;
   await ownership.start();
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'reconnect') {
+        logger.info({ loops: consumers.running() }, 'NATS connection back; restarting the delivery loops');
+        consumers.resume();
+      }
+    }
+  })();
 
   // Messages held per stream, read every 15 s so scrapes cost NATS nothing.
   const held = new Map<string, number>();

@@ -50,8 +50,9 @@ export async function startSystem(env: Record<string, string> = {}, clientCreden
     DISPATCHER_OPS_PORT: '0',
     NOTIFIER_OPS_PORT: '0',
     NOTIFIER_API_TOKEN: testToken,
-    // Dispatcher replicas that die are replaced within this plus a third (15 s in production).
-    DISPATCH_LEASE_TTL: '3s',
+    // Dispatcher replicas that die are replaced within this plus a third (15 s in production); shorter
+    // leases flap on a busy 2-core machine.
+    DISPATCH_LEASE_TTL: '6s',
     EMAIL_OUTBOX_DIR: outbox,
     ...env,
   };
