@@ -16,8 +16,10 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 node_modules/.bin/nx run-many -t build lint test --output-style=stream "${cache_flag[@]}" "$@" 2>&1 | tee "$log" || status=$?
-# The benchmarks are not a project; they are type-checked here so they keep compiling against the code.
+# The benchmarks are not a project; they are type-checked here so they keep compiling against the code,
+# and their own tests (the direct step's socket bound) run here.
 node_modules/.bin/tsc -p bench/tsconfig.json --noEmit || status=$?
+node_modules/.bin/node --import tsx --test --test-reporter=spec 'bench/**/*.test.ts' 2>&1 | tee -a "$log" || status=$?
 awk '/ℹ pass [0-9]+$/ { p += $NF } /ℹ fail [0-9]+$/ { f += $NF } /ℹ skipped [0-9]+$/ { s += $NF }
      END { if (p + f == 0) print "no test ran: every result came from the nx cache (add --skip-nx-cache to run them again)";
            else printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
