@@ -55,13 +55,14 @@ async function main(): Promise<void> {
   const consumers = new DeliveryConsumers(
     js,
     jsm,
+    publisher,
     t,
     routes,
     config.ackWait,
     dispatch.handle,
     suspensions,
     logger,
-    (down) => readiness.set('delivery-loops', down === 0, `${down} webhook delivery loop(s) failed and are restarting`),
+    (down) => readiness.set('delivery-loops', down === 0, `${down} delivery loop(s) failed and are restarting`),
     (shard) => leases.ownership?.owns(shard) ?? false,
   );
   followers.consumers = consumers;
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
   void (async () => {
     for await (const status of nc.status()) {
       if (status.type === 'reconnect') {
-        logger.info({ loops: consumers.running() }, 'NATS connection back; restarting the delivery loops');
+        logger.info(consumers.counts(), 'NATS connection back; restarting the delivery loops');
         consumers.resume();
       }
     }

@@ -1,52 +1,89 @@
-// One durable pull consumer per active webhook of the shards this replica owns (ownership.ts), following
-// the routing table; max_ack_pending 1 on the server keeps it to one event in flight per webhook across
-// every replica, also while a shard moves. A shard's webhooks are started when it is acquired and stopped
-// (waiting for the attempt in flight) when it is released. When a webhook is disabled or deleted, its
-// loop stops at once and its owner alone drains the events still queued for it: each is dropped and
-// recorded (the consumer is reset first, so a task waiting for its retry delay is released
-// immediately), then the consumer is removed until the webhook is active. Acquiring a shard also drains
-// what was queued for webhooks disabled or deleted while no replica owned it.
-//
-// Supervision: a delivery loop that ends while its webhook is still followed (the handler threw, the
-// consume iterator failed) is logged, counted (webhook.delivery_loop.restarts) and started again after a
-// backoff that doubles per consecutive failure (200 ms up to 10 s); meanwhile readiness reports the
-// webhooks whose loop is down. The task in hand when a loop failed is handed back with the backoff as
-// its delay. `failures` and `down` (keyed by webhook) lose a webhook's entry once its loop delivers a
-// task again, or once the webhook is no longer deliverable here.
-import { deliverShardOf, deliveryConsumerConfig, ensureConsumer, JetStreamApiError, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg, type RouteChange, type RoutingTable, type Topology } from '@webhooks/messaging';
+// How the owner of a delivery shard (ownership.ts) consumes it: one consumer per shard for new tasks,
+// a lane per webhook in memory, and a park per webhook that retries or falls behind. The rules:
+// 1. Shard consumer. Each delivery stream has one durable consumer of its new tasks (`shard_<n>`),
+//    pulled only by the shard's owner, in stream order, up to shardMaxAckPending tasks held at once.
+//    Shard tasks are never nak'ed: a nak would let the webhook's later tasks overtake them.
+// 2. Lanes. Tasks are queued per webhook in the order the consumer handed them out; a lane attempts
+//    one task at a time, so there is one event in flight per webhook. A task handed out again while
+//    its lane still holds it (ack_wait passed) is the same task: the lane keeps one copy, acking through
+//    the newest delivery.
+// 3. Parking. A lane whose task must wait (a retry's delay, an unreadable record), or that holds more
+//    than laneMaxHeld tasks, or whose oldest waiting task has waited half of ack_wait (a slow endpoint),
+//    is parked: its tasks move, in order, to the webhook's park subject in the same stream (each stored
+//    there before it is acked here; the copy's id is its shard sequence, so a move repeated after a crash
+//    is stored once), and so does every later task of that webhook while it stays parked. The park has
+//    its own consumer with max_ack_pending 1 (`park_<webhook>`), where retries wait as naks with delay.
+//    A hanging endpoint thus holds only its own tasks, never the shard's limit.
+// 4. Unparking. When the park consumer has handed out and settled its last task, and nothing is pending
+//    there, its consumer is deleted and the webhook's new tasks go through its lane again. Moves to the
+//    park and the unparking run one after another per webhook, so no task can slip between them.
+// 5. Taking a shard. The new owner removes earlier versions' per-webhook consumers of the shard (their
+//    filters would overlap the shard consumer's), finds the parked webhooks (park consumers, and park
+//    subjects holding tasks) and starts their park consumers, then consumes the shard. If the shard
+//    consumer still has tasks handed out to the previous owner (it crashed, or their acks were lost), it
+//    is recreated first, so every task not acked comes back at once and in order; the only repeat is
+//    the attempt that was in flight on a crashed replica.
+// 6. Restarts. A shard loop that fails (its consumer vanished, say), or any loop after the NATS
+//    connection comes back, starts again
+//    after a backoff (200 ms doubling to 10 s) with its consumer recreated (tasks lost in transit would
+//    otherwise come back only after ack_wait, behind later ones); tasks still held are matched by their
+//    sequence (rule 2), and a task settled here recently is acked again instead of attempted twice. A
+//    handler that throws keeps its task at the head of the lane and tries it again after the backoff.
+//    Meanwhile readiness reports what is down. Lanes are removed once empty and unparked; a shard's lanes
+//    go with the shard.
+// 7. Disabled or deleted webhooks. A task taken for a webhook that is not deliverable is dropped with a
+//    record by the handler. A parked webhook that becomes undeliverable has its park consumer recreated,
+//    so a task waiting for its retry delay is handed out (and dropped) at once. Tasks queued while no
+//    replica owned the shard are dropped when its new owner reaches them.
 import type { Route } from '@webhooks/contracts';
+import {
+  ensureConsumer,
+  JetStreamApiError,
+  natsHeaders,
+  parkConsumerConfig,
+  parkedFromHeader,
+  shardConsumerConfig,
+  type ConsumerInfo,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JetStreamPublisher,
+  type JsMsg,
+  type MsgHdrs,
+  type RouteChange,
+  type RoutingTable,
+  type Topology,
+} from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import type { Suspensions } from './breaker.js';
+import type { Handled, TaskPath } from './dispatch.js';
 import { dispatcherMetrics } from './metrics.js';
+import { retryInPlace } from './retry-in-place.js';
 
-interface Loop {
-  readonly workspaceId: string;
-  done: Promise<void>;
-  stop(): void;
-  stopped: boolean;
-}
+/** Handles one task (dispatch.ts). */
+export type DeliveryHandler = (message: JsMsg, path: TaskPath) => Promise<Handled>;
 
-/** Handles one task; resolves to false when the task was handed back instead (the webhook changed). */
-export type DeliveryHandler = (message: JsMsg) => Promise<boolean>;
-
-const followRetryMs = 1_000;
-const followRetryMaxMs = 10_000;
+/** Tasks of one shard held at once by its owner (rule 1): the bound on a replica's memory for tasks. */
+export const shardMaxAckPending = 2_000;
+/** Tasks one lane may hold before its later ones are parked (rule 3). */
+export const laneMaxHeld = 200;
+const shardPullBatch = 256;
+const parkPullBatch = 32;
+/** Sequences of tasks settled here recently, per shard (rule 6). */
+const settledMemory = 4_096;
 const restartInitialMs = 200;
 const restartMaxMs = 10_000;
-const pullBatch = 32;
+const moveRetryInitialMs = 100;
+const moveRetryMaxMs = 2_000;
+/** How often, and how many times, unparking looks again while the last parked task's ack is on its way. */
+const unparkRecheckMs = 200;
+const unparkRechecks = 25;
 /**
- * An idle webhook's pull stays open this long and the server confirms it every idleHeartbeatMs (the
- * client's defaults). Longer pulls cost the server less while idle (10,000 idle webhooks: 4.7 % of a core
- * with 90 s pulls and 30 s heartbeats against 6.6 % with these), but the client also waits up to one pull
- * time between its tries to find the consumer again after a reconnect, so a NATS restart then stalls
- * delivery for up to 90 s. Cheap idleness comes from fewer consumers, not longer pulls.
+ * An idle consumer's pull stays open this long and the server confirms it every idleHeartbeatMs (the
+ * client's defaults). With a consumer per shard rather than per webhook, idleness costs next to nothing.
  */
 const idlePullMs = 30_000;
 const idleHeartbeatMs = 15_000;
-/**
- * Consumer creations and drains in flight at once. A replica that takes over thousands of webhooks would
- * otherwise send every creation at the same moment, and JetStream's API answers none of them in time.
- */
+/** Consumer creations and deletions in flight at once, so a replica taking many parks does not flood JetStream's API. */
 const maxConsumerOperations = 16;
 
 /** Runs at most `slots` of the given operations at a time, in the order they were asked for. */
@@ -65,272 +102,494 @@ function limiter(slots: number) {
   };
 }
 
+/** Remembers the last `capacity` numbers added (rule 6). */
+class RecentSet {
+  private readonly items = new Set<number>();
+  constructor(private readonly capacity: number) {}
+  add(value: number): void {
+    this.items.add(value);
+    if (this.items.size > this.capacity) this.items.delete(this.items.values().next().value!);
+  }
+  has(value: number): boolean {
+    return this.items.has(value);
+  }
+}
+
+interface Loop {
+  done: Promise<void>;
+  stop(): void;
+  stopped: boolean;
+}
+
+interface HeldTask {
+  readonly seq: number;
+  /** The newest delivery of this task: acks go through it (rule 2). */
+  message: JsMsg;
+  readonly takenAt: number;
+}
+
+interface Lane {
+  readonly shard: number;
+  readonly workspaceId: string;
+  readonly webhookId: string;
+  readonly held: HeldTask[];
+  readonly bySeq: Map<number, HeldTask>;
+  running: boolean;
+  parked: boolean;
+  /** Moves to the park and unparking, one after another (rule 4). */
+  steps: Promise<void>;
+  park?: Loop;
+  failures: number;
+}
+
+interface Shard {
+  loop?: Loop;
+  readonly settled: RecentSet;
+  failures: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 export class DeliveryConsumers {
-  private readonly loops = new Map<string, Loop>();
-  /** Route changes of one webhook are applied one after another. */
-  private readonly pending = new Map<string, Promise<void>>();
-  private closed = false;
-  /** Consecutive loop failures per webhook, for the restart backoff. */
-  private readonly failures = new Map<string, number>();
-  /** Webhooks whose loop failed and is waiting to be restarted. */
+  private readonly shards = new Map<number, Shard>();
+  private readonly lanes = new Map<string, Lane>();
+  /** What is down and being restarted, for readiness: `shard:<n>`, `park:<webhook>`, `lane:<webhook>`. */
   private readonly down = new Set<string>();
-  /** Consecutive failed routing steps per webhook, for their retry backoff; removed when a step succeeds. */
-  private readonly followFailures = new Map<string, number>();
   private readonly consumerOperation = limiter(maxConsumerOperations);
+  private closed = false;
 
   constructor(
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
+    private readonly publisher: JetStreamPublisher,
     private readonly topology: Topology,
     private readonly routes: RoutingTable,
     private readonly ackWaitMs: number,
     private readonly handle: DeliveryHandler,
     private readonly suspensions: Suspensions,
     private readonly logger: Logger,
-    /** Told how many webhooks' loops are down whenever that changes (readiness). */
+    /** Told how many loops are down whenever that changes (readiness). */
     private readonly onLoopsDown: (down: number) => void = () => {},
     /** Whether this replica owns a delivery shard now (ownership.ts); every shard without ownership. */
     private readonly owns: (shard: number) => boolean = () => true,
   ) {}
-
-  /** Re-reads one webhook's state, e.g. after a trip suspended it. */
-  refresh(workspaceId: string, webhookId: string): void {
-    if (!this.closed) this.enqueue(workspaceId, webhookId);
-  }
-
-  private deliverable(route: Route | undefined): boolean {
-    return !!route?.active && !this.suspensions.isSuspended(route);
-  }
 
   /** Follows every shard (a replica without ownership, e.g. in tests). */
   async startAll(): Promise<void> {
     await this.acquire(this.topology.streams.deliverShards.map((_, shard) => shard));
   }
 
-  /**
-   * Starts the webhooks of newly owned shards, and drains what is queued there for webhooks that were
-   * disabled or deleted while nobody owned the shard (their consumers, and their queued subjects).
-   */
+  /** Starts consuming newly owned shards (rule 5). */
   async acquire(shards: readonly number[]): Promise<void> {
-    const owned = new Set(shards);
-    for (const route of this.routes.allRoutes()) if (owned.has(deliverShardOf(route.webhookId))) this.enqueue(route.workspaceId, route.webhookId);
-    for (const shard of shards) {
-      const stream = this.topology.streams.deliverShards[shard]!;
-      const stale = new Map<string, string>();
-      for await (const info of this.jsm.consumers.list(stream)) {
-        const [, , , workspaceId, webhookId] = (info.config.filter_subject ?? '').split('.');
-        if (workspaceId && webhookId) stale.set(webhookId, workspaceId);
-      }
-      const { state } = await this.jsm.streams.info(stream, { subjects_filter: this.topology.subjects.deliverShard(shard) });
-      for (const subject of Object.keys(state.subjects ?? {})) {
-        const [, , , workspaceId, webhookId] = subject.split('.');
-        if (workspaceId && webhookId) stale.set(webhookId, workspaceId);
-      }
-      for (const [webhookId, workspaceId] of stale) {
-        if (!this.deliverable(this.routes.route(workspaceId, webhookId))) this.enqueue(workspaceId, webhookId);
-      }
-    }
+    await Promise.all(
+      shards.map((shard) => {
+        if (this.closed || this.shards.has(shard)) return;
+        this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0 });
+        return this.openShard(shard, false);
+      }),
+    );
   }
 
-  /** Stops the webhooks of shards this replica no longer owns; resolves once none of their attempts runs. */
+  /** Stops consuming these shards; resolves once none of their attempts runs here. */
   async release(shards: readonly number[]): Promise<void> {
-    const released = new Set(shards);
-    const affected = new Set<string>();
-    for (const webhookId of [...this.loops.keys(), ...this.pending.keys()]) if (released.has(deliverShardOf(webhookId))) affected.add(webhookId);
-    await Promise.all([...affected].map((webhookId) => this.pending.get(webhookId)));
-    await Promise.all([...affected].map((webhookId) => this.stopLoop(webhookId)));
+    await Promise.all(shards.map((shard) => this.closeShard(shard)));
   }
 
-  /**
-   * After the connection to NATS came back. The client finds each consumer again by itself, but after a
-   * failed try it waits up to a pull time (30 s) before the next, and right after a server restart the
-   * first try often fails. Restarting the loops instead (16 consumer creations at a time, each retried
-   * within a second or two) resumes delivery as soon as JetStream answers.
-   */
-  /** How many webhooks' loops run here. */
-  running(): number {
-    return this.loops.size;
-  }
-
+  /** After the NATS connection came back: every loop starts again (rule 6). */
   resume(): void {
     if (this.closed) return;
-    for (const [webhookId, loop] of this.loops) {
-      loop.stopped = true;
-      loop.stop();
-      this.enqueue(loop.workspaceId, webhookId);
+    for (const [shard, state] of this.shards) {
+      state.loop?.stop();
+      if (state.loop) state.loop.stopped = true;
+      void this.openShard(shard, true);
     }
+    for (const lane of this.lanes.values()) {
+      if (!lane.park) continue;
+      void this.step(lane, async () => {
+        await this.stopPark(lane);
+        await this.startPark(lane);
+      });
+    }
+  }
+
+  /** Shards consumed here, lanes in memory, and of those the parked ones. */
+  counts(): { shards: number; lanes: number; parked: number } {
+    let parked = 0;
+    for (const lane of this.lanes.values()) if (lane.parked) parked++;
+    return { shards: this.shards.size, lanes: this.lanes.size, parked };
   }
 
   onRouteChange(change: RouteChange): void {
-    if (change.kind !== 'webhook' || this.closed) return;
-    this.enqueue(change.workspaceId, change.webhookId);
+    if (change.kind === 'webhook') this.refresh(change.workspaceId, change.webhookId);
+  }
+
+  /** Re-reads one webhook's state, e.g. after a trip suspended it (rule 7). */
+  refresh(_workspaceId: string, webhookId: string): void {
+    const lane = this.lanes.get(webhookId);
+    if (this.closed || !lane?.parked || this.deliverable(this.routes.route(lane.workspaceId, lane.webhookId))) return;
+    void this.step(lane, async () => {
+      if (!lane.parked || !this.consuming(lane.shard)) return;
+      await this.stopPark(lane);
+      await this.consumerOperation(() => this.deleteConsumer(lane.shard, this.topology.consumers.park(lane.webhookId)));
+      await this.startPark(lane);
+    });
   }
 
   /** Stops taking new deliveries and waits for the attempts in progress. */
   async stop(): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.pending.values()]);
-    await Promise.all([...this.loops.keys()].map((webhookId) => this.stopLoop(webhookId)));
+    await Promise.all([...this.shards.keys()].map((shard) => this.closeShard(shard)));
   }
 
-  /** Brings this webhook's consumer in line with the routing table as it is when the step runs. */
-  private enqueue(workspaceId: string, webhookId: string): void {
-    const previous = this.pending.get(webhookId) ?? Promise.resolve();
-    const next = previous
-      .then(() => this.follow(workspaceId, webhookId, this.routes.route(workspaceId, webhookId)))
-      .then(() => {
-        this.followFailures.delete(webhookId);
-      })
-      .catch((error: unknown) => {
-        const failures = (this.followFailures.get(webhookId) ?? 0) + 1;
-        this.followFailures.set(webhookId, failures);
-        const retryInMs = Math.min(followRetryMaxMs, followRetryMs * 2 ** (failures - 1));
-        this.logger.error({ err: error, webhookId, retryInMs }, 'following a routing change failed; trying again');
-        setTimeout(() => !this.closed && this.enqueue(workspaceId, webhookId), retryInMs).unref();
-      })
-      .finally(() => {
-        if (this.pending.get(webhookId) === next) this.pending.delete(webhookId);
-      });
-    this.pending.set(webhookId, next);
+  private deliverable(route: Route | undefined): boolean {
+    return !!route?.active && !this.suspensions.isSuspended(route);
   }
 
-  private async follow(workspaceId: string, webhookId: string, route: Route | undefined): Promise<void> {
-    if (this.closed) return;
-    if (!this.owns(deliverShardOf(webhookId))) {
-      // Another replica's: it follows this webhook (and drains it) itself.
-      this.failures.delete(webhookId);
-      this.markUp(webhookId);
-      await this.stopLoop(webhookId);
+  /** Whether tasks of this shard may be started or acked here now. */
+  private consuming(shard: number): boolean {
+    return !this.closed && this.shards.has(shard) && this.owns(shard);
+  }
+
+  private stream(shard: number): string {
+    return this.topology.streams.deliverShards[shard]!;
+  }
+
+  private markDown(key: string): void {
+    if (this.down.has(key)) return;
+    this.down.add(key);
+    this.onLoopsDown(this.down.size);
+  }
+
+  private markUp(key: string): void {
+    if (this.down.delete(key)) this.onLoopsDown(this.down.size);
+  }
+
+  private backoff(failures: number): number {
+    return Math.min(restartMaxMs, restartInitialMs * 2 ** Math.max(0, failures - 1));
+  }
+
+  private async closeShard(shard: number): Promise<void> {
+    const state = this.shards.get(shard);
+    if (!state) return;
+    this.shards.delete(shard);
+    this.markUp(`shard:${shard}`);
+    if (state.loop) {
+      state.loop.stopped = true;
+      state.loop.stop();
+    }
+    const lanes = [...this.lanes.values()].filter((lane) => lane.shard === shard);
+    // Lanes stop before their next task; what they still hold stays unacked for the next owner (rule 5).
+    await Promise.all(lanes.map(async (lane) => {
+      await lane.steps;
+      while (lane.running) await sleep(10);
+      await this.stopPark(lane);
+      this.markUp(`lane:${lane.webhookId}`);
+      this.markUp(`park:${lane.webhookId}`);
+      if (this.lanes.get(lane.webhookId) === lane) this.lanes.delete(lane.webhookId);
+    }));
+    await state.loop?.done;
+  }
+
+  /** Opens (or reopens, recreating its consumer) one shard's consumer, after finding its parks (rule 5). */
+  private async openShard(shard: number, recreate: boolean): Promise<void> {
+    const state = this.shards.get(shard);
+    if (!state || !this.consuming(shard)) return;
+    try {
+      const stream = this.stream(shard);
+      const name = this.topology.consumers.shard(shard);
+      let existing: ConsumerInfo | undefined;
+      const parked = new Map<string, string>();
+      for await (const info of this.jsm.consumers.list(stream)) {
+        const consumer = info.name;
+        if (consumer === name) existing = info;
+        else if (consumer.startsWith(this.topology.consumers.legacyDeliveryPrefix)) await this.consumerOperation(() => this.deleteConsumer(shard, consumer));
+        else {
+          const [, , , workspaceId, webhookId] = (info.config.filter_subject ?? '').split('.');
+          if (workspaceId && webhookId) parked.set(webhookId, workspaceId);
+        }
+      }
+      const { state: streamState } = await this.jsm.streams.info(stream, { subjects_filter: this.topology.subjects.parkShard(shard) });
+      for (const subject of Object.keys(streamState.subjects ?? {})) {
+        const [, , , workspaceId, webhookId] = subject.split('.');
+        if (workspaceId && webhookId) parked.set(webhookId, workspaceId);
+      }
+      for (const [webhookId, workspaceId] of parked) {
+        const lane = this.laneOf(shard, workspaceId, webhookId);
+        if (lane.parked) continue;
+        lane.parked = true;
+        void this.step(lane, () => this.startPark(lane));
+      }
+      if (existing && (recreate || existing.num_ack_pending > 0)) await this.consumerOperation(() => this.deleteConsumer(shard, name));
+      const info = await this.consumerOperation(() => ensureConsumer(this.jsm, stream, shardConsumerConfig(this.topology, shard, this.ackWaitMs, shardMaxAckPending)));
+      if (!this.consuming(shard) || this.shards.get(shard) !== state) return;
+      const messages = await this.js.consumers.getConsumerFromInfo(info).consume({ max_messages: shardPullBatch, expires: idlePullMs, idle_heartbeat: idleHeartbeatMs, abort_on_missing_resource: true });
+      const loop: Loop = { stopped: false, done: Promise.resolve(), stop: () => messages.stop() };
+      state.loop = loop;
+      loop.done = (async () => {
+        for await (const message of messages) {
+          // Shard tasks are never nak'ed (rule 1): one not taken stays with the consumer for the next loop or owner.
+          if (loop.stopped || !this.consuming(shard)) continue;
+          this.take(shard, state, message);
+        }
+      })().then(
+        () => (loop.stopped ? undefined : this.restartShard(shard, state, new Error('the consume iterator ended'))),
+        (error: unknown) => (loop.stopped ? undefined : this.restartShard(shard, state, error)),
+      );
+      state.failures = 0;
+      this.markUp(`shard:${shard}`);
+    } catch (error) {
+      this.restartShard(shard, state, error);
+    }
+  }
+
+  private restartShard(shard: number, state: Shard, error: unknown): void {
+    if (this.shards.get(shard) !== state || this.closed) return;
+    if (state.loop) {
+      state.loop.stopped = true;
+      state.loop.stop();
+    }
+    state.failures++;
+    const delayMs = this.backoff(state.failures);
+    this.markDown(`shard:${shard}`);
+    dispatcherMetrics.deliveryLoopRestarts.add(1);
+    this.logger.error({ err: error, shard, restartInMs: delayMs }, 'delivery shard loop ended with an error; restarting it');
+    setTimeout(() => void this.openShard(shard, true), delayMs).unref();
+  }
+
+  private laneOf(shard: number, workspaceId: string, webhookId: string): Lane {
+    let lane = this.lanes.get(webhookId);
+    if (!lane) {
+      lane = { shard, workspaceId, webhookId, held: [], bySeq: new Map(), running: false, parked: false, steps: Promise.resolve(), failures: 0 };
+      this.lanes.set(webhookId, lane);
+    }
+    return lane;
+  }
+
+  /** A task from the shard consumer (rules 2 and 3). */
+  private take(shard: number, state: Shard, message: JsMsg): void {
+    const [, , , workspaceId, webhookId] = message.subject.split('.');
+    if (!workspaceId || !webhookId) {
+      this.logger.error({ subject: message.subject, seq: message.seq }, 'delivery task on an unexpected subject terminated');
+      message.term();
       return;
     }
-    if (this.deliverable(route)) {
-      if (this.loops.get(webhookId)?.stopped) await this.stopLoop(webhookId);
-      if (!this.loops.has(webhookId)) await this.startLoop(workspaceId, webhookId);
-      this.markUp(webhookId);
+    if (state.settled.has(message.seq)) {
+      message.ack();
       return;
     }
-    this.failures.delete(webhookId);
-    this.markUp(webhookId);
-    await this.stopLoop(webhookId);
-    await this.consumerOperation(() => this.drain(workspaceId, webhookId));
+    const lane = this.laneOf(shard, workspaceId, webhookId);
+    const known = lane.bySeq.get(message.seq);
+    if (known) {
+      known.message = message;
+      return;
+    }
+    const task: HeldTask = { seq: message.seq, message, takenAt: Date.now() };
+    lane.held.push(task);
+    lane.bySeq.set(task.seq, task);
+    if (lane.parked) void this.step(lane, () => this.moveToPark(lane));
+    else if (!lane.running) void this.run(lane);
   }
 
-  private async openConsumer(workspaceId: string, webhookId: string): Promise<Consumer> {
-    const stream = this.topology.streams.deliver(webhookId);
-    const config = deliveryConsumerConfig(this.topology, workspaceId, webhookId, this.ackWaitMs);
-    // One request: the creation (a no-op for an existing consumer) answers with what consuming needs.
-    return this.js.consumers.getConsumerFromInfo(await ensureConsumer(this.jsm, stream, { ...config, durable_name: config.durable_name! }));
+  /** Attempts the lane's tasks one at a time, until it is empty, parked, or the shard is no longer consumed here. */
+  private async run(lane: Lane): Promise<void> {
+    lane.running = true;
+    try {
+      while (lane.held.length > 0 && !lane.parked && this.consuming(lane.shard)) {
+        const head = lane.held[0]!;
+        const message = head.message;
+        let handled: Handled;
+        try {
+          handled = await this.handle(message, 'lane');
+        } catch (error) {
+          lane.failures++;
+          const delayMs = this.backoff(lane.failures);
+          this.markDown(`lane:${lane.webhookId}`);
+          dispatcherMetrics.deliveryLoopRestarts.add(1);
+          this.logger.error({ err: error, webhookId: lane.webhookId, workspaceId: lane.workspaceId, retryInMs: delayMs }, 'delivery failed with an error; trying the task again');
+          head.message.working();
+          await sleep(delayMs);
+          head.message.working();
+          continue;
+        }
+        if (lane.failures > 0) {
+          lane.failures = 0;
+          this.markUp(`lane:${lane.webhookId}`);
+        }
+        if (handled === 'abandoned') return;
+        if (handled === 'park') {
+          await this.park(lane);
+          return;
+        }
+        // Settled through a delivery the shard consumer has since replaced: settle the newest one too.
+        if (head.message !== message) head.message.ack();
+        this.forget(lane, head);
+        const next = lane.held[0];
+        if (next && (lane.held.length > laneMaxHeld || Date.now() - next.takenAt > this.ackWaitMs / 2)) {
+          this.logger.info({ webhookId: lane.webhookId, held: lane.held.length, waitedMs: Date.now() - next.takenAt }, 'webhook falling behind; its tasks are parked');
+          await this.park(lane);
+          return;
+        }
+      }
+    } finally {
+      lane.running = false;
+      this.dropIfIdle(lane);
+    }
   }
 
-  private async deleteConsumer(webhookId: string): Promise<void> {
-    await this.jsm.consumers.delete(this.topology.streams.deliver(webhookId), this.topology.consumers.delivery(webhookId)).catch((error: unknown) => {
-      if (!(error instanceof JetStreamApiError && error.status === 404)) throw error;
+  private forget(lane: Lane, task: HeldTask): void {
+    lane.held.shift();
+    lane.bySeq.delete(task.seq);
+    this.shards.get(lane.shard)?.settled.add(task.seq);
+  }
+
+  private dropIfIdle(lane: Lane): void {
+    if (!lane.running && !lane.parked && lane.held.length === 0 && this.lanes.get(lane.webhookId) === lane) this.lanes.delete(lane.webhookId);
+  }
+
+  /** Runs one parking step of a lane after the ones before it (rule 4). */
+  private step(lane: Lane, work: () => Promise<void>): Promise<void> {
+    const next = lane.steps.then(work).catch((error: unknown) => {
+      this.logger.error({ err: error, webhookId: lane.webhookId }, 'parking step failed');
+    });
+    lane.steps = next;
+    return next;
+  }
+
+  private park(lane: Lane): Promise<void> {
+    lane.parked = true;
+    return this.step(lane, async () => {
+      await this.moveToPark(lane);
+      if (lane.parked && !lane.park) await this.startPark(lane);
     });
   }
 
-  private async startLoop(workspaceId: string, webhookId: string): Promise<void> {
-    // The server hands out one task at a time (max_ack_pending 1) whatever the pull asks for; a larger
-    // pull only saves re-issuing a pull request after every task.
-    const messages = await this.consumerOperation(async () =>
-      (await this.openConsumer(workspaceId, webhookId)).consume({ max_messages: pullBatch, expires: idlePullMs, idle_heartbeat: idleHeartbeatMs }),
-    );
-    const loop: Loop = { workspaceId, stopped: false, done: Promise.resolve(), stop: () => messages.stop() };
-    const shard = deliverShardOf(webhookId);
+  /** Moves every task the lane holds to its park, in order: each stored there before it is acked here. */
+  private async moveToPark(lane: Lane): Promise<void> {
+    if (!lane.parked) {
+      // Unparked in the meantime: what was taken since goes through the lane.
+      if (!lane.running) void this.run(lane);
+      return;
+    }
+    const subject = this.topology.subjects.park(lane.workspaceId, lane.webhookId);
+    while (lane.held.length > 0 && this.consuming(lane.shard)) {
+      const task = lane.held[0]!;
+      await retryInPlace(() => this.publisher.publish(subject, task.message.data, { msgID: `parked.${task.seq}`, headers: parkedHeaders(task.message.headers, task.seq) }), {
+        keepAlive: () => task.message.working(),
+        initialDelayMs: moveRetryInitialMs,
+        maxDelayMs: moveRetryMaxMs,
+        givenUp: () => !this.consuming(lane.shard),
+        onFirstFailure: (error) => this.logger.warn({ err: error, webhookId: lane.webhookId, seq: task.seq }, 'parking a task failed; retrying'),
+      });
+      task.message.ack();
+      this.forget(lane, task);
+    }
+  }
+
+  /** Starts the park consumer of a parked lane; unparks at once when the park is empty. Runs as a step. */
+  private async startPark(lane: Lane): Promise<void> {
+    if (!lane.parked || lane.park || !this.consuming(lane.shard)) return;
+    const stream = this.stream(lane.shard);
+    let info: ConsumerInfo;
+    try {
+      info = await this.consumerOperation(() => ensureConsumer(this.jsm, stream, parkConsumerConfig(this.topology, lane.workspaceId, lane.webhookId, this.ackWaitMs)));
+    } catch (error) {
+      this.restartPark(lane, error);
+      return;
+    }
+    if (info.num_pending === 0 && info.num_ack_pending === 0) {
+      await this.unpark(lane);
+      return;
+    }
+    const messages = await this.js.consumers.getConsumerFromInfo(info).consume({ max_messages: parkPullBatch, expires: idlePullMs, idle_heartbeat: idleHeartbeatMs, abort_on_missing_resource: true });
+    const loop: Loop = { stopped: false, done: Promise.resolve(), stop: () => messages.stop() };
+    lane.park = loop;
     loop.done = (async () => {
       for await (const message of messages) {
-        // A message that arrives while stopping, or after the shard's lease ran out, goes back at once
-        // instead of waiting out ack_wait.
-        if (loop.stopped) {
+        // One parked task at a time (max_ack_pending 1): handing one back keeps the order.
+        if (loop.stopped || !this.consuming(lane.shard)) {
           message.nak();
           continue;
         }
-        if (!this.owns(shard)) {
-          // The shard's lease ran out before a heartbeat released it: hand the task back, stop this loop
-          // and let the routing step decide (released, or renewed and started again).
-          message.nak();
-          loop.stopped = true;
-          messages.stop();
-          this.enqueue(workspaceId, webhookId);
-          continue;
-        }
+        let handled: Handled;
         try {
-          await this.handle(message);
+          handled = await this.handle(message, 'parked');
         } catch (error) {
-          message.nak(this.restartDelay(webhookId));
+          message.nak(this.backoff(lane.failures + 1));
           throw error;
         }
-        this.failures.delete(webhookId);
+        if (lane.failures > 0) {
+          lane.failures = 0;
+          this.markUp(`park:${lane.webhookId}`);
+        }
+        if (handled === 'settled' && message.info.pending === 0) void this.step(lane, () => this.tryUnpark(lane, unparkRechecks));
       }
     })().then(
-      () => (loop.stopped ? undefined : this.restart(workspaceId, webhookId, loop, new Error('the consume iterator ended'))),
-      (error: unknown) => (loop.stopped ? undefined : this.restart(workspaceId, webhookId, loop, error)),
+      () => (loop.stopped ? undefined : this.restartPark(lane, new Error('the consume iterator ended'))),
+      (error: unknown) => (loop.stopped ? undefined : this.restartPark(lane, error)),
     );
-    this.loops.set(webhookId, loop);
   }
 
-  private restartDelay(webhookId: string): number {
-    return Math.min(restartMaxMs, restartInitialMs * 2 ** (this.failures.get(webhookId) ?? 0));
-  }
-
-  /** A loop ended on its own: restart it after a backoff, through the routing step (still deliverable?). */
-  private restart(workspaceId: string, webhookId: string, loop: Loop, error: unknown): void {
-    loop.stopped = true;
-    loop.stop();
-    if (this.loops.get(webhookId) === loop) this.loops.delete(webhookId);
-    const delayMs = this.restartDelay(webhookId);
-    this.failures.set(webhookId, (this.failures.get(webhookId) ?? 0) + 1);
-    this.down.add(webhookId);
-    this.onLoopsDown(this.down.size);
+  private restartPark(lane: Lane, error: unknown): void {
+    if (lane.park) {
+      lane.park.stopped = true;
+      lane.park.stop();
+      lane.park = undefined;
+    }
+    if (!this.consuming(lane.shard) || this.lanes.get(lane.webhookId) !== lane) return;
+    lane.failures++;
+    const delayMs = this.backoff(lane.failures);
+    this.markDown(`park:${lane.webhookId}`);
     dispatcherMetrics.deliveryLoopRestarts.add(1);
-    this.logger.error({ err: error, webhookId, workspaceId, restartInMs: delayMs }, 'delivery loop ended with an error; restarting it');
-    setTimeout(() => !this.closed && this.enqueue(workspaceId, webhookId), delayMs).unref();
+    this.logger.error({ err: error, webhookId: lane.webhookId, workspaceId: lane.workspaceId, restartInMs: delayMs }, 'parked delivery loop ended with an error; restarting it');
+    setTimeout(() => void this.step(lane, () => this.startPark(lane)), delayMs).unref();
   }
 
-  private markUp(webhookId: string): void {
-    if (this.down.delete(webhookId)) this.onLoopsDown(this.down.size);
-  }
-
-  private async stopLoop(webhookId: string): Promise<void> {
-    const loop = this.loops.get(webhookId);
+  private async stopPark(lane: Lane): Promise<void> {
+    const loop = lane.park;
     if (!loop) return;
-    this.loops.delete(webhookId);
+    lane.park = undefined;
     loop.stopped = true;
     loop.stop();
     await loop.done;
   }
 
-  /**
-   * Drops every task still queued for a disabled or deleted webhook. Recreating the consumer releases
-   * a task that waits for its retry delay; the handler records each drop and terminates the task.
-   */
-  private async drain(workspaceId: string, webhookId: string): Promise<void> {
-    const queued = await this.jsm.streams
-      .getMessage(this.topology.streams.deliver(webhookId), { last_by_subj: this.topology.subjects.deliver(workspaceId, webhookId) })
-      .catch(() => null);
-    if (!queued) {
-      await this.deleteConsumer(webhookId);
+  /** Unparks when the park has nothing pending; looks again shortly while the last ack is on its way. */
+  private async tryUnpark(lane: Lane, rechecks: number): Promise<void> {
+    if (!lane.parked || !lane.park || !this.consuming(lane.shard)) return;
+    const info = await this.jsm.consumers.info(this.stream(lane.shard), this.topology.consumers.park(lane.webhookId));
+    if (info.num_pending > 0) return;
+    if (info.num_ack_pending > 0) {
+      if (rechecks > 0) setTimeout(() => void this.step(lane, () => this.tryUnpark(lane, rechecks - 1)), unparkRecheckMs).unref();
       return;
     }
-    await this.deleteConsumer(webhookId);
-    const consumer = await this.openConsumer(workspaceId, webhookId);
-    let dropped = 0;
-    for (;;) {
-      const batch = await consumer.fetch({ max_messages: 1, expires: 1_000 });
-      let got = false;
-      for await (const message of batch) {
-        got = true;
-        // Active again, or the shard moved to another replica: stop draining; the routing step queued
-        // behind this one (or the new owner) takes it from here.
-        if (this.deliverable(this.routes.route(workspaceId, webhookId)) || !this.owns(deliverShardOf(webhookId))) {
-          message.nak();
-          return;
-        }
-        if (!(await this.handle(message))) return;
-        dropped++;
-      }
-      if (!got) break;
-    }
-    await this.deleteConsumer(webhookId);
-    if (dropped > 0) this.logger.warn({ webhookId, workspaceId, dropped }, 'queued events of a disabled or deleted webhook dropped');
+    await this.unpark(lane);
   }
+
+  private async unpark(lane: Lane): Promise<void> {
+    await this.stopPark(lane);
+    await this.consumerOperation(() => this.deleteConsumer(lane.shard, this.topology.consumers.park(lane.webhookId)));
+    lane.parked = false;
+    this.markUp(`park:${lane.webhookId}`);
+    if (lane.held.length > 0 && !lane.running) void this.run(lane);
+    else this.dropIfIdle(lane);
+  }
+
+  private async deleteConsumer(shard: number, name: string): Promise<void> {
+    await this.jsm.consumers.delete(this.stream(shard), name).catch((error: unknown) => {
+      if (!(error instanceof JetStreamApiError && error.status === 404)) throw error;
+    });
+  }
+}
+
+/** A parked copy keeps the task's own headers (its trace context), not its stream's bookkeeping ones. */
+function parkedHeaders(original: MsgHdrs | undefined, seq: number): MsgHdrs {
+  const h = natsHeaders();
+  if (original) {
+    for (const key of original.keys()) {
+      if (key.toLowerCase().startsWith('nats-')) continue;
+      for (const value of original.values(key)) h.append(key, value);
+    }
+  }
+  h.set(parkedFromHeader, String(seq));
+  return h;
 }

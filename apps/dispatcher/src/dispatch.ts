@@ -1,7 +1,8 @@
 // Applies one attempt's decision to its JetStream message: the attempt record is stored first, then the
-// task is acked (delivered), nak'ed with the retry delay, or terminated (dropped). term() carries no
-// reason: NATS servers before 2.10 do not understand "+TERM <reason>" and would leave the task pending,
-// blocking the webhook until ack_wait; the reason is in the attempt record.
+// task is acked (delivered), terminated (dropped), or, to retry, parked (from a lane) or nak'ed with the
+// retry delay (from its park). term() carries no reason: NATS servers before 2.10 do not understand
+// "+TERM <reason>" and would leave the task pending, blocking the webhook until ack_wait; the reason is in
+// the attempt record.
 //
 // A decided attempt keeps its decision. Its record is stored in place, retried with a backoff while the
 // task is kept alive with working(): the HTTP request is never made again because the log was slow. The
@@ -16,7 +17,7 @@
 import { context } from '@opentelemetry/api';
 import { AttemptDecision, AttemptRecord, DeliveryTask, encodeMessage, type Route } from '@webhooks/contracts';
 import { deliveryIdOf, type RetryPolicy } from '@webhooks/domain';
-import { traceContextOf, traceHeaders, type JetStreamPublisher, type JetStreamManager, type JsMsg, type RoutingTable, type Topology } from '@webhooks/messaging';
+import { parkedFromHeader, traceContextOf, traceHeaders, type JetStreamPublisher, type JetStreamManager, type JsMsg, type RoutingTable, type Topology } from '@webhooks/messaging';
 import { SpanStatusCode, trace, type Logger, type Span } from '@webhooks/telemetry';
 import { dispatcherMetrics } from './metrics.js';
 
@@ -28,6 +29,20 @@ import { retryInPlace } from './retry-in-place.js';
 import { RatePacer, waitKeepingAlive } from './rate-pacing.js';
 
 const tracer = trace.getTracer('dispatcher');
+
+/**
+ * Where a task came from (consumers.ts): a webhook's lane, taken from its shard's consumer with later
+ * tasks of the webhook possibly held behind it, or its park, whose consumer hands out one at a time.
+ */
+export type TaskPath = 'lane' | 'parked';
+
+/**
+ * What became of a task: settled (acked or terminated); handed back to its park's consumer (nak, e.g.
+ * with a retry's delay); to be parked (lane only: nothing was done with the message, and the lane moves
+ * it with the webhook's later tasks to the park, in order, instead of a nak that would let them overtake
+ * it); abandoned while stopping (left to be redelivered).
+ */
+export type Handled = 'settled' | 'handed-back' | 'park' | 'abandoned';
 
 /** What the task's last decided attempt says, as far as this replica can tell. */
 type KnownTask = { readonly kind: 'new' } | ({ readonly kind: 'decided' } & DecidedAttempt);
@@ -62,7 +77,7 @@ export class Dispatch {
   }
 
   /** Runs each attempt inside the trace context the task carries from ingest. */
-  readonly handle = (message: JsMsg): Promise<boolean> => context.with(traceContextOf(message.headers), () => this.process(message));
+  readonly handle = (message: JsMsg, path: TaskPath): Promise<Handled> => context.with(traceContextOf(message.headers), () => this.process(message, path));
 
   /**
    * Shutting down: a record still being retried is given up, and its task left to be redelivered after
@@ -72,34 +87,40 @@ export class Dispatch {
     this.stopping = true;
   }
 
-  private async process(message: JsMsg): Promise<boolean> {
+  /** A lane never naks: a task that must wait is parked instead. */
+  private handBack(message: JsMsg, path: TaskPath, delayMs: number): Handled {
+    if (path === 'lane') return 'park';
+    message.nak(delayMs);
+    return 'handed-back';
+  }
+
+  private async process(message: JsMsg, path: TaskPath): Promise<Handled> {
     let task: DeliveryTask;
     try {
       task = DeliveryTask.decode(message.data);
     } catch (error) {
       this.logger.error({ err: error, seq: message.seq }, 'undecodable delivery task terminated');
       message.term();
-      return true;
+      return 'settled';
     }
     const route = this.routes.route(task.workspaceId, task.webhookId);
     if (!route?.active || this.suspensions.isSuspended(route)) {
       // Disabled or deleted: the task is not sent. It is recorded as dropped and removed, unless its
       // delivery already ended (its ack was overtaken by the drain's consumer reset): then it is settled
       // as it ended, and the log keeps one final record.
-      if (await this.settledEarlier(message, task)) return true;
+      if (await this.settledEarlier(message, task)) return 'settled';
       const reason = route ? 'webhook disabled' : 'webhook deleted';
       try {
         await this.record(task, 0, undefined, undefined, { kind: 'dropped', reason });
       } catch (error) {
         this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId }, 'drop record not stored; the task stays queued');
-        message.nak(1_000);
-        return false;
+        return this.handBack(message, path, 1_000);
       }
       this.memory.forget(this.keyOf(task, message));
       this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, reason }, 'event dropped');
       dispatcherMetrics.deliveries.add(1, { result: 'dropped' });
       message.term();
-      return true;
+      return 'settled';
     }
     const key = this.keyOf(task, message);
     let known: KnownTask;
@@ -108,10 +129,12 @@ export class Dispatch {
     } catch (error) {
       // Without the last record the next attempt's number is unknown; guessing could repeat or skip one.
       this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId }, 'last attempt record unreadable; the task waits');
-      message.nak(lookupRetryMs);
-      return true;
+      return this.handBack(message, path, lookupRetryMs);
     }
-    if (known.kind === 'decided' && this.applyEarlierDecision(message, task, key, known)) return true;
+    if (known.kind === 'decided') {
+      const earlier = this.applyEarlierDecision(message, path, task, key, known);
+      if (earlier) return earlier;
+    }
     const paceMs = this.pacer.delay(task.webhookId, route.rateLimit ?? 0, Date.now());
     if (paceMs > 0) await waitKeepingAlive(paceMs, () => message.working(), pacingKeepAliveMs);
     const attempt = known.kind === 'decided' ? known.attempt + 1 : 1;
@@ -122,7 +145,7 @@ export class Dispatch {
       { attributes: { 'webhook.id': task.webhookId, 'workspace.id': task.workspaceId, 'event.id': task.eventId, 'event.type': task.eventType, 'webhook.attempt': attempt } },
       async (span) => {
         try {
-          return await this.attempt(message, task, route, key, attempt, firstAttemptAt, span);
+          return await this.attempt(message, path, task, route, key, attempt, firstAttemptAt, span);
         } finally {
           span.end();
         }
@@ -145,7 +168,8 @@ export class Dispatch {
     const decision = decisionOf(record);
     if (decision.kind === 'retry') return false;
     const decided: DecidedAttempt = { attempt: record.attemptNumber, firstAttemptAt: (record.firstAttemptTime ?? record.startTime ?? new Date()).getTime(), decision };
-    return this.applyEarlierDecision(message, task, this.keyOf(task, message), decided);
+    // Only a final decision settles the task here; a retry is taken up by the attempt path.
+    return this.applyEarlierDecision(message, 'parked', task, this.keyOf(task, message), decided) === 'settled';
   }
 
   private keyOf(task: DeliveryTask, message: JsMsg): string {
@@ -155,24 +179,23 @@ export class Dispatch {
   /**
    * A task whose last decision is already final (its ack or term was lost), or whose retry is not due
    * yet (redelivered after a crash rather than by its nak delay), is settled by that decision without a
-   * new attempt. Returns false when a new attempt is due.
+   * new attempt. Returns undefined when a new attempt is due.
    */
-  private applyEarlierDecision(message: JsMsg, task: DeliveryTask, key: string, known: DecidedAttempt): boolean {
+  private applyEarlierDecision(message: JsMsg, path: TaskPath, task: DeliveryTask, key: string, known: DecidedAttempt): Handled | undefined {
     const decision = known.decision;
     if (decision.kind === 'retry') {
       const wait = decision.retryAt - Date.now();
-      if (wait <= earlyRetryToleranceMs) return false;
-      message.nak(wait);
-      return true;
+      if (wait <= earlyRetryToleranceMs) return undefined;
+      return this.handBack(message, path, wait);
     }
     this.memory.forget(key);
     this.logger.info({ eventId: task.eventId, webhookId: task.webhookId, attempt: known.attempt, decision: decision.kind }, 'task already decided; settled without a new attempt');
     if (decision.kind === 'succeeded') message.ack();
     else message.term();
-    return true;
+    return 'settled';
   }
 
-  private async attempt(message: JsMsg, task: DeliveryTask, route: Route, key: string, attempt: number, firstAttemptAt: number, span: Span): Promise<boolean> {
+  private async attempt(message: JsMsg, path: TaskPath, task: DeliveryTask, route: Route, key: string, attempt: number, firstAttemptAt: number, span: Span): Promise<Handled> {
     // The ack wait starts again here, so reading the last record does not eat into the attempt's budget.
     message.working();
     const outcome = await this.deliverer.attempt(task, route, attempt, firstAttemptAt);
@@ -204,7 +227,7 @@ export class Dispatch {
       // Shutting down with the record unstored: the task is redelivered after ack_wait to a replica that
       // finds no record of this attempt and makes it again.
       this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId, attempt }, 'attempt record not stored before shutdown; the attempt will be repeated');
-      return true;
+      return 'abandoned';
     }
     if (decision.kind === 'succeeded') {
       this.memory.forget(key);
@@ -216,26 +239,27 @@ export class Dispatch {
       // The retry keeps its planned time, however long the record took to store.
       const delayMs = Math.max(0, decision.retryAt - Date.now());
       this.logger.info({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason, retryInMs: delayMs }, 'attempt failed, will retry');
-      message.nak(delayMs);
+      return this.handBack(message, path, delayMs);
     } else {
       this.memory.forget(key);
       dispatcherMetrics.deliveries.add(1, { result: 'dropped' });
       this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason: decision.reason }, 'event dropped');
       message.term();
     }
-    return true;
+    return 'settled';
   }
 
   /**
    * The task's last decided attempt: remembered here; for a task delivered for the first time there is
-   * none; otherwise read from the webhook's last attempt record, which belongs to this task when its
-   * delivery id matches (a webhook has one task in flight). A redelivered task without a record made no
-   * decided attempt (the process died before storing it). Throws when the record cannot be read.
+   * none; otherwise (redelivered, or parked after attempts in its lane) read from the webhook's last
+   * attempt record, which belongs to this task when its delivery id matches (a webhook has one task in
+   * flight). A redelivered task without a record made no decided attempt (the process died before
+   * storing it). Throws when the record cannot be read.
    */
   private async knownTask(key: string, message: JsMsg, task: DeliveryTask): Promise<KnownTask> {
     const remembered = this.memory.get(key);
     if (remembered) return { kind: 'decided', ...remembered };
-    if (message.info.deliveryCount === 1) return { kind: 'new' };
+    if (message.info.deliveryCount === 1 && !message.headers?.has(parkedFromHeader)) return { kind: 'new' };
     const last = await this.jsm.streams.getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) });
     const record = last ? AttemptRecord.decode(last.data) : undefined;
     const deliveryId = task.deliveryId || deliveryIdOf(task.eventId, task.webhookId);

@@ -19,9 +19,9 @@
 // 5. Leaving. A replica stopped with SIGTERM hands over every shard and removes its membership, so the
 //    others take over at their next heartbeat. A replica that dies is replaced once its leases expire:
 //    within one lease time and one heartbeat (15 s + 5 s by default), plus starting the shard's consumers.
-// 6. Order per webhook holds through every move: each webhook's consumer hands out one task at a time
-//    across all replicas (max_ack_pending 1 on the server), and a shard's loops stop before its lease is
-//    given up.
+// 6. Order per webhook holds through every move: a shard's lanes stop before its lease is given up, and
+//    the next owner recreates the shard's consumer when tasks are still handed out to the previous one,
+//    so they come back at once and in order (consumers.ts).
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { JetStreamApiError, type KV, type Topology } from '@webhooks/messaging';

@@ -1,5 +1,6 @@
-// Delivery loops are supervised, against real NATS: a handler that throws ends the webhook's loop; it
-// is restarted, and the webhook's events are still all handled, in order.
+// Shard consumers, lanes and parks against real NATS: a handler that throws is tried again with the
+// task kept at the head of its lane; a shard loop whose consumer vanished is restarted; a lane that must
+// wait is parked with its later tasks, in order, and comes back to its lane once the park is empty.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DeliveryTask, Route } from '@webhooks/contracts';
@@ -8,6 +9,7 @@ import { createLogger } from '@webhooks/telemetry';
 import { createTestTopology, uniqueName, type TestTopology } from '@webhooks/testing';
 import { Suspensions } from '../src/breaker.js';
 import { DeliveryConsumers } from '../src/consumers.js';
+import type { Handled, TaskPath } from '../src/dispatch.js';
 
 const logger = createLogger('consumers-test');
 
@@ -44,7 +46,7 @@ describe('supervised delivery loops on real NATS', () => {
     const handled: string[] = [];
     const downReports: number[] = [];
     let thrown = false;
-    const handle = async (message: JsMsg) => {
+    const handle = async (message: JsMsg): Promise<Handled> => {
       const task = DeliveryTask.decode(message.data);
       // A bug in the handler, once: the loop ends with this error.
       if (task.eventId === 'e3' && !thrown) {
@@ -53,9 +55,9 @@ describe('supervised delivery loops on real NATS', () => {
       }
       handled.push(task.eventId);
       message.ack();
-      return true;
+      return 'settled';
     };
-    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, t, routes, 5_000, handle, new Suspensions(), logger, (down) => downReports.push(down));
+    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 5_000, handle, new Suspensions(), logger, (down) => downReports.push(down));
     await consumers.startAll();
 
     const ids = ['e1', 'e2', 'e3', 'e4', 'e5', 'e6'];
@@ -68,5 +70,99 @@ describe('supervised delivery loops on real NATS', () => {
     assert.equal(thrown, true);
     assert.deepEqual(handled, ids, 'every event handled once, in order, after the restart');
     assert.deepEqual(downReports, [1, 0], 'readiness was told the loop was down, then up again');
+    await consumers.stop();
+    consumers = undefined;
+  });
+
+  async function activeWebhook(): Promise<{ workspaceId: string; webhookId: string }> {
+    const workspaceId = uniqueName('ws');
+    const webhookId = uniqueName('wh');
+    const route: Route = { webhookId, workspaceId, url: 'https://example.com/h', eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1, name: 'h', rateLimit: 0, auth: undefined };
+    await buckets.routes.put(test.topology.keys.webhook(workspaceId, webhookId), Route.encode(route).finish());
+    await routes.sync();
+    return { workspaceId, webhookId };
+  }
+
+  async function publishTasks(workspaceId: string, webhookId: string, ids: readonly string[]): Promise<void> {
+    for (const eventId of ids) {
+      const task: DeliveryTask = { eventId, workspaceId, webhookId, eventType: 'contact.created', occurredAt: new Date(), body: Buffer.from('{}'), deliveryId: '', retryOfDeliveryId: '', acceptedAt: new Date() };
+      await publisher.publish(test.topology.subjects.deliver(workspaceId, webhookId), DeliveryTask.encode(task).finish());
+    }
+  }
+
+  async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!condition()) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  it('restarts a shard loop whose consumer vanished, and delivers the later events in order', async () => {
+    const t = test.topology;
+    const { workspaceId, webhookId } = await activeWebhook();
+    const handled: string[] = [];
+    const downReports: number[] = [];
+    const handle = async (message: JsMsg): Promise<Handled> => {
+      handled.push(DeliveryTask.decode(message.data).eventId);
+      message.ack();
+      return 'settled';
+    };
+    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 5_000, handle, new Suspensions(), logger, (down) => downReports.push(down));
+    await consumers.startAll();
+    await publishTasks(workspaceId, webhookId, ['s1', 's2']);
+    await waitFor(() => handled.length === 2, 'the first two events');
+
+    // The fault: the shard's consumer disappears under its loop.
+    const shard = t.streams.deliverShards.indexOf(t.streams.deliver(webhookId));
+    await jsm.consumers.delete(t.streams.deliver(webhookId), t.consumers.shard(shard));
+    await waitFor(() => downReports.length > 0, 'readiness to hear of the failed loop');
+    await publishTasks(workspaceId, webhookId, ['s3', 's4', 's5']);
+    await waitFor(() => handled.length === 5, 'the events published after the fault');
+    assert.deepEqual(handled, ['s1', 's2', 's3', 's4', 's5'], 'each event once, in order');
+    await waitFor(() => downReports.at(-1) === 0, 'readiness to hear the loop is back');
+    assert.deepEqual(downReports, [1, 0]);
+    await consumers.stop();
+    consumers = undefined;
+  });
+
+  it('parks a lane that must wait together with its later tasks, keeps their order, and unparks once the park is empty', async () => {
+    const t = test.topology;
+    const { workspaceId, webhookId } = await activeWebhook();
+    const seen: string[] = [];
+    let parkedOnce = false;
+    const handle = async (message: JsMsg, path: TaskPath): Promise<Handled> => {
+      const eventId = DeliveryTask.decode(message.data).eventId;
+      // p2 must wait once (as a retry would): the lane parks it, and p3..p5 behind it.
+      if (eventId === 'p2' && !parkedOnce) {
+        parkedOnce = true;
+        seen.push(`${eventId}:${path}:wait`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return 'park';
+      }
+      seen.push(`${eventId}:${path}`);
+      message.ack();
+      return 'settled';
+    };
+    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 5_000, handle, new Suspensions(), logger);
+    await consumers.startAll();
+    await publishTasks(workspaceId, webhookId, ['p1', 'p2', 'p3', 'p4', 'p5']);
+    await waitFor(() => seen.length === 6, 'the five events');
+    assert.deepEqual(seen, ['p1:lane', 'p2:lane:wait', 'p2:parked', 'p3:parked', 'p4:parked', 'p5:parked']);
+
+    const parkConsumerGone = async () => !(await jsm.consumers.info(t.streams.deliver(webhookId), t.consumers.park(webhookId)).then(() => true, () => false));
+    const deadline = Date.now() + 10_000;
+    while (!(await parkConsumerGone()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(await parkConsumerGone(), 'the emptied park consumer is removed');
+    assert.deepEqual(consumers.counts().parked, 0);
+
+    await publishTasks(workspaceId, webhookId, ['p6', 'p7']);
+    await waitFor(() => seen.length === 8, 'the events after unparking');
+    assert.deepEqual(seen.slice(6), ['p6:lane', 'p7:lane'], 'back in its lane');
+    for (const subject of [t.subjects.deliver(workspaceId, webhookId), t.subjects.park(workspaceId, webhookId)]) {
+      assert.equal(await jsm.streams.getMessage(t.streams.deliver(webhookId), { last_by_subj: subject }).catch(() => null), null, `nothing left on ${subject}`);
+    }
+    await consumers.stop();
+    consumers = undefined;
   });
 });

@@ -2,10 +2,11 @@
 export * from './topology.js';
 export * from './setup.js';
 export * from './routing-table.js';
-export type { NatsConnection } from '@nats-io/transport-node';
+export type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+export { headers as natsHeaders } from '@nats-io/transport-node';
 export type { KV } from '@nats-io/kv';
 export { Kvm } from '@nats-io/kv';
-export type { JetStreamClient, JetStreamManager, JsMsg, Consumer } from '@nats-io/jetstream';
+export type { JetStreamClient, JetStreamManager, JsMsg, Consumer, ConsumerInfo } from '@nats-io/jetstream';
 export { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
 export * from './trace-context.js';
 export * from './compare-and-set.js';

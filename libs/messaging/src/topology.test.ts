@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
-import { deliverShardOf, deliverShards, deliveryConsumerConfig, streamConfigs, streamNames, topology } from './topology.js';
+import { deliverShardOf, deliverShards, parkConsumerConfig, shardConsumerConfig, streamConfigs, streamNames, topology } from './topology.js';
 
 describe('topology', () => {
   it('names everything from the prefix, as DESIGN.md spells it for "wh"', () => {
@@ -22,7 +22,7 @@ describe('topology', () => {
     for (const webhookId of ['wh_1', 'wh_01JDQ8Z6K3V7Y2N4M5P6R7S8T9']) {
       const shard = deliverShardOf(webhookId);
       const config = streamConfigs(t).find((c) => c.name === t.streams.deliver(webhookId))!;
-      assert.deepEqual(config.subjects, [`wh.deliver.${shard}.*.*`]);
+      assert.deepEqual(config.subjects, [`wh.deliver.${shard}.*.*`, `wh.park.${shard}.*.*`]);
       assert.ok(t.subjects.deliver('ws1', webhookId).startsWith(`wh.deliver.${shard}.`));
     }
   });
@@ -71,10 +71,22 @@ describe('topology', () => {
     for (const idempotencyWindowMs of [0, 999, Number.NaN]) assert.throws(() => topology({ idempotencyWindowMs }), /IDEMPOTENCY_WINDOW\) must be at least 1s/);
   });
 
-  it('hands out one delivery at a time per webhook', () => {
-    const config = deliveryConsumerConfig(topology(), 'ws1', 'wh_1', 30_000);
+  it('hands out one parked task at a time per webhook, in the stream of its new tasks', () => {
+    const t = topology();
+    const config = parkConsumerConfig(t, 'ws1', 'wh_1', 30_000);
     assert.equal(config.max_ack_pending, 1);
-    assert.equal(config.filter_subject, 'wh.deliver.10.ws1.wh_1');
-    assert.equal(config.durable_name, 'deliver_wh_1');
+    assert.equal(config.filter_subject, 'wh.park.10.ws1.wh_1');
+    assert.equal(config.durable_name, 'park_wh_1');
+    const stream = streamConfigs(t).find((c) => c.name === t.streams.deliver('wh_1'))!;
+    assert.deepEqual(stream.subjects, ['wh.deliver.10.*.*', 'wh.park.10.*.*']);
+  });
+
+  it('gives each delivery stream one consumer of its new tasks, which never overlaps a park consumer', () => {
+    const t = topology();
+    const config = shardConsumerConfig(t, 10, 30_000, 2_000);
+    assert.equal(config.filter_subject, 'wh.deliver.10.*.*');
+    assert.equal(config.max_ack_pending, 2_000);
+    assert.equal(config.durable_name, 'shard_10');
+    assert.ok(!t.subjects.park('ws1', 'wh_1').startsWith('wh.deliver.'));
   });
 });

@@ -68,16 +68,27 @@ export function topology(options: Partial<TopologyOptions> = {}) {
     },
     subjects: {
       deliver: (workspaceId: string, webhookId: string) => `${p}.deliver.${deliverShardOf(webhookId)}.${workspaceId}.${webhookId}`,
-      /** The subjects of one delivery stream. */
+      /** The new tasks of one delivery stream, consumed by its shard consumer. */
       deliverShard: (shard: number) => `${p}.deliver.${shard}.*.*`,
+      /**
+       * A webhook's parked tasks, in the same stream as its new ones: moved here, in order, while the
+       * webhook retries or falls behind, and consumed by a consumer of its own (dispatcher lanes.ts).
+       */
+      park: (workspaceId: string, webhookId: string) => `${p}.park.${deliverShardOf(webhookId)}.${workspaceId}.${webhookId}`,
+      /** Every parked task of one delivery stream. */
+      parkShard: (shard: number) => `${p}.park.${shard}.*.*`,
       attempt: (workspaceId: string, webhookId: string) => `${p}.attempts.${workspaceId}.${webhookId}`,
       attemptsAll: `${p}.attempts.*.*`,
       breakerTripped: (workspaceId: string) => `${p}.breaker.tripped.${workspaceId}`,
       breakerTrippedAll: `${p}.breaker.tripped.*`,
     },
     consumers: {
-      /** The durable consumer that delivers one webhook's events, one at a time. */
-      delivery: (webhookId: string) => `deliver_${webhookId}`,
+      /** The durable consumer of one delivery stream's new tasks, pulled only by the shard's owner. */
+      shard: (shard: number) => `shard_${shard}`,
+      /** The durable consumer of one webhook's parked tasks, one at a time; exists only while it is parked. */
+      park: (webhookId: string) => `park_${webhookId}`,
+      /** Earlier versions' consumer per webhook on its new tasks; removed when a shard is taken. */
+      legacyDeliveryPrefix: 'deliver_',
       /** The control plane's consumer of attempt records. */
       attemptLog: 'attempt_log',
       /** The control plane's and the notifier's consumers of breaker trips. */
@@ -140,7 +151,7 @@ export function streamConfigs(t: Topology): Partial<StreamConfig>[] {
     ...t.streams.deliverShards.map((name, shard) => ({
       ...common,
       name,
-      subjects: [t.subjects.deliverShard(shard)],
+      subjects: [t.subjects.deliverShard(shard), t.subjects.parkShard(shard)],
       // A task leaves the stream only when the dispatcher acks (delivered) or terms (dropped and recorded):
       // no age or size limit may remove an accepted event silently.
       retention: RetentionPolicy.Workqueue,
@@ -165,15 +176,33 @@ export function streamConfigs(t: Topology): Partial<StreamConfig>[] {
   ];
 }
 
+/** Header on a parked task: the stream sequence it had among the new tasks. Its attempts so far are in the log. */
+export const parkedFromHeader = 'Wh-Parked-From';
+
 /**
- * The delivery consumer of one webhook. max_ack_pending 1 makes the server hand out one task at a time
- * for this subject, across every dispatcher replica: order per webhook holds and a crashed replica's
- * task is redelivered after ack_wait.
+ * The consumer of one delivery stream's new tasks. Its owner keeps them in per-webhook lanes, so the
+ * server's limit is how many tasks of the shard may be held at once (delivered, not yet acked).
  */
-export function deliveryConsumerConfig(t: Topology, workspaceId: string, webhookId: string, ackWaitMs: number): Partial<ConsumerConfig> {
+export function shardConsumerConfig(t: Topology, shard: number, ackWaitMs: number, maxAckPending: number): Partial<ConsumerConfig> & { durable_name: string } {
   return {
-    durable_name: t.consumers.delivery(webhookId),
-    filter_subject: t.subjects.deliver(workspaceId, webhookId),
+    durable_name: t.consumers.shard(shard),
+    filter_subject: t.subjects.deliverShard(shard),
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    max_ack_pending: maxAckPending,
+    max_deliver: -1,
+    ack_wait: ackWaitMs * nanosPerMs,
+  };
+}
+
+/**
+ * The consumer of one webhook's parked tasks. max_ack_pending 1 hands out one at a time, so a retry's
+ * delay (nak with delay) holds back the webhook's later tasks and nothing else.
+ */
+export function parkConsumerConfig(t: Topology, workspaceId: string, webhookId: string, ackWaitMs: number): Partial<ConsumerConfig> & { durable_name: string } {
+  return {
+    durable_name: t.consumers.park(webhookId),
+    filter_subject: t.subjects.park(workspaceId, webhookId),
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     max_ack_pending: 1,

@@ -56,7 +56,7 @@ describe('disabled and deleted webhooks', () => {
     assert.deepEqual(requests.map((r) => JSON.parse(r.body).id), ['q1', 'q5']);
   });
 
-  it('drops the queued events of a deleted webhook and removes its consumer', async () => {
+  it('drops the queued events of a deleted webhook, parked while it retried, and removes its park consumer', async () => {
     const endpoint = await failingEndpoint();
     const { workspaceId, webhookId } = await workspaceWithWebhook(system, endpoint.url);
     for (const id of ['d1', 'd2']) await publish(system, contactCreated(id, workspaceId));
@@ -76,12 +76,14 @@ describe('disabled and deleted webhooks', () => {
       const deadline = Date.now() + 10_000;
       let exists = true;
       while (exists && Date.now() < deadline) {
-        exists = await jsm.consumers.info(t.streams.deliver(webhookId), t.consumers.delivery(webhookId)).then(() => true, () => false);
+        exists = await jsm.consumers.info(t.streams.deliver(webhookId), t.consumers.park(webhookId)).then(() => true, () => false);
         if (exists) await new Promise((r) => setTimeout(r, 100));
       }
-      assert.equal(exists, false, 'the deleted webhook still has a consumer');
-      const left = await jsm.streams.getMessage(t.streams.deliver(webhookId), { last_by_subj: t.subjects.deliver(workspaceId, webhookId) }).catch(() => null);
-      assert.equal(left, null, 'tasks of the deleted webhook are still queued');
+      assert.equal(exists, false, 'the deleted webhook still has a park consumer');
+      for (const subject of [t.subjects.deliver(workspaceId, webhookId), t.subjects.park(workspaceId, webhookId)]) {
+        const left = await jsm.streams.getMessage(t.streams.deliver(webhookId), { last_by_subj: subject }).catch(() => null);
+        assert.equal(left, null, `tasks of the deleted webhook are still queued on ${subject}`);
+      }
     } finally {
       await nc.close();
     }
