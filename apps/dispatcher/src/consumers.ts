@@ -22,7 +22,8 @@
 //    subjects holding tasks) and starts their park consumers, then consumes the shard. If the shard
 //    consumer still has tasks handed out to the previous owner (it crashed, or their acks were lost), it
 //    is recreated first, so every task not acked comes back at once and in order; the only repeat is
-//    the attempt that was in flight on a crashed replica.
+//    the attempt that was in flight on a crashed replica. Tasks the old consumer had handed out are
+//    marked as maybe attempted, so their attempt numbers continue from the log (dispatch.ts).
 // 6. Restarts. A shard loop that fails (its consumer vanished, say), or any loop after the NATS
 //    connection comes back, starts again
 //    after a backoff (200 ms doubling to 10 s) with its consumer recreated (tasks lost in transit would
@@ -60,7 +61,7 @@ import { dispatcherMetrics } from './metrics.js';
 import { retryInPlace } from './retry-in-place.js';
 
 /** Handles one task (dispatch.ts). */
-export type DeliveryHandler = (message: JsMsg, path: TaskPath) => Promise<Handled>;
+export type DeliveryHandler = (message: JsMsg, path: TaskPath, maybeAttempted?: boolean) => Promise<Handled>;
 
 /** Tasks of one shard held at once by its owner (rule 1): the bound on a replica's memory for tasks. */
 export const shardMaxAckPending = 2_000;
@@ -146,6 +147,11 @@ interface Shard {
   loop?: Loop;
   readonly settled: RecentSet;
   failures: number;
+  /**
+   * Tasks up to this stream sequence were handed out by a consumer since recreated: JetStream hands them
+   * out again as if for the first time, but they may have been attempted (their records tell).
+   */
+  handedOutUpTo: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -184,7 +190,7 @@ export class DeliveryConsumers {
     await Promise.all(
       shards.map((shard) => {
         if (this.closed || this.shards.has(shard)) return;
-        this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0 });
+        this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0, handedOutUpTo: 0 });
         return this.openShard(shard, false);
       }),
     );
@@ -319,7 +325,10 @@ export class DeliveryConsumers {
         lane.parked = true;
         void this.step(lane, () => this.startPark(lane));
       }
-      if (existing && (recreate || existing.num_ack_pending > 0)) await this.consumerOperation(() => this.deleteConsumer(shard, name));
+      if (existing && (recreate || existing.num_ack_pending > 0)) {
+        state.handedOutUpTo = Math.max(state.handedOutUpTo, existing.delivered.stream_seq);
+        await this.consumerOperation(() => this.deleteConsumer(shard, name));
+      }
       const info = await this.consumerOperation(() => ensureConsumer(this.jsm, stream, shardConsumerConfig(this.topology, shard, this.ackWaitMs, shardMaxAckPending)));
       if (!this.consuming(shard) || this.shards.get(shard) !== state) return;
       const messages = await this.js.consumers.getConsumerFromInfo(info).consume({ max_messages: shardPullBatch, expires: idlePullMs, idle_heartbeat: idleHeartbeatMs, abort_on_missing_resource: true });
@@ -399,7 +408,7 @@ export class DeliveryConsumers {
         const message = head.message;
         let handled: Handled;
         try {
-          handled = await this.handle(message, 'lane');
+          handled = await this.handle(message, 'lane', head.seq <= (this.shards.get(lane.shard)?.handedOutUpTo ?? 0));
         } catch (error) {
           lane.failures++;
           const delayMs = this.backoff(lane.failures);

@@ -77,7 +77,12 @@ export class Dispatch {
   }
 
   /** Runs each attempt inside the trace context the task carries from ingest. */
-  readonly handle = (message: JsMsg, path: TaskPath): Promise<Handled> => context.with(traceContextOf(message.headers), () => this.process(message, path));
+  /**
+   * `maybeAttempted`: the lane knows this task may have been attempted before although JetStream hands it
+   * out for the first time (its shard's consumer was recreated after tasks were out with another owner).
+   */
+  readonly handle = (message: JsMsg, path: TaskPath, maybeAttempted = false): Promise<Handled> =>
+    context.with(traceContextOf(message.headers), () => this.process(message, path, maybeAttempted));
 
   /**
    * Shutting down: a record still being retried is given up, and its task left to be redelivered after
@@ -94,7 +99,7 @@ export class Dispatch {
     return 'handed-back';
   }
 
-  private async process(message: JsMsg, path: TaskPath): Promise<Handled> {
+  private async process(message: JsMsg, path: TaskPath, maybeAttempted: boolean): Promise<Handled> {
     let task: DeliveryTask;
     try {
       task = DeliveryTask.decode(message.data);
@@ -125,7 +130,7 @@ export class Dispatch {
     const key = this.keyOf(task, message);
     let known: KnownTask;
     try {
-      known = await this.knownTask(key, message, task);
+      known = await this.knownTask(key, message, task, maybeAttempted);
     } catch (error) {
       // Without the last record the next attempt's number is unknown; guessing could repeat or skip one.
       this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId }, 'last attempt record unreadable; the task waits');
@@ -251,15 +256,16 @@ export class Dispatch {
 
   /**
    * The task's last decided attempt: remembered here; for a task delivered for the first time there is
-   * none; otherwise (redelivered, or parked after attempts in its lane) read from the webhook's last
+   * none; otherwise (redelivered, handed out again by a recreated consumer, or parked after attempts in
+   * its lane) read from the webhook's last
    * attempt record, which belongs to this task when its delivery id matches (a webhook has one task in
    * flight). A redelivered task without a record made no decided attempt (the process died before
    * storing it). Throws when the record cannot be read.
    */
-  private async knownTask(key: string, message: JsMsg, task: DeliveryTask): Promise<KnownTask> {
+  private async knownTask(key: string, message: JsMsg, task: DeliveryTask, maybeAttempted: boolean): Promise<KnownTask> {
     const remembered = this.memory.get(key);
     if (remembered) return { kind: 'decided', ...remembered };
-    if (message.info.deliveryCount === 1 && !message.headers?.has(parkedFromHeader)) return { kind: 'new' };
+    if (!maybeAttempted && message.info.deliveryCount === 1 && !message.headers?.has(parkedFromHeader)) return { kind: 'new' };
     const last = await this.jsm.streams.getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) });
     const record = last ? AttemptRecord.decode(last.data) : undefined;
     const deliveryId = task.deliveryId || deliveryIdOf(task.eventId, task.webhookId);

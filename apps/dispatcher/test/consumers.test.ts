@@ -126,6 +126,42 @@ describe('supervised delivery loops on real NATS', () => {
     consumers = undefined;
   });
 
+  it('gives a new owner the tasks still out with a crashed one at once, in order, marked as maybe attempted', async () => {
+    const t = test.topology;
+    const { workspaceId, webhookId } = await activeWebhook();
+    const shard = t.streams.deliverShards.indexOf(t.streams.deliver(webhookId));
+    // Replica A takes c1..c3 and hangs in the attempt of c1; then it loses the shard and is never heard of again.
+    let aOwns = true;
+    let releaseHang!: () => void;
+    const hang = new Promise<void>((resolve) => (releaseHang = resolve));
+    let aTook = 0;
+    const crashed = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, async () => {
+      aTook++;
+      await hang;
+      return 'abandoned';
+    }, new Suspensions(), logger, () => {}, (s) => s !== shard || aOwns);
+    await crashed.startAll();
+    await publishTasks(workspaceId, webhookId, ['c1', 'c2', 'c3']);
+    await waitFor(() => aTook === 1, 'replica A to start attempting c1');
+    aOwns = false;
+
+    // Replica B takes the shard: with an ack_wait of a minute, the tasks would otherwise wait that long.
+    const seen: string[] = [];
+    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, async (message, _path, maybeAttempted) => {
+      seen.push(`${DeliveryTask.decode(message.data).eventId}:${maybeAttempted ? 'maybe' : 'new'}`);
+      message.ack();
+      return 'settled';
+    }, new Suspensions(), logger);
+    await consumers.startAll();
+    await publishTasks(workspaceId, webhookId, ['c4']);
+    await waitFor(() => seen.length === 4, 'the four events on replica B', 10_000);
+    assert.deepEqual(seen, ['c1:maybe', 'c2:maybe', 'c3:maybe', 'c4:new']);
+    releaseHang();
+    await crashed.stop();
+    await consumers.stop();
+    consumers = undefined;
+  });
+
   it('parks a lane that must wait together with its later tasks, keeps their order, and unparks once the park is empty', async () => {
     const t = test.topology;
     const { workspaceId, webhookId } = await activeWebhook();
