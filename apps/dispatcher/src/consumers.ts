@@ -11,37 +11,36 @@
 //    than laneMaxHeld tasks, or whose oldest waiting task has waited half of ack_wait (a slow endpoint),
 //    is parked: its tasks move, in order, to the webhook's park subject in the same stream (each stored
 //    there before it is acked here; the copy's id is its shard sequence, so a move repeated after a crash
-//    is stored once), and so does every later task of that webhook while it stays parked. The park has
-//    its own consumer with max_ack_pending 1 (`park_<webhook>`), where retries wait as naks with delay.
-//    A hanging endpoint thus holds only its own tasks, never the shard's limit.
-// 4. Unparking. When the park consumer has handed out and settled its last task, and nothing is pending
-//    there, its consumer is deleted and the webhook's new tasks go through its lane again. Moves to the
-//    park and the unparking run one after another per webhook, so no task can slip between them.
+//    is stored once), and so does every later task of that webhook while it stays parked. A hanging
+//    endpoint thus holds only its own tasks, never the shard's limit.
+// 4. The park has no consumer: the owner reads the webhook's oldest parked task from the stream (a get by
+//    subject), attempts it, and deletes it once settled; a retry's delay is a timer in memory. A parked
+//    webhook costs the servers nothing while it waits, however many there are. When no parked task is
+//    left, the webhook is unparked and its new tasks go through its lane again. Moves to the park and
+//    the unparking run one after another per webhook, so no task can slip between them.
 // 5. Taking a shard. The new owner removes earlier versions' per-webhook consumers of the shard (their
-//    filters would overlap the shard consumer's), finds the parked webhooks (park consumers, and park
-//    subjects holding tasks) and starts their park consumers, then consumes the shard. If the shard
-//    consumer still has tasks handed out to the previous owner (it crashed, or their acks were lost), it
-//    is recreated first, so every task not acked comes back at once and in order; the only repeat is
-//    the attempt that was in flight on a crashed replica. Tasks the old consumer had handed out are
-//    marked as maybe attempted, so their attempt numbers continue from the log (dispatch.ts).
-// 6. Restarts. A shard loop that fails (its consumer vanished, say), or any loop after the NATS
-//    connection comes back, starts again
-//    after a backoff (200 ms doubling to 10 s) with its consumer recreated (tasks lost in transit would
-//    otherwise come back only after ack_wait, behind later ones); tasks still held are matched by their
-//    sequence (rule 2), and a task settled here recently is acked again instead of attempted twice. A
-//    handler that throws keeps its task at the head of the lane and tries it again after the backoff.
-//    Meanwhile readiness reports what is down. Lanes are removed once empty and unparked; a shard's lanes
-//    go with the shard.
+//    filters would overlap the shard consumer's), finds the parked webhooks (park subjects holding tasks)
+//    and starts reading their parks, then consumes the shard. If the shard consumer still has tasks handed
+//    out to the previous owner (it crashed, or their acks were lost), it is recreated first, so every
+//    task not acked comes back at once and in order; the only repeat is the attempt that was in flight on
+//    a crashed replica. Tasks the old consumer had handed out are marked as maybe attempted, so their
+//    attempt numbers continue from the log (dispatch.ts).
+// 6. Restarts. A shard loop that fails (its consumer vanished, say), or any shard loop after the NATS
+//    connection comes back, starts again after a backoff (200 ms doubling to 10 s) with its consumer
+//    recreated (tasks lost in transit would otherwise come back only after ack_wait, behind later ones);
+//    tasks still held are matched by their sequence (rule 2), and a task settled here recently is acked
+//    again instead of attempted twice. A handler that throws, or a park read that fails, keeps its task
+//    first and tries again after the backoff. Meanwhile readiness reports what is down. Lanes are removed
+//    once empty and unparked; a shard's lanes go with the shard.
 // 7. Disabled or deleted webhooks. A task taken for a webhook that is not deliverable is dropped with a
-//    record by the handler. A parked webhook that becomes undeliverable has its park consumer recreated,
-//    so a task waiting for its retry delay is handed out (and dropped) at once. Tasks queued while no
-//    replica owned the shard are dropped when its new owner reaches them.
+//    record by the handler. A parked webhook that becomes undeliverable has its park read at once, so a
+//    task waiting for its retry delay is dropped without waiting. Tasks queued while no replica owned the
+//    shard are dropped when its new owner reaches them.
 import type { Route } from '@webhooks/contracts';
 import {
   ensureConsumer,
   JetStreamApiError,
   natsHeaders,
-  parkConsumerConfig,
   parkedFromHeader,
   shardConsumerConfig,
   type ConsumerInfo,
@@ -51,40 +50,39 @@ import {
   type JsMsg,
   type MsgHdrs,
   type RouteChange,
+  type StoredMsg,
   type RoutingTable,
   type Topology,
 } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import type { Suspensions } from './breaker.js';
-import type { Handled, TaskPath } from './dispatch.js';
+import type { Handled, TaskMessage, TaskPath } from './dispatch.js';
 import { dispatcherMetrics } from './metrics.js';
 import { retryInPlace } from './retry-in-place.js';
 
 /** Handles one task (dispatch.ts). */
-export type DeliveryHandler = (message: JsMsg, path: TaskPath, maybeAttempted?: boolean) => Promise<Handled>;
+export type DeliveryHandler = (message: TaskMessage, path: TaskPath, maybeAttempted?: boolean) => Promise<Handled>;
 
 /** Tasks of one shard held at once by its owner (rule 1): the bound on a replica's memory for tasks. */
 export const shardMaxAckPending = 2_000;
 /** Tasks one lane may hold before its later ones are parked (rule 3). */
 export const laneMaxHeld = 200;
 const shardPullBatch = 256;
-const parkPullBatch = 32;
 /** Sequences of tasks settled here recently, per shard (rule 6). */
 const settledMemory = 4_096;
 const restartInitialMs = 200;
+/** How often a lane that may not act (its lease's renewal is late) looks again. */
+const ownershipPollMs = 100;
 const restartMaxMs = 10_000;
 const moveRetryInitialMs = 100;
 const moveRetryMaxMs = 2_000;
-/** How often, and how many times, unparking looks again while the last parked task's ack is on its way. */
-const unparkRecheckMs = 200;
-const unparkRechecks = 25;
 /**
  * An idle consumer's pull stays open this long and the server confirms it every idleHeartbeatMs (the
  * client's defaults). With a consumer per shard rather than per webhook, idleness costs next to nothing.
  */
 const idlePullMs = 30_000;
 const idleHeartbeatMs = 15_000;
-/** Consumer creations and deletions in flight at once, so a replica taking many parks does not flood JetStream's API. */
+/** Consumer creations and deletions in flight at once, so a replica taking many shards does not flood JetStream's API. */
 const maxConsumerOperations = 16;
 
 /** Runs at most `slots` of the given operations at a time, in the order they were asked for. */
@@ -129,6 +127,14 @@ interface HeldTask {
   readonly takenAt: number;
 }
 
+/** The reader of one webhook's park (rule 4). */
+interface ParkReader {
+  stopped: boolean;
+  /** Ends the pause before the next read (a retry's delay, a backoff) at once. */
+  wake(): void;
+  done: Promise<void>;
+}
+
 interface Lane {
   readonly shard: number;
   readonly workspaceId: string;
@@ -139,7 +145,7 @@ interface Lane {
   parked: boolean;
   /** Moves to the park and unparking, one after another (rule 4). */
   steps: Promise<void>;
-  park?: Loop;
+  park?: ParkReader;
   failures: number;
 }
 
@@ -209,13 +215,7 @@ export class DeliveryConsumers {
       if (state.loop) state.loop.stopped = true;
       void this.openShard(shard, true);
     }
-    for (const lane of this.lanes.values()) {
-      if (!lane.park) continue;
-      void this.step(lane, async () => {
-        await this.stopPark(lane);
-        await this.startPark(lane);
-      });
-    }
+    // Park readers need nothing: their reads failed while NATS was away, and they try again by themselves.
   }
 
   /** Shards consumed here, lanes in memory, and of those the parked ones. */
@@ -233,12 +233,7 @@ export class DeliveryConsumers {
   refresh(_workspaceId: string, webhookId: string): void {
     const lane = this.lanes.get(webhookId);
     if (this.closed || !lane?.parked || this.deliverable(this.routes.route(lane.workspaceId, lane.webhookId))) return;
-    void this.step(lane, async () => {
-      if (!lane.parked || !this.consuming(lane.shard)) return;
-      await this.stopPark(lane);
-      await this.consumerOperation(() => this.deleteConsumer(lane.shard, this.topology.consumers.park(lane.webhookId)));
-      await this.startPark(lane);
-    });
+    lane.park?.wake();
   }
 
   /** Stops taking new deliveries and waits for the attempts in progress. */
@@ -251,9 +246,21 @@ export class DeliveryConsumers {
     return !!route?.active && !this.suspensions.isSuspended(route);
   }
 
-  /** Whether tasks of this shard may be started or acked here now. */
+  /** Whether this shard is consumed here (acquired, not yet released). */
   private consuming(shard: number): boolean {
-    return !this.closed && this.shards.has(shard) && this.owns(shard);
+    return !this.closed && this.shards.has(shard);
+  }
+
+  /**
+   * Whether a task of this shard may be started or acked now (fencing, ownership.ts): waits while the
+   * lease is not known to be valid (a renewal running late), and is false once the shard is released.
+   */
+  private async mayAct(shard: number): Promise<boolean> {
+    while (this.consuming(shard)) {
+      if (this.owns(shard)) return true;
+      await sleep(ownershipPollMs);
+    }
+    return false;
   }
 
   private stream(shard: number): string {
@@ -299,7 +306,8 @@ export class DeliveryConsumers {
   /** Opens (or reopens, recreating its consumer) one shard's consumer, after finding its parks (rule 5). */
   private async openShard(shard: number, recreate: boolean): Promise<void> {
     const state = this.shards.get(shard);
-    if (!state || !this.consuming(shard)) return;
+    // Only while the lease holds: a replica whose renewal runs late must not recreate its successor's consumer.
+    if (!state || !(await this.mayAct(shard))) return;
     try {
       const stream = this.stream(shard);
       const name = this.topology.consumers.shard(shard);
@@ -309,10 +317,6 @@ export class DeliveryConsumers {
         const consumer = info.name;
         if (consumer === name) existing = info;
         else if (consumer.startsWith(this.topology.consumers.legacyDeliveryPrefix)) await this.consumerOperation(() => this.deleteConsumer(shard, consumer));
-        else {
-          const [, , , workspaceId, webhookId] = (info.config.filter_subject ?? '').split('.');
-          if (workspaceId && webhookId) parked.set(webhookId, workspaceId);
-        }
       }
       const { state: streamState } = await this.jsm.streams.info(stream, { subjects_filter: this.topology.subjects.parkShard(shard) });
       for (const subject of Object.keys(streamState.subjects ?? {})) {
@@ -323,8 +327,9 @@ export class DeliveryConsumers {
         const lane = this.laneOf(shard, workspaceId, webhookId);
         if (lane.parked) continue;
         lane.parked = true;
-        void this.step(lane, () => this.startPark(lane));
+        this.startPark(lane);
       }
+      if (!this.owns(shard)) throw new Error(`the lease of shard ${shard} is not confirmed; opening it later`);
       if (existing && (recreate || existing.num_ack_pending > 0)) {
         state.handedOutUpTo = Math.max(state.handedOutUpTo, existing.delivered.stream_seq);
         await this.consumerOperation(() => this.deleteConsumer(shard, name));
@@ -336,7 +341,8 @@ export class DeliveryConsumers {
       state.loop = loop;
       loop.done = (async () => {
         for await (const message of messages) {
-          // Shard tasks are never nak'ed (rule 1): one not taken stays with the consumer for the next loop or owner.
+          // Shard tasks are never nak'ed (rule 1): one not taken stays with the consumer for the next loop or
+          // owner. While a lease renewal runs late, tasks are still taken; lanes wait before acting (mayAct).
           if (loop.stopped || !this.consuming(shard)) continue;
           this.take(shard, state, message);
         }
@@ -402,8 +408,10 @@ export class DeliveryConsumers {
   /** Attempts the lane's tasks one at a time, until it is empty, parked, or the shard is no longer consumed here. */
   private async run(lane: Lane): Promise<void> {
     lane.running = true;
+    let abandoned = false;
     try {
       while (lane.held.length > 0 && !lane.parked && this.consuming(lane.shard)) {
+        if (!(await this.mayAct(lane.shard))) break;
         const head = lane.held[0]!;
         const message = head.message;
         let handled: Handled;
@@ -424,7 +432,10 @@ export class DeliveryConsumers {
           lane.failures = 0;
           this.markUp(`lane:${lane.webhookId}`);
         }
-        if (handled === 'abandoned') return;
+        if (handled === 'abandoned') {
+          abandoned = true;
+          return;
+        }
         if (handled === 'park') {
           await this.park(lane);
           return;
@@ -441,8 +452,14 @@ export class DeliveryConsumers {
       }
     } finally {
       lane.running = false;
-      this.dropIfIdle(lane);
+      // A task taken while this run was finishing (e.g. just after an unpark) starts a new run.
+      if (!abandoned && lane.held.length > 0 && !lane.parked && this.consuming(lane.shard) && this.lanes.get(lane.webhookId) === lane) queueMicrotask(() => void this.runIfIdle(lane));
+      else this.dropIfIdle(lane);
     }
+  }
+
+  private runIfIdle(lane: Lane): void {
+    if (!lane.running && !lane.parked && lane.held.length > 0) void this.run(lane);
   }
 
   private forget(lane: Lane, task: HeldTask): void {
@@ -468,7 +485,7 @@ export class DeliveryConsumers {
     lane.parked = true;
     return this.step(lane, async () => {
       await this.moveToPark(lane);
-      if (lane.parked && !lane.park) await this.startPark(lane);
+      this.startPark(lane);
     });
   }
 
@@ -480,7 +497,7 @@ export class DeliveryConsumers {
       return;
     }
     const subject = this.topology.subjects.park(lane.workspaceId, lane.webhookId);
-    while (lane.held.length > 0 && this.consuming(lane.shard)) {
+    while (lane.held.length > 0 && (await this.mayAct(lane.shard))) {
       const task = lane.held[0]!;
       await retryInPlace(() => this.publisher.publish(subject, task.message.data, { msgID: `parked.${task.seq}`, headers: parkedHeaders(task.message.headers, task.seq) }), {
         keepAlive: () => task.message.working(),
@@ -489,98 +506,110 @@ export class DeliveryConsumers {
         givenUp: () => !this.consuming(lane.shard),
         onFirstFailure: (error) => this.logger.warn({ err: error, webhookId: lane.webhookId, seq: task.seq }, 'parking a task failed; retrying'),
       });
+      // Acked only while the lease holds; otherwise the next owner finds the task and its stored copy once.
+      if (!(await this.mayAct(lane.shard))) return;
       task.message.ack();
       this.forget(lane, task);
     }
   }
 
-  /** Starts the park consumer of a parked lane; unparks at once when the park is empty. Runs as a step. */
-  private async startPark(lane: Lane): Promise<void> {
+  /** Starts reading a parked lane's park, unless a reader runs (rule 4). */
+  private startPark(lane: Lane): void {
     if (!lane.parked || lane.park || !this.consuming(lane.shard)) return;
-    const stream = this.stream(lane.shard);
-    let info: ConsumerInfo;
-    try {
-      info = await this.consumerOperation(() => ensureConsumer(this.jsm, stream, parkConsumerConfig(this.topology, lane.workspaceId, lane.webhookId, this.ackWaitMs)));
-    } catch (error) {
-      this.restartPark(lane, error);
-      return;
-    }
-    if (info.num_pending === 0 && info.num_ack_pending === 0) {
-      await this.unpark(lane);
-      return;
-    }
-    const messages = await this.js.consumers.getConsumerFromInfo(info).consume({ max_messages: parkPullBatch, expires: idlePullMs, idle_heartbeat: idleHeartbeatMs, abort_on_missing_resource: true });
-    const loop: Loop = { stopped: false, done: Promise.resolve(), stop: () => messages.stop() };
-    lane.park = loop;
-    loop.done = (async () => {
-      for await (const message of messages) {
-        // One parked task at a time (max_ack_pending 1): handing one back keeps the order.
-        if (loop.stopped || !this.consuming(lane.shard)) {
-          message.nak();
-          continue;
-        }
-        let handled: Handled;
-        try {
-          handled = await this.handle(message, 'parked');
-        } catch (error) {
-          message.nak(this.backoff(lane.failures + 1));
-          throw error;
-        }
-        if (lane.failures > 0) {
-          lane.failures = 0;
-          this.markUp(`park:${lane.webhookId}`);
-        }
-        if (handled === 'settled' && message.info.pending === 0) void this.step(lane, () => this.tryUnpark(lane, unparkRechecks));
-      }
-    })().then(
-      () => (loop.stopped ? undefined : this.restartPark(lane, new Error('the consume iterator ended'))),
-      (error: unknown) => (loop.stopped ? undefined : this.restartPark(lane, error)),
-    );
+    let wake = () => {};
+    const reader: ParkReader = { stopped: false, wake: () => wake(), done: Promise.resolve() };
+    const pause = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    lane.park = reader;
+    reader.done = this.readPark(lane, reader, pause).finally(() => {
+      if (lane.park === reader) lane.park = undefined;
+    });
   }
 
-  private restartPark(lane: Lane, error: unknown): void {
-    if (lane.park) {
-      lane.park.stopped = true;
-      lane.park.stop();
-      lane.park = undefined;
+  private async readPark(lane: Lane, reader: ParkReader, pause: (ms: number) => Promise<void>): Promise<void> {
+    const stream = this.stream(lane.shard);
+    const subject = this.topology.subjects.park(lane.workspaceId, lane.webhookId);
+    const reads = new Map<number, number>();
+    const failed = async (error: unknown, what: string) => {
+      lane.failures++;
+      const delayMs = this.backoff(lane.failures);
+      this.markDown(`park:${lane.webhookId}`);
+      dispatcherMetrics.deliveryLoopRestarts.add(1);
+      this.logger.error({ err: error, webhookId: lane.webhookId, workspaceId: lane.workspaceId, retryInMs: delayMs }, `${what}; trying again`);
+      await pause(delayMs);
+    };
+    while (!reader.stopped && lane.parked && (await this.mayAct(lane.shard))) {
+      let stored: StoredMsg | null;
+      try {
+        stored = await this.oldestParked(stream, subject);
+      } catch (error) {
+        await failed(error, 'reading a parked task failed');
+        continue;
+      }
+      if (!stored) {
+        // Nothing parked: unpark, as a step, so no move runs in between (rule 4).
+        await this.step(lane, async () => {
+          if (!lane.parked || (await this.oldestParked(stream, subject))) return;
+          lane.parked = false;
+          if (lane.park === reader) lane.park = undefined;
+          this.markUp(`park:${lane.webhookId}`);
+          if (lane.held.length > 0 && !lane.running) void this.run(lane);
+          else this.dropIfIdle(lane);
+        });
+        continue;
+      }
+      const count = (reads.get(stored.seq) ?? 0) + 1;
+      reads.clear();
+      reads.set(stored.seq, count);
+      const task = new ParkedTask(stored, count);
+      let handled: Handled;
+      try {
+        handled = await this.handle(task, 'parked');
+      } catch (error) {
+        await failed(error, 'a parked delivery failed with an error');
+        continue;
+      }
+      if (task.removed) {
+        try {
+          // Retried in place: read again, a delivered task would be sent again.
+          await retryInPlace(() => this.jsm.streams.deleteMessage(stream, stored.seq, false), {
+            keepAlive: () => {},
+            initialDelayMs: moveRetryInitialMs,
+            maxDelayMs: moveRetryMaxMs,
+            givenUp: () => reader.stopped || !this.consuming(lane.shard),
+            onFirstFailure: (error) => this.logger.warn({ err: error, webhookId: lane.webhookId, seq: stored.seq }, 'removing a settled parked task failed; retrying'),
+          });
+        } catch {
+          return;
+        }
+      }
+      if (lane.failures > 0) {
+        lane.failures = 0;
+        this.markUp(`park:${lane.webhookId}`);
+      }
+      if (handled === 'handed-back') await pause(task.pauseMs);
     }
-    if (!this.consuming(lane.shard) || this.lanes.get(lane.webhookId) !== lane) return;
-    lane.failures++;
-    const delayMs = this.backoff(lane.failures);
-    this.markDown(`park:${lane.webhookId}`);
-    dispatcherMetrics.deliveryLoopRestarts.add(1);
-    this.logger.error({ err: error, webhookId: lane.webhookId, workspaceId: lane.workspaceId, restartInMs: delayMs }, 'parked delivery loop ended with an error; restarting it');
-    setTimeout(() => void this.step(lane, () => this.startPark(lane)), delayMs).unref();
+  }
+
+  /** The webhook's oldest parked task, or null. */
+  private async oldestParked(stream: string, subject: string): Promise<StoredMsg | null> {
+    // NATS 2.9 answers "next by subject" from the stream's API; the client's types know it only for direct gets.
+    return this.jsm.streams.getMessage(stream, { next_by_subj: subject, seq: 0 } as unknown as { seq: number });
   }
 
   private async stopPark(lane: Lane): Promise<void> {
-    const loop = lane.park;
-    if (!loop) return;
+    const reader = lane.park;
+    if (!reader) return;
     lane.park = undefined;
-    loop.stopped = true;
-    loop.stop();
-    await loop.done;
-  }
-
-  /** Unparks when the park has nothing pending; looks again shortly while the last ack is on its way. */
-  private async tryUnpark(lane: Lane, rechecks: number): Promise<void> {
-    if (!lane.parked || !lane.park || !this.consuming(lane.shard)) return;
-    const info = await this.jsm.consumers.info(this.stream(lane.shard), this.topology.consumers.park(lane.webhookId));
-    if (info.num_pending > 0) return;
-    if (info.num_ack_pending > 0) {
-      if (rechecks > 0) setTimeout(() => void this.step(lane, () => this.tryUnpark(lane, rechecks - 1)), unparkRecheckMs).unref();
-      return;
-    }
-    await this.unpark(lane);
-  }
-
-  private async unpark(lane: Lane): Promise<void> {
-    await this.stopPark(lane);
-    await this.consumerOperation(() => this.deleteConsumer(lane.shard, this.topology.consumers.park(lane.webhookId)));
-    lane.parked = false;
-    this.markUp(`park:${lane.webhookId}`);
-    if (lane.held.length > 0 && !lane.running) void this.run(lane);
-    else this.dropIfIdle(lane);
+    reader.stopped = true;
+    reader.wake();
+    await reader.done;
   }
 
   private async deleteConsumer(shard: number, name: string): Promise<void> {
@@ -588,6 +617,37 @@ export class DeliveryConsumers {
       if (!(error instanceof JetStreamApiError && error.status === 404)) throw error;
     });
   }
+}
+
+/** A parked task read from its stream: ack and term remove it (once the handler returns), nak pauses the reader. */
+class ParkedTask implements TaskMessage {
+  readonly data: Uint8Array;
+  readonly headers: MsgHdrs | undefined;
+  readonly seq: number;
+  readonly info: { readonly deliveryCount: number };
+  removed = false;
+  pauseMs = 0;
+
+  constructor(stored: StoredMsg, reads: number) {
+    this.data = stored.data;
+    this.headers = stored.header;
+    this.seq = stored.seq;
+    this.info = { deliveryCount: reads };
+  }
+
+  ack(): void {
+    this.removed = true;
+  }
+
+  term(): void {
+    this.removed = true;
+  }
+
+  nak(delayMs = 0): void {
+    this.pauseMs = delayMs;
+  }
+
+  working(): void {}
 }
 
 /** A parked copy keeps the task's own headers (its trace context), not its stream's bookkeeping ones. */

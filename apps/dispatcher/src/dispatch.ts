@@ -17,7 +17,7 @@
 import { context } from '@opentelemetry/api';
 import { AttemptDecision, AttemptRecord, DeliveryTask, encodeMessage, type Route } from '@webhooks/contracts';
 import { deliveryIdOf, type RetryPolicy } from '@webhooks/domain';
-import { parkedFromHeader, traceContextOf, traceHeaders, type JetStreamPublisher, type JetStreamManager, type JsMsg, type RoutingTable, type Topology } from '@webhooks/messaging';
+import { parkedFromHeader, traceContextOf, traceHeaders, type JetStreamPublisher, type JetStreamManager, type MsgHdrs, type RoutingTable, type Topology } from '@webhooks/messaging';
 import { SpanStatusCode, trace, type Logger, type Span } from '@webhooks/telemetry';
 import { dispatcherMetrics } from './metrics.js';
 
@@ -43,6 +43,22 @@ export type TaskPath = 'lane' | 'parked';
  * it); abandoned while stopping (left to be redelivered).
  */
 export type Handled = 'settled' | 'handed-back' | 'park' | 'abandoned';
+
+/**
+ * What the dispatch needs of a task's message: a JetStream message from the shard's consumer, or a
+ * parked task read from its stream (consumers.ts), whose ack and term delete it and whose nak sets the
+ * pause before it is read again.
+ */
+export interface TaskMessage {
+  readonly data: Uint8Array;
+  readonly headers: MsgHdrs | undefined;
+  readonly seq: number;
+  readonly info: { readonly deliveryCount: number };
+  ack(): void;
+  nak(delayMs?: number): void;
+  term(): void;
+  working(): void;
+}
 
 /** What the task's last decided attempt says, as far as this replica can tell. */
 type KnownTask = { readonly kind: 'new' } | ({ readonly kind: 'decided' } & DecidedAttempt);
@@ -81,7 +97,7 @@ export class Dispatch {
    * `maybeAttempted`: the lane knows this task may have been attempted before although JetStream hands it
    * out for the first time (its shard's consumer was recreated after tasks were out with another owner).
    */
-  readonly handle = (message: JsMsg, path: TaskPath, maybeAttempted = false): Promise<Handled> =>
+  readonly handle = (message: TaskMessage, path: TaskPath, maybeAttempted = false): Promise<Handled> =>
     context.with(traceContextOf(message.headers), () => this.process(message, path, maybeAttempted));
 
   /**
@@ -93,13 +109,13 @@ export class Dispatch {
   }
 
   /** A lane never naks: a task that must wait is parked instead. */
-  private handBack(message: JsMsg, path: TaskPath, delayMs: number): Handled {
+  private handBack(message: TaskMessage, path: TaskPath, delayMs: number): Handled {
     if (path === 'lane') return 'park';
     message.nak(delayMs);
     return 'handed-back';
   }
 
-  private async process(message: JsMsg, path: TaskPath, maybeAttempted: boolean): Promise<Handled> {
+  private async process(message: TaskMessage, path: TaskPath, maybeAttempted: boolean): Promise<Handled> {
     let task: DeliveryTask;
     try {
       task = DeliveryTask.decode(message.data);
@@ -163,7 +179,7 @@ export class Dispatch {
    * task is acked or terminated accordingly. Read from the stream whatever the delivery count says: a
    * drain's new consumer hands out a task as if for the first time. An unreadable record counts as none.
    */
-  private async settledEarlier(message: JsMsg, task: DeliveryTask): Promise<boolean> {
+  private async settledEarlier(message: TaskMessage, task: DeliveryTask): Promise<boolean> {
     const last = await this.jsm.streams
       .getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) })
       .catch(() => null);
@@ -177,7 +193,7 @@ export class Dispatch {
     return this.applyEarlierDecision(message, 'parked', task, this.keyOf(task, message), decided) === 'settled';
   }
 
-  private keyOf(task: DeliveryTask, message: JsMsg): string {
+  private keyOf(task: DeliveryTask, message: TaskMessage): string {
     return `${task.webhookId}:${message.seq}`;
   }
 
@@ -186,7 +202,7 @@ export class Dispatch {
    * yet (redelivered after a crash rather than by its nak delay), is settled by that decision without a
    * new attempt. Returns undefined when a new attempt is due.
    */
-  private applyEarlierDecision(message: JsMsg, path: TaskPath, task: DeliveryTask, key: string, known: DecidedAttempt): Handled | undefined {
+  private applyEarlierDecision(message: TaskMessage, path: TaskPath, task: DeliveryTask, key: string, known: DecidedAttempt): Handled | undefined {
     const decision = known.decision;
     if (decision.kind === 'retry') {
       const wait = decision.retryAt - Date.now();
@@ -200,7 +216,7 @@ export class Dispatch {
     return 'settled';
   }
 
-  private async attempt(message: JsMsg, path: TaskPath, task: DeliveryTask, route: Route, key: string, attempt: number, firstAttemptAt: number, span: Span): Promise<Handled> {
+  private async attempt(message: TaskMessage, path: TaskPath, task: DeliveryTask, route: Route, key: string, attempt: number, firstAttemptAt: number, span: Span): Promise<Handled> {
     // The ack wait starts again here, so reading the last record does not eat into the attempt's budget.
     message.working();
     const outcome = await this.deliverer.attempt(task, route, attempt, firstAttemptAt);
@@ -262,7 +278,7 @@ export class Dispatch {
    * flight). A redelivered task without a record made no decided attempt (the process died before
    * storing it). Throws when the record cannot be read.
    */
-  private async knownTask(key: string, message: JsMsg, task: DeliveryTask, maybeAttempted: boolean): Promise<KnownTask> {
+  private async knownTask(key: string, message: TaskMessage, task: DeliveryTask, maybeAttempted: boolean): Promise<KnownTask> {
     const remembered = this.memory.get(key);
     if (remembered) return { kind: 'decided', ...remembered };
     if (!maybeAttempted && message.info.deliveryCount === 1 && !message.headers?.has(parkedFromHeader)) return { kind: 'new' };

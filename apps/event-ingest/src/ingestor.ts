@@ -8,7 +8,7 @@ import { acceptEvent, DomainError, notFound, type AcceptedEvent } from '@webhook
 import type { Caller } from '@webhooks/grpc-kit';
 import { RoutingTableBehindError, traceHeaders, type JetStreamPublisher, type RoutingTable, type Topology } from '@webhooks/messaging';
 import { metrics, type Logger } from '@webhooks/telemetry';
-import type { AcceptedEvents } from './accepted-events.js';
+import type { AcceptedEvents, EarlierAcceptance } from './accepted-events.js';
 
 const meter = metrics.getMeter('event-ingest');
 const ingestMetrics = {
@@ -52,20 +52,34 @@ export class Ingestor {
     const accepted = events.map((event, i) => acceptEvent(event, now, this.limits.maxEventBytes, batch ? `events[${i}]` : 'event'));
     for (const event of accepted) caller.authorize(event.workspaceId);
 
+    // The earlier acceptances are looked up while the routing table syncs: two round trips at once.
+    const earlier = accepted.map((event) => this.earlierAcceptance(event));
     // See every routing change that completed before this call: a webhook created a moment ago gets the event.
     try {
       await this.routes.sync();
     } catch (error) {
       this.logger.error({ err: error }, 'routing table sync failed');
+      await Promise.all(earlier);
       if (error instanceof RoutingTableBehindError) {
         throw new DomainError('unavailable', `${error.message}; retry the call (it is idempotent by event id)`);
       }
       throw new DomainError('unavailable', 'the routing table could not be read; retry the call (it is idempotent by event id)');
     }
     for (const event of accepted) {
-      if (!this.routes.workspace(event.workspaceId)) throw notFound(`workspace "${event.workspaceId}" (create it with UpsertWorkspace first)`);
+      if (!this.routes.workspace(event.workspaceId)) {
+        await Promise.all(earlier);
+        throw notFound(`workspace "${event.workspaceId}" (create it with UpsertWorkspace first)`);
+      }
     }
-    return Promise.all(accepted.map((event) => this.queue(event, now)));
+    return Promise.all(accepted.map((event, i) => this.queue(event, now, earlier[i]!)));
+  }
+
+  /** Never rejects: a failed lookup comes back as the error the caller is answered with. */
+  private earlierAcceptance(event: AcceptedEvent): Promise<EarlierAcceptance | undefined | DomainError> {
+    return this.acceptedEvents.find(event.workspaceId, event.id).catch((error: unknown) => {
+      this.logger.error({ err: error, eventId: event.id, workspaceId: event.workspaceId }, 'reading the accepted events failed');
+      return new DomainError('unavailable', 'the record of accepted event ids could not be read; retry the call with the same event id (it is idempotent)');
+    });
   }
 
   /**
@@ -74,14 +88,9 @@ export class Ingestor {
    * and (3) makes a retry queue again, which the streams' duplicate tables catch unless NATS restarted
    * in between too: at least once, never a lost event.
    */
-  private async queue(event: AcceptedEvent, acceptedAt: Date): Promise<PublishResult> {
-    let earlier;
-    try {
-      earlier = await this.acceptedEvents.find(event.workspaceId, event.id);
-    } catch (error) {
-      this.logger.error({ err: error, eventId: event.id, workspaceId: event.workspaceId }, 'reading the accepted events failed');
-      throw new DomainError('unavailable', 'the record of accepted event ids could not be read; retry the call with the same event id (it is idempotent)');
-    }
+  private async queue(event: AcceptedEvent, acceptedAt: Date, lookup: Promise<EarlierAcceptance | undefined | DomainError>): Promise<PublishResult> {
+    const earlier = await lookup;
+    if (earlier instanceof DomainError) throw earlier;
     if (earlier) return { eventId: event.id, webhookIds: earlier.webhookIds, duplicate: true };
 
     const targets = [...this.routes.webhooksOf(event.workspaceId)].filter((route) => route.active && route.eventTypes.includes(event.type));

@@ -6,7 +6,7 @@ export type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 export { headers as natsHeaders } from '@nats-io/transport-node';
 export type { KV } from '@nats-io/kv';
 export { Kvm } from '@nats-io/kv';
-export type { JetStreamClient, JetStreamManager, JsMsg, Consumer, ConsumerInfo } from '@nats-io/jetstream';
+export type { JetStreamClient, JetStreamManager, JsMsg, Consumer, ConsumerInfo, StoredMsg } from '@nats-io/jetstream';
 export { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
 export * from './trace-context.js';
 export * from './compare-and-set.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
-import { deliverShardOf, deliverShards, parkConsumerConfig, shardConsumerConfig, streamConfigs, streamNames, topology } from './topology.js';
+import { deliverShardOf, deliverShards, shardConsumerConfig, streamConfigs, streamNames, topology } from './topology.js';
 
 describe('topology', () => {
   it('names everything from the prefix, as DESIGN.md spells it for "wh"', () => {
@@ -71,22 +71,19 @@ describe('topology', () => {
     for (const idempotencyWindowMs of [0, 999, Number.NaN]) assert.throws(() => topology({ idempotencyWindowMs }), /IDEMPOTENCY_WINDOW\) must be at least 1s/);
   });
 
-  it('hands out one parked task at a time per webhook, in the stream of its new tasks', () => {
+  it('keeps a webhook\'s parked tasks in the stream of its new tasks, on a subject no shard consumer reads', () => {
     const t = topology();
-    const config = parkConsumerConfig(t, 'ws1', 'wh_1', 30_000);
-    assert.equal(config.max_ack_pending, 1);
-    assert.equal(config.filter_subject, 'wh.park.10.ws1.wh_1');
-    assert.equal(config.durable_name, 'park_wh_1');
+    assert.equal(t.subjects.park('ws1', 'wh_1'), 'wh.park.10.ws1.wh_1');
     const stream = streamConfigs(t).find((c) => c.name === t.streams.deliver('wh_1'))!;
     assert.deepEqual(stream.subjects, ['wh.deliver.10.*.*', 'wh.park.10.*.*']);
   });
 
-  it('gives each delivery stream one consumer of its new tasks, which never overlaps a park consumer', () => {
+  it('gives each delivery stream one consumer of its new tasks, which never sees a parked task', () => {
     const t = topology();
     const config = shardConsumerConfig(t, 10, 30_000, 2_000);
     assert.equal(config.filter_subject, 'wh.deliver.10.*.*');
     assert.equal(config.max_ack_pending, 2_000);
     assert.equal(config.durable_name, 'shard_10');
-    assert.ok(!t.subjects.park('ws1', 'wh_1').startsWith('wh.deliver.'));
+    assert.ok(!t.subjects.park('ws1', 'wh_1').startsWith('wh.deliver.'), 'parked tasks are not handed out again');
   });
 });

@@ -72,7 +72,7 @@ export function topology(options: Partial<TopologyOptions> = {}) {
       deliverShard: (shard: number) => `${p}.deliver.${shard}.*.*`,
       /**
        * A webhook's parked tasks, in the same stream as its new ones: moved here, in order, while the
-       * webhook retries or falls behind, and consumed by a consumer of its own (dispatcher lanes.ts).
+       * webhook retries or falls behind, and read (without a consumer) by the shard's owner (dispatcher consumers.ts).
        */
       park: (workspaceId: string, webhookId: string) => `${p}.park.${deliverShardOf(webhookId)}.${workspaceId}.${webhookId}`,
       /** Every parked task of one delivery stream. */
@@ -85,8 +85,6 @@ export function topology(options: Partial<TopologyOptions> = {}) {
     consumers: {
       /** The durable consumer of one delivery stream's new tasks, pulled only by the shard's owner. */
       shard: (shard: number) => `shard_${shard}`,
-      /** The durable consumer of one webhook's parked tasks, one at a time; exists only while it is parked. */
-      park: (webhookId: string) => `park_${webhookId}`,
       /** Earlier versions' consumer per webhook on its new tasks; removed when a shard is taken. */
       legacyDeliveryPrefix: 'deliver_',
       /** The control plane's consumer of attempt records. */
@@ -195,18 +193,3 @@ export function shardConsumerConfig(t: Topology, shard: number, ackWaitMs: numbe
   };
 }
 
-/**
- * The consumer of one webhook's parked tasks. max_ack_pending 1 hands out one at a time, so a retry's
- * delay (nak with delay) holds back the webhook's later tasks and nothing else.
- */
-export function parkConsumerConfig(t: Topology, workspaceId: string, webhookId: string, ackWaitMs: number): Partial<ConsumerConfig> & { durable_name: string } {
-  return {
-    durable_name: t.consumers.park(webhookId),
-    filter_subject: t.subjects.park(workspaceId, webhookId),
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    max_ack_pending: 1,
-    max_deliver: -1,
-    ack_wait: ackWaitMs * nanosPerMs,
-  };
-}
