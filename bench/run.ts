@@ -2,15 +2,15 @@
 // ceiling (the same endpoint hit by undici from one process, same bodies, no queue; direct.ts) and
 // against two peers doing the same deliveries with BullMQ on Redis (peers.ts).
 // Prints a table and writes bench/results/<time>.json. Options (env): BENCH_EVENTS (default 20000),
-// BENCH_WEBHOOKS (comma-separated, default "100,1000"), BENCH_CONCURRENCY (publishers, default 64),
+// BENCH_WEBHOOKS (comma-separated, default "100,10000"), BENCH_CONCURRENCY (publishers, default 64),
 // BENCH_BATCHES (events per call, comma-separated: 1 publishes with PublishEvent, more with PublishEvents;
 // default "1,20"), BENCH_OTEL_SDK_DISABLED (true: the services run without the OpenTelemetry SDK),
 // BENCH_TRACES (export: every service records and exports every span, to a sink that discards them;
 // by default no trace endpoint is set, so no spans are made),
-// BENCH_SCENARIOS ("pipeline,query" by default; query.ts is the delivery-log query benchmark; "burst"
-// and "soak" in load.ts run on demand; "peers" runs only the direct step and the BullMQ peers, without
-// our services; "idle" and "startup" in idle.ts run on demand: the cost of 10,000 webhooks with no
-// events on three dispatcher replicas, and how soon a new replica delivers),
+// BENCH_SCENARIOS ("pipeline,query,idle,startup" by default; query.ts is the delivery-log query
+// benchmark; "idle" and "startup" in idle.ts: the cost of 10,000 webhooks with no events on three
+// dispatcher replicas, and how soon a new replica delivers; "burst" and "soak" in load.ts run on demand;
+// "peers" runs only the direct step and the BullMQ peers, without our services),
 // BENCH_SETUP_CONCURRENCY (control-plane calls in flight while creating webhooks, default 24), BENCH_REDIS_URL (or REDIS_URL; the Redis of the BullMQ peers in peers.ts, default
 // redis://127.0.0.1:6379; without one the peers are skipped), BENCH_PROFILE (a folder: every service
 // writes a V8 CPU profile there when it stops; bench/profile.ts summarises them).
@@ -30,7 +30,7 @@ import { createWebhooks, deleteWebhooks } from './webhooks.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const eventCount = Number(process.env.BENCH_EVENTS ?? 20_000);
-const webhookCounts = (process.env.BENCH_WEBHOOKS ?? '100,1000').split(',').map(Number);
+const webhookCounts = (process.env.BENCH_WEBHOOKS ?? '100,10000').split(',').map(Number);
 const publishers = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const batchSizes = (process.env.BENCH_BATCHES ?? '1,20').split(',').map(Number);
 
@@ -201,7 +201,7 @@ async function main(withPipeline: boolean): Promise<void> {
   console.log(`wrote ${file}`);
 }
 
-const scenarios = (process.env.BENCH_SCENARIOS ?? 'pipeline,query').split(',');
+const scenarios = (process.env.BENCH_SCENARIOS ?? 'pipeline,query,idle,startup').split(',');
 if (scenarios.includes('pipeline')) await main(true);
 else if (scenarios.includes('peers')) await main(false);
 for (const scenario of ['burst', 'soak'] as const) {
