@@ -20,11 +20,12 @@
 //    the unparking run one after another per webhook, so no task can slip between them.
 // 5. Taking a shard. The new owner removes earlier versions' per-webhook consumers of the shard (their
 //    filters would overlap the shard consumer's), finds the parked webhooks (park subjects holding tasks)
-//    and starts reading their parks, then consumes the shard. If the shard consumer still has tasks handed
-//    out to the previous owner (it crashed, or their acks were lost), it is recreated first, so every
-//    task not acked comes back at once and in order; the only repeat is the attempt that was in flight on
-//    a crashed replica. Tasks the old consumer had handed out are marked as maybe attempted, so their
-//    attempt numbers continue from the log (dispatch.ts).
+//    and starts reading their parks, then consumes the shard. The shard consumer is recreated first: tasks
+//    handed out to the previous owner (it crashed, or their acks were lost) come back at once and in
+//    order, and a pull the previous loop left open on the server (pulls cannot be withdrawn) receives
+//    nothing more; the only repeat is the attempt that was in flight on a crashed replica. Tasks the old
+//    consumer had handed out are marked as maybe attempted, so their attempt numbers continue from the
+//    log (dispatch.ts).
 // 6. Restarts. A shard loop that fails (its consumer vanished, say), or any shard loop after the NATS
 //    connection comes back, starts again after a backoff (200 ms doubling to 10 s) with its consumer
 //    recreated (tasks lost in transit would otherwise come back only after ack_wait, behind later ones);
@@ -197,7 +198,7 @@ export class DeliveryConsumers {
       shards.map((shard) => {
         if (this.closed || this.shards.has(shard)) return;
         this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0, handedOutUpTo: 0 });
-        return this.openShard(shard, false);
+        return this.openShard(shard);
       }),
     );
   }
@@ -213,7 +214,7 @@ export class DeliveryConsumers {
     for (const [shard, state] of this.shards) {
       state.loop?.stop();
       if (state.loop) state.loop.stopped = true;
-      void this.openShard(shard, true);
+      void this.openShard(shard);
     }
     // Park readers need nothing: their reads failed while NATS was away, and they try again by themselves.
   }
@@ -303,8 +304,8 @@ export class DeliveryConsumers {
     await state.loop?.done;
   }
 
-  /** Opens (or reopens, recreating its consumer) one shard's consumer, after finding its parks (rule 5). */
-  private async openShard(shard: number, recreate: boolean): Promise<void> {
+  /** Opens (or reopens) one shard's consumer, recreating it, after finding its parks (rule 5). */
+  private async openShard(shard: number): Promise<void> {
     const state = this.shards.get(shard);
     // Only while the lease holds: a replica whose renewal runs late must not recreate its successor's consumer.
     if (!state || !(await this.mayAct(shard))) return;
@@ -330,7 +331,10 @@ export class DeliveryConsumers {
         this.startPark(lane);
       }
       if (!this.owns(shard)) throw new Error(`the lease of shard ${shard} is not confirmed; opening it later`);
-      if (existing && (recreate || existing.num_ack_pending > 0)) {
+      // Always recreated when it exists: a pull request the previous loop left open on the server (a pull
+      // cannot be withdrawn) would otherwise still receive tasks for up to its expiry, and nobody would
+      // read them until ack_wait handed them out again, behind later ones.
+      if (existing) {
         state.handedOutUpTo = Math.max(state.handedOutUpTo, existing.delivered.stream_seq);
         await this.consumerOperation(() => this.deleteConsumer(shard, name));
       }
@@ -368,7 +372,7 @@ export class DeliveryConsumers {
     this.markDown(`shard:${shard}`);
     dispatcherMetrics.deliveryLoopRestarts.add(1);
     this.logger.error({ err: error, shard, restartInMs: delayMs }, 'delivery shard loop ended with an error; restarting it');
-    setTimeout(() => void this.openShard(shard, true), delayMs).unref();
+    setTimeout(() => void this.openShard(shard), delayMs).unref();
   }
 
   private laneOf(shard: number, workspaceId: string, webhookId: string): Lane {
@@ -483,6 +487,7 @@ export class DeliveryConsumers {
 
   private park(lane: Lane): Promise<void> {
     lane.parked = true;
+    this.logger.debug({ webhookId: lane.webhookId, held: lane.held.length }, 'webhook parked');
     return this.step(lane, async () => {
       await this.moveToPark(lane);
       this.startPark(lane);
@@ -527,7 +532,9 @@ export class DeliveryConsumers {
         };
       });
     lane.park = reader;
+    this.logger.debug({ webhookId: lane.webhookId }, 'park reader started');
     reader.done = this.readPark(lane, reader, pause).finally(() => {
+      this.logger.debug({ webhookId: lane.webhookId, parked: lane.parked, stopped: reader.stopped }, 'park reader ended');
       if (lane.park === reader) lane.park = undefined;
     });
   }
@@ -558,6 +565,7 @@ export class DeliveryConsumers {
           if (!lane.parked || (await this.oldestParked(stream, subject))) return;
           lane.parked = false;
           if (lane.park === reader) lane.park = undefined;
+          this.logger.debug({ webhookId: lane.webhookId, held: lane.held.length, running: lane.running }, 'webhook unparked');
           this.markUp(`park:${lane.webhookId}`);
           if (lane.held.length > 0 && !lane.running) void this.run(lane);
           else this.dropIfIdle(lane);

@@ -162,6 +162,33 @@ describe('supervised delivery loops on real NATS', () => {
     consumers = undefined;
   });
 
+  it('hands a shard over so that the new owner gets the next task at once, not after ack_wait', async () => {
+    const t = test.topology;
+    const { workspaceId, webhookId } = await activeWebhook();
+    const shard = t.streams.deliverShards.indexOf(t.streams.deliver(webhookId));
+    const seen: string[] = [];
+    const handler = (replica: string) => async (message: TaskMessage): Promise<Handled> => {
+      seen.push(`${DeliveryTask.decode(message.data).eventId}@${replica}`);
+      message.ack();
+      return 'settled';
+    };
+    // A owns the shard and idles on its pull; then it hands the shard over (a rebalance) and B takes it.
+    const a = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, handler('a'), new Suspensions(), logger);
+    await a.acquire([shard]);
+    await publishTasks(workspaceId, webhookId, ['h1']);
+    await waitFor(() => seen.length === 1, 'h1 on replica A');
+    await a.release([shard]);
+    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, handler('b'), new Suspensions(), logger);
+    await consumers.acquire([shard]);
+    await publishTasks(workspaceId, webhookId, ['h2', 'h3']);
+    // A's pull, still open on the server, must not swallow them until ack_wait (a minute) hands them out again.
+    await waitFor(() => seen.length === 3, 'h2 and h3 on replica B', 10_000);
+    assert.deepEqual(seen, ['h1@a', 'h2@b', 'h3@b']);
+    await a.stop();
+    await consumers.stop();
+    consumers = undefined;
+  });
+
   it('parks a lane that must wait together with its later tasks, keeps their order, and unparks once the park is empty (no consumer for the park)', async () => {
     const t = test.topology;
     const { workspaceId, webhookId } = await activeWebhook();
