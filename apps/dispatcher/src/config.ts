@@ -11,7 +11,7 @@ export const dispatcherConfig = defineConfig({
   giveUpAfter: field.duration('GIVE_UP_AFTER', 'no attempt starts later than this after the first one; the event is dropped', '3m'),
   breakerThreshold: field.integer('BREAKER_THRESHOLD', 'failed attempts tolerated per workspace within the window; one more disables the failing webhooks', 30, { min: 1 }),
   breakerWindow: field.duration('BREAKER_WINDOW', 'the window over which failed attempts are counted', '30m'),
-  ackWait: field.duration('DELIVERY_ACK_WAIT', 'after this long without an answer, a delivery in progress on a crashed replica is handed out again', '30s'),
+  ackWait: field.duration('DELIVERY_ACK_WAIT', 'after this long without an ack the server hands a task out again to the shard owner that holds it; a shard taken over from a crashed replica gets its tasks back at once', '30s'),
   egressProxyUrl: field.custom(
     'EGRESS_PROXY_URL',
     'http://[user:password@]host:port of an HTTP CONNECT proxy every delivery and OAuth token request leaves through (static egress addresses); unset connects directly',
