@@ -20,13 +20,15 @@
 //    the unparking run one after another per webhook, so no task can slip between them.
 // 5. Taking a shard. The new owner removes earlier versions' per-webhook consumers of the shard (their
 //    filters would overlap the shard consumer's), finds the parked webhooks (park subjects holding tasks)
-//    and starts reading their parks, then consumes the shard. If the shard consumer still has tasks handed
-//    out to the previous owner (it crashed, or their acks were lost), it is recreated first, so every
-//    task not acked comes back at once and in order; the only repeat is the attempt that was in flight on
-//    a crashed replica. Tasks the old consumer had handed out are marked as maybe attempted, so their
-//    attempt numbers continue from the log (dispatch.ts). Before a recreation, tasks at or below the old
-//    consumer's ack floor are purged: they were acked, and one the server failed to remove (seen in a
-//    cluster across leader changes) would otherwise be sent again, long after its successors.
+//    and starts reading their parks, then consumes the shard through a recreated consumer: tasks handed out
+//    to the previous owner and not acked (it crashed, or their acks were lost) come back at once and in
+//    order, and a pull the previous loop left open on the server (a pull cannot be withdrawn, and in a
+//    cluster the server keeps it after its requester left) receives nothing more. The only repeat is the
+//    attempt that was in flight on a crashed replica. Tasks the old consumer had handed out are marked as
+//    maybe attempted, so their attempt numbers continue from the log (dispatch.ts). Before recreating,
+//    tasks at or below the old consumer's ack floor are purged: they were acked, and one the server
+//    failed to remove (seen in a cluster across leader changes) would otherwise be sent again, long
+//    after its successors.
 // 6. Restarts. A shard loop that fails (its consumer vanished, say), or any shard loop after the NATS
 //    connection comes back, starts again after a backoff (200 ms doubling to 10 s) with its consumer
 //    recreated (tasks lost in transit would otherwise come back only after ack_wait, behind later ones);
@@ -199,7 +201,7 @@ export class DeliveryConsumers {
       shards.map((shard) => {
         if (this.closed || this.shards.has(shard)) return;
         this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0, handedOutUpTo: 0 });
-        return this.openShard(shard, false);
+        return this.openShard(shard);
       }),
     );
   }
@@ -215,7 +217,7 @@ export class DeliveryConsumers {
     for (const [shard, state] of this.shards) {
       state.loop?.stop();
       if (state.loop) state.loop.stopped = true;
-      void this.openShard(shard, true);
+      void this.openShard(shard);
     }
     // Park readers need nothing: their reads failed while NATS was away, and they try again by themselves.
   }
@@ -306,7 +308,7 @@ export class DeliveryConsumers {
   }
 
   /** Opens (or reopens, recreating its consumer) one shard's consumer, after finding its parks (rule 5). */
-  private async openShard(shard: number, recreate: boolean): Promise<void> {
+  private async openShard(shard: number): Promise<void> {
     const state = this.shards.get(shard);
     // Only while the lease holds: a replica whose renewal runs late must not recreate its successor's consumer.
     if (!state || !(await this.mayAct(shard))) return;
@@ -332,7 +334,10 @@ export class DeliveryConsumers {
         this.startPark(lane);
       }
       if (!this.owns(shard)) throw new Error(`the lease of shard ${shard} is not confirmed; opening it later`);
-      if (existing && (recreate || existing.num_ack_pending > 0)) {
+      // Recreated whenever it exists: a pull the previous loop left open (in a cluster the server does not
+      // notice that its requester went away, and a pull cannot be withdrawn) would otherwise receive tasks
+      // nobody reads, handed out again only after ack_wait, behind later ones.
+      if (existing) {
         state.handedOutUpTo = Math.max(state.handedOutUpTo, existing.delivered.stream_seq);
         // Every task up to the old consumer's ack floor was acked; one still stored there is a leftover
         // the server did not remove (seen in a cluster across leader changes), never to be sent again.
@@ -374,7 +379,7 @@ export class DeliveryConsumers {
     this.markDown(`shard:${shard}`);
     dispatcherMetrics.deliveryLoopRestarts.add(1);
     this.logger.error({ err: error, shard, restartInMs: delayMs }, 'delivery shard loop ended with an error; restarting it');
-    setTimeout(() => void this.openShard(shard, true), delayMs).unref();
+    setTimeout(() => void this.openShard(shard), delayMs).unref();
   }
 
   private laneOf(shard: number, workspaceId: string, webhookId: string): Lane {
