@@ -20,8 +20,8 @@
 //    others take over at their next heartbeat. A replica that dies is replaced once its leases expire:
 //    within one lease time and one heartbeat (15 s + 5 s by default), plus starting the shard's consumers.
 // 6. Order per webhook holds through every move: a shard's lanes stop before its lease is given up, and
-//    the next owner recreates the shard's consumer when tasks are still handed out to the previous one,
-//    so they come back at once and in order (consumers.ts).
+//    the next owner recreates the shard's consumer, so tasks still handed out to the previous one come
+//    back at once and in order (consumers.ts).
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { JetStreamApiError, type KV, type Topology } from '@webhooks/messaging';
