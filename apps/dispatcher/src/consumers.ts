@@ -18,7 +18,9 @@
 //    webhook costs the servers nothing while it waits, however many there are. When no parked task is
 //    left, the webhook is unparked and its new tasks go through its lane again. Moves to the park and
 //    the unparking run one after another per webhook, so no task can slip between them.
-// 5. Taking a shard. The new owner removes earlier versions' per-webhook consumers of the shard (their
+// 5. Handing a shard over. Its lanes stop after their attempts in flight, and the replica waits (up to
+//    ackSettleMs) until the server has counted the acks it sent, before the lease is given up.
+//    Taking a shard. The new owner removes earlier versions' per-webhook consumers of the shard (their
 //    filters would overlap the shard consumer's), finds the parked webhooks (park subjects holding tasks)
 //    and starts reading their parks, then consumes the shard through a recreated consumer: tasks handed out
 //    to the previous owner and not acked (it crashed, or their acks were lost) come back at once and in
@@ -77,6 +79,8 @@ const settledMemory = 4_096;
 const restartInitialMs = 200;
 /** How often a lane that may not act (its lease's renewal is late) looks again. */
 const ownershipPollMs = 100;
+/** How long a released shard waits for the server to count the acks it sent. */
+const ackSettleMs = 2_000;
 const restartMaxMs = 10_000;
 const moveRetryInitialMs = 100;
 const moveRetryMaxMs = 2_000;
@@ -305,6 +309,16 @@ export class DeliveryConsumers {
       if (this.lanes.get(lane.webhookId) === lane) this.lanes.delete(lane.webhookId);
     }));
     await state.loop?.done;
+    // The acks sent are counted by the server before the lease goes: the next owner purges up to the ack
+    // floor it reads and recreates the consumer, so an ack still on its way would mean a repeat, sent
+    // after later tasks. What the lanes still hold was never acked and stays pending.
+    const held = lanes.reduce((count, lane) => count + lane.held.length, 0);
+    const deadline = Date.now() + ackSettleMs;
+    while (Date.now() < deadline) {
+      const info = await this.jsm.consumers.info(this.stream(shard), this.topology.consumers.shard(shard)).catch(() => undefined);
+      if (!info || info.num_ack_pending <= held) break;
+      await sleep(ownershipPollMs / 2);
+    }
   }
 
   /** Opens (or reopens, recreating its consumer) one shard's consumer, after finding its parks (rule 5). */
