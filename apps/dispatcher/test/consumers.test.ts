@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { DeliveryTask, Route } from '@webhooks/contracts';
 import { ensureTopology, jetstream, JetStreamPublisher, RoutingTable, type Buckets, type JetStreamManager } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
-import { createTestTopology, uniqueName, type TestTopology } from '@webhooks/testing';
+import { createTestTopology, uniqueName, waitUntil, type TestTopology } from '@webhooks/testing';
 import { Suspensions } from '../src/breaker.js';
 import { DeliveryConsumers } from '../src/consumers.js';
 import type { Handled, TaskMessage, TaskPath } from '../src/dispatch.js';
@@ -90,37 +90,34 @@ describe('supervised delivery loops on real NATS', () => {
     }
   }
 
-  async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!condition()) {
-      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+  /** A handler that records each task's event id (with a label) and acks it. */
+  function acking(seen: string[], label = ''): (message: TaskMessage) => Promise<Handled> {
+    return async (message) => {
+      seen.push(DeliveryTask.decode(message.data).eventId + label);
+      message.ack();
+      return 'settled';
+    };
   }
+
 
   it('restarts a shard loop whose consumer vanished, and delivers the later events in order', async () => {
     const t = test.topology;
     const { workspaceId, webhookId } = await activeWebhook();
     const handled: string[] = [];
     const downReports: number[] = [];
-    const handle = async (message: TaskMessage): Promise<Handled> => {
-      handled.push(DeliveryTask.decode(message.data).eventId);
-      message.ack();
-      return 'settled';
-    };
-    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 5_000, handle, new Suspensions(), logger, (down) => downReports.push(down));
+    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 5_000, acking(handled), new Suspensions(), logger, (down) => downReports.push(down));
     await consumers.startAll();
     await publishTasks(workspaceId, webhookId, ['s1', 's2']);
-    await waitFor(() => handled.length === 2, 'the first two events');
+    await waitUntil(() => handled.length === 2, 20_000, 'the first two events');
 
     // The fault: the shard's consumer disappears under its loop.
     const shard = t.streams.deliverShards.indexOf(t.streams.deliver(webhookId));
     await jsm.consumers.delete(t.streams.deliver(webhookId), t.consumers.shard(shard));
-    await waitFor(() => downReports.length > 0, 'readiness to hear of the failed loop');
+    await waitUntil(() => downReports.length > 0, 20_000, 'readiness to hear of the failed loop');
     await publishTasks(workspaceId, webhookId, ['s3', 's4', 's5']);
-    await waitFor(() => handled.length === 5, 'the events published after the fault');
+    await waitUntil(() => handled.length === 5, 20_000, 'the events published after the fault');
     assert.deepEqual(handled, ['s1', 's2', 's3', 's4', 's5'], 'each event once, in order');
-    await waitFor(() => downReports.at(-1) === 0, 'readiness to hear the loop is back');
+    await waitUntil(() => downReports.at(-1) === 0, 20_000, 'readiness to hear the loop is back');
     assert.deepEqual(downReports, [1, 0]);
     await consumers.stop();
     consumers = undefined;
@@ -142,7 +139,7 @@ describe('supervised delivery loops on real NATS', () => {
     }, new Suspensions(), logger, () => {}, (s) => s !== shard || aOwns);
     await crashed.startAll();
     await publishTasks(workspaceId, webhookId, ['c1', 'c2', 'c3']);
-    await waitFor(() => aTook === 1, 'replica A to start attempting c1');
+    await waitUntil(() => aTook === 1, 20_000, 'replica A to start attempting c1');
     aOwns = false;
 
     // Replica B takes the shard: with an ack_wait of a minute, the tasks would otherwise wait that long.
@@ -154,7 +151,7 @@ describe('supervised delivery loops on real NATS', () => {
     }, new Suspensions(), logger);
     await consumers.startAll();
     await publishTasks(workspaceId, webhookId, ['c4']);
-    await waitFor(() => seen.length === 4, 'the four events on replica B', 10_000);
+    await waitUntil(() => seen.length === 4, 10_000, 'the four events on replica B');
     assert.deepEqual(seen, ['c1:maybe', 'c2:maybe', 'c3:maybe', 'c4:new']);
     releaseHang();
     await crashed.stop();
@@ -167,22 +164,17 @@ describe('supervised delivery loops on real NATS', () => {
     const { workspaceId, webhookId } = await activeWebhook();
     const shard = t.streams.deliverShards.indexOf(t.streams.deliver(webhookId));
     const seen: string[] = [];
-    const handler = (replica: string) => async (message: TaskMessage): Promise<Handled> => {
-      seen.push(`${DeliveryTask.decode(message.data).eventId}@${replica}`);
-      message.ack();
-      return 'settled';
-    };
     // A owns the shard and idles on its pull; then it hands the shard over (a rebalance) and B takes it.
-    const a = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, handler('a'), new Suspensions(), logger);
+    const a = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, acking(seen, '@a'), new Suspensions(), logger);
     await a.acquire([shard]);
     await publishTasks(workspaceId, webhookId, ['h1']);
-    await waitFor(() => seen.length === 1, 'h1 on replica A');
+    await waitUntil(() => seen.length === 1, 20_000, 'h1 on replica A');
     await a.release([shard]);
-    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, handler('b'), new Suspensions(), logger);
+    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, acking(seen, '@b'), new Suspensions(), logger);
     await consumers.acquire([shard]);
     await publishTasks(workspaceId, webhookId, ['h2', 'h3']);
     // A's pull, still open on the server, must not swallow them until ack_wait (a minute) hands them out again.
-    await waitFor(() => seen.length === 3, 'h2 and h3 on replica B', 10_000);
+    await waitUntil(() => seen.length === 3, 10_000, 'h2 and h3 on replica B');
     assert.deepEqual(seen, ['h1@a', 'h2@b', 'h3@b']);
     await a.stop();
     await consumers.stop();
@@ -210,12 +202,12 @@ describe('supervised delivery loops on real NATS', () => {
     consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 5_000, handle, new Suspensions(), logger);
     await consumers.startAll();
     await publishTasks(workspaceId, webhookId, ['p1', 'p2', 'p3', 'p4', 'p5']);
-    await waitFor(() => seen.length === 6, 'the five events');
+    await waitUntil(() => seen.length === 6, 20_000, 'the five events');
     assert.deepEqual(seen, ['p1:lane', 'p2:lane:wait', 'p2:parked', 'p3:parked', 'p4:parked', 'p5:parked']);
 
-    await waitFor(() => consumers!.counts().parked === 0, 'the emptied park to be left');
+    await waitUntil(() => consumers!.counts().parked === 0, 20_000, 'the emptied park to be left');
     await publishTasks(workspaceId, webhookId, ['p6', 'p7']);
-    await waitFor(() => seen.length === 8, 'the events after unparking');
+    await waitUntil(() => seen.length === 8, 20_000, 'the events after unparking');
     assert.deepEqual(seen.slice(6), ['p6:lane', 'p7:lane'], 'back in its lane');
     const consumerNames: string[] = [];
     for await (const info of jsm.consumers.list(t.streams.deliver(webhookId))) consumerNames.push(info.name);

@@ -15,3 +15,4 @@ export * from './postgres-server.js';
 export * from './tcp-proxy.js';
 export * from './certificates.js';
 export * from './connect-proxy.js';
+export * from './wait.js';

@@ -53,14 +53,7 @@ export async function succeededDeliveries(system: RunningSystem, workspaceId: st
   }
 }
 
-/** Resolves once `condition` holds; rejects after `timeoutMs` saying what it waited for. */
-export async function waitUntil(condition: () => boolean, timeoutMs: number, what: string | (() => string)): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+export { waitUntil } from '@webhooks/testing';
 
 /**
  * Every delivery of one webhook as the log shows it, with its attempts, sorted by event id, once `count`
