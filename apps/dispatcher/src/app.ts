@@ -11,6 +11,7 @@ import { newReplicaId, ShardOwnership } from './ownership.js';
 import { Breaker, followTrips, Suspensions } from './breaker.js';
 import { Deliverer } from './delivery.js';
 import { Dispatch } from './dispatch.js';
+import { RecordBatches } from './record-batches.js';
 import { BreakerQueue } from './breaker-queue.js';
 import { attemptBudget } from './time-budget.js';
 import { HttpSender } from './http-sender.js';
@@ -49,7 +50,9 @@ async function main(): Promise<void> {
   const suspensions = new Suspensions();
   const breaker = new Breaker(buckets.breaker, publisher, t, routes, { threshold: config.breakerThreshold, windowMs: config.breakerWindow }, logger);
   const breakerQueue = new BreakerQueue(breaker, logger);
-  const dispatch = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breakerQueue, suspensions, logger, budget.recordPublishTimeoutMs);
+  // A success still unacked when its owner died is at most about ack_wait plus the lease time old (record-batches.ts rule 4).
+  const recallWindowMs = 2 * (config.ackWait + config.leaseTtl);
+  const dispatch = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breakerQueue, suspensions, logger, budget.recordPublishTimeoutMs, new RecordBatches(publisher, t), js, recallWindowMs);
   // Each webhook is consumed by the one replica that holds its shard's lease (ownership.ts).
   const leases: { ownership?: ShardOwnership } = {};
   const consumers = new DeliveryConsumers(
@@ -64,6 +67,7 @@ async function main(): Promise<void> {
     logger,
     (down) => readiness.set('delivery-loops', down === 0, `${down} delivery loop(s) failed and are restarting`),
     (shard) => leases.ownership?.owns(shard) ?? false,
+    dispatch.recall,
   );
   followers.consumers = consumers;
   const trips = followTrips(nc, t, routes, suspensions, (route) => consumers.refresh(route.workspaceId, route.webhookId), logger);

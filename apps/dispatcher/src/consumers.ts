@@ -27,7 +27,9 @@
 //    order, and a pull the previous loop left open on the server (a pull cannot be withdrawn, and in a
 //    cluster the server keeps it after its requester left) receives nothing more. The only repeat is the
 //    attempt that was in flight on a crashed replica. Tasks the old consumer had handed out are marked as
-//    maybe attempted, so their attempt numbers continue from the log (dispatch.ts). Before recreating,
+//    maybe attempted, so their attempt numbers continue from the log (dispatch.ts); when the old consumer
+//    still had tasks out, or parks hold tasks, the new owner first recalls the successes recently stored
+//    in the shard's record batches (record-batches.ts rule 4). Before recreating,
 //    tasks at or below the old consumer's ack floor are purged: they were acked, and one the server
 //    failed to remove (seen in a cluster across leader changes) would otherwise be sent again, long
 //    after its successors.
@@ -166,6 +168,8 @@ interface Shard {
    * out again as if for the first time, but they may have been attempted (their records tell).
    */
   handedOutUpTo: number;
+  /** Whether the shard's recent successes were recalled since this replica took it (rule 5). */
+  recalled: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -192,6 +196,8 @@ export class DeliveryConsumers {
     private readonly onLoopsDown: (down: number) => void = () => {},
     /** Whether this replica owns a delivery shard now (ownership.ts); every shard without ownership. */
     private readonly owns: (shard: number) => boolean = () => true,
+    /** Recalls a shard's recently stored successes (dispatch.ts); returns how many. */
+    private readonly recall: (shard: number) => Promise<number> = async () => 0,
   ) {}
 
   /** Follows every shard (a replica without ownership, e.g. in tests). */
@@ -204,7 +210,7 @@ export class DeliveryConsumers {
     await Promise.all(
       shards.map((shard) => {
         if (this.closed || this.shards.has(shard)) return;
-        this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0, handedOutUpTo: 0 });
+        this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0, handedOutUpTo: 0, recalled: false });
         return this.openShard(shard);
       }),
     );
@@ -340,6 +346,12 @@ export class DeliveryConsumers {
       for (const subject of Object.keys(streamState.subjects ?? {})) {
         const [, , , workspaceId, webhookId] = subject.split('.');
         if (workspaceId && webhookId) parked.set(webhookId, workspaceId);
+      }
+      if (!state.recalled && ((existing?.num_ack_pending ?? 0) > 0 || parked.size > 0)) {
+        const started = Date.now();
+        const recalled = await this.recall(shard);
+        state.recalled = true;
+        this.logger.info({ shard, recalled, durationMs: Date.now() - started }, 'recalled the successes recently stored in the shard');
       }
       for (const [webhookId, workspaceId] of parked) {
         const lane = this.laneOf(shard, workspaceId, webhookId);

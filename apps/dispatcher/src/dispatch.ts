@@ -11,13 +11,31 @@
 // retries a record, the task is redelivered after ack_wait and, finding no record of that attempt, makes
 // it again: the endpoint may see that one event twice (the documented at-least-once repeat).
 //
+// A success's record is stored with others of its shard (record-batches.ts); retries and drops have one
+// message each on the webhook's subject, where the next attempt reads them back. A task that ended here
+// is remembered by its delivery for the recall window, and a replica taking a shard over recalls the
+// successes stored in it recently: so a task whose success was stored but not acked is settled, not sent
+// again, by this replica or the next owner.
+//
 // A webhook with a rate limit is paced before each attempt (rate-pacing.ts): the wait comes before the
 // attempt number and the first attempt's time are taken, so waiting is not an attempt and does not start
 // the 3-minute clock.
 import { context } from '@opentelemetry/api';
 import { AttemptDecision, AttemptRecord, DeliveryTask, encodeMessage, type Route } from '@webhooks/contracts';
 import { deliveryIdOf, type RetryPolicy } from '@webhooks/domain';
-import { parkedFromHeader, traceContextOf, traceHeaders, type JetStreamPublisher, type JetStreamManager, type MsgHdrs, type RoutingTable, type Topology } from '@webhooks/messaging';
+import {
+  deliverShardOf,
+  parkedFromHeader,
+  traceContextOf,
+  traceEntries,
+  traceHeaders,
+  type JetStreamClient,
+  type JetStreamPublisher,
+  type JetStreamManager,
+  type MsgHdrs,
+  type RoutingTable,
+  type Topology,
+} from '@webhooks/messaging';
 import { SpanStatusCode, trace, type Logger, type Span } from '@webhooks/telemetry';
 import { dispatcherMetrics } from './metrics.js';
 
@@ -27,6 +45,7 @@ import type { AttemptResult, Decision, Deliverer } from './delivery.js';
 import { AttemptMemory, attemptMemoryMarginMs, type DecidedAttempt } from './attempt-memory.js';
 import { retryInPlace } from './retry-in-place.js';
 import { RatePacer, waitKeepingAlive } from './rate-pacing.js';
+import { recallSuccesses, type RecordBatches } from './record-batches.js';
 
 const tracer = trace.getTracer('dispatcher');
 
@@ -73,6 +92,8 @@ const pacingKeepAliveMs = 500;
 
 export class Dispatch {
   private readonly memory: AttemptMemory;
+  /** Deliveries that ended (succeeded or dropped) here or in a recalled batch, by delivery id, for the recall window. */
+  private readonly ended: AttemptMemory;
   private readonly pacer = new RatePacer();
   private stopping = false;
 
@@ -88,9 +109,26 @@ export class Dispatch {
     private readonly logger: Logger,
     /** One try to store a record; pauses between tries are never longer (see time-budget.ts). */
     private readonly recordPublishTimeoutMs: number,
+    private readonly batches: RecordBatches,
+    private readonly js: JetStreamClient,
+    /** How far back a new owner recalls a shard's successes, and how long ended deliveries are remembered (record-batches.ts rule 4). */
+    private readonly recallWindowMs: number,
   ) {
     this.memory = new AttemptMemory(retryPolicy.giveUpAfterMs + attemptMemoryMarginMs);
+    this.ended = new AttemptMemory(recallWindowMs);
   }
+
+  /**
+   * Before a new owner touches a shard's tasks: remembers the successes stored in the shard's batches
+   * within the recall window. Returns how many.
+   */
+  readonly recall = async (shard: number): Promise<number> => {
+    const records = await recallSuccesses(this.js, this.topology, shard, Date.now() - this.recallWindowMs);
+    for (const record of records) {
+      this.ended.remember(record.deliveryId, { attempt: record.attemptNumber, firstAttemptAt: (record.firstAttemptTime ?? record.startTime ?? new Date()).getTime(), decision: { kind: 'succeeded' } });
+    }
+    return records.length;
+  };
 
   /** Runs each attempt inside the trace context the task carries from ingest. */
   /**
@@ -180,6 +218,8 @@ export class Dispatch {
    * drain's new consumer hands out a task as if for the first time. An unreadable record counts as none.
    */
   private async settledEarlier(message: TaskMessage, task: DeliveryTask): Promise<boolean> {
+    const ended = this.ended.get(task.deliveryId || deliveryIdOf(task.eventId, task.webhookId));
+    if (ended) return this.applyEarlierDecision(message, 'parked', task, this.keyOf(task, message), ended) === 'settled';
     const last = await this.jsm.streams
       .getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) })
       .catch(() => null);
@@ -232,7 +272,7 @@ export class Dispatch {
       this.breaker.add({ workspaceId: task.workspaceId, webhookId: task.webhookId, at: outcome.startedAt.getTime(), reason: outcome.result.reason });
     }
     try {
-      const { failedTries } = await retryInPlace(() => this.record(task, attempt, firstAttemptAt, outcome, decision), {
+      const { failedTries } = await retryInPlace(() => this.record(task, attempt, firstAttemptAt, outcome, decision, () => message.working()), {
         keepAlive: () => message.working(),
         initialDelayMs: recordRetryInitialMs,
         maxDelayMs: this.recordPublishTimeoutMs,
@@ -252,6 +292,7 @@ export class Dispatch {
     }
     if (decision.kind === 'succeeded') {
       this.memory.forget(key);
+      this.ended.remember(task.deliveryId || deliveryIdOf(task.eventId, task.webhookId), { attempt, firstAttemptAt, decision });
       dispatcherMetrics.deliveries.add(1, { result: 'succeeded' });
       if (task.acceptedAt) dispatcherMetrics.deliveryLatency.record((Date.now() - task.acceptedAt.getTime()) / 1000);
       message.ack();
@@ -263,6 +304,7 @@ export class Dispatch {
       return this.handBack(message, path, delayMs);
     } else {
       this.memory.forget(key);
+      this.ended.remember(task.deliveryId || deliveryIdOf(task.eventId, task.webhookId), { attempt, firstAttemptAt, decision });
       dispatcherMetrics.deliveries.add(1, { result: 'dropped' });
       this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason: decision.reason }, 'event dropped');
       message.term();
@@ -282,9 +324,11 @@ export class Dispatch {
     const remembered = this.memory.get(key);
     if (remembered) return { kind: 'decided', ...remembered };
     if (!maybeAttempted && message.info.deliveryCount === 1 && !message.headers?.has(parkedFromHeader)) return { kind: 'new' };
+    const deliveryId = task.deliveryId || deliveryIdOf(task.eventId, task.webhookId);
+    const ended = this.ended.get(deliveryId);
+    if (ended) return { kind: 'decided', ...ended };
     const last = await this.jsm.streams.getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) });
     const record = last ? AttemptRecord.decode(last.data) : undefined;
-    const deliveryId = task.deliveryId || deliveryIdOf(task.eventId, task.webhookId);
     if (!record || record.deliveryId !== deliveryId || record.attemptNumber < 1) return { kind: 'new' };
     const decided: DecidedAttempt = { attempt: record.attemptNumber, firstAttemptAt: (record.firstAttemptTime ?? record.startTime ?? new Date()).getTime(), decision: decisionOf(record) };
     this.memory.remember(key, decided);
@@ -293,9 +337,10 @@ export class Dispatch {
 
   /**
    * Stores one attempt record (attempt 0: dropped without an attempt). The first record of a delivery
-   * carries its body, so the log can replay it. Deduplicated per delivery and attempt.
+   * carries its body, so the log can replay it. A success's record goes into its shard's batch (with
+   * `keepAlive`, its task's working()); any other is its own message, deduplicated per delivery and attempt.
    */
-  private async record(task: DeliveryTask, attempt: number, firstAttemptAt: number | undefined, outcome: AttemptResult | undefined, decision: Decision): Promise<void> {
+  private async record(task: DeliveryTask, attempt: number, firstAttemptAt: number | undefined, outcome: AttemptResult | undefined, decision: Decision, keepAlive?: () => void): Promise<void> {
     const result = outcome?.result;
     const deliveryId = task.deliveryId || deliveryIdOf(task.eventId, task.webhookId);
     const msgID = attempt === 0 ? `${deliveryId}.dropped` : `${deliveryId}.${attempt}`;
@@ -324,7 +369,12 @@ export class Dispatch {
       retryOfDeliveryId: task.retryOfDeliveryId,
       body: attempt <= 1 ? task.body : Buffer.alloc(0),
       acceptedAt: task.acceptedAt,
+      traceContext: {},
     };
+    if (decision.kind === 'succeeded' && keepAlive) {
+      record.traceContext = traceEntries();
+      return this.batches.add(deliverShardOf(task.webhookId), record, keepAlive);
+    }
     const headers = traceHeaders();
     await this.publisher.publish(this.topology.subjects.attempt(task.workspaceId, task.webhookId), encodeMessage(AttemptRecord, record), { msgID, ...(headers ? { headers } : {}) });
   }

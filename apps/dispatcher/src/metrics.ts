@@ -15,6 +15,7 @@ export const dispatcherMetrics = {
   breakerFailuresDropped: meter.createCounter('webhook.breaker.failures.dropped', { description: 'Failed attempts not counted towards the breaker because its queue was full' }),
   staleTripsDropped: meter.createCounter('webhook.breaker.stale_trips.dropped', { description: 'Pending trips found older than the trip stream duplicate window, dropped unpublished' }),
   deliveryLoopRestarts: meter.createCounter('webhook.delivery_loop.restarts', { description: 'Delivery loops of a webhook restarted after they ended with an error' }),
+  recordBatchSize: meter.createHistogram('webhook.attempt_record.batch_size', { description: 'Records of successful attempts stored together in one message', advice: { explicitBucketBoundaries: [1, 2, 5, 10, 20, 50, 100, 200, 500] } }),
   recordRetries: meter.createCounter('webhook.attempt_record.retries', { description: 'Tries to store a decided attempt record that failed and were repeated in place' }),
   streamMessages: meter.createObservableGauge('webhook.stream.messages', { description: 'Messages held per JetStream stream' }),
 };

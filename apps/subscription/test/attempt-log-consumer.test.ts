@@ -1,9 +1,10 @@
 // The attempt-log consumer while PostgreSQL hangs: a TCP proxy between the consumer and a test database
 // stalls (bytes stop, sockets stay open) for several ack_waits. The consumer's buffer stays bounded and
-// holds each record once, and after the proxy resumes every record is stored exactly once.
+// holds each record once, and after the proxy resumes every record is stored exactly once. A message of
+// the dispatcher's record batches is written record by record.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { AttemptDecision, AttemptRecord } from '@webhooks/contracts';
+import { AttemptDecision, AttemptRecord, AttemptRecordBatch } from '@webhooks/contracts';
 import { jetstream, jetstreamManager } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
 import { createTestDatabase, createTestTopology, TcpProxy, type TestDatabase, type TestTopology } from '@webhooks/testing';
@@ -20,7 +21,7 @@ function record(deliveryId: string): AttemptRecord {
     eventId: `evt_${deliveryId}`, workspaceId: 'acme', webhookId: 'wh_1', eventType: 'contact.created', attemptNumber: 1,
     startTime: new Date(), durationMs: 12, statusCode: 200, failureReason: '', responseExcerpt: 'ok', decision: AttemptDecision.ATTEMPT_DECISION_SUCCEEDED,
     retryTime: undefined, dropReason: '', requestHeaders: {}, firstAttemptTime: new Date(), deliveryId, retryOfDeliveryId: '',
-    body: Buffer.from('{}'), acceptedAt: new Date(),
+    body: Buffer.from('{}'), acceptedAt: new Date(), traceContext: {},
   };
 }
 
@@ -101,6 +102,30 @@ describe('attempt-log consumer during a hung PostgreSQL', () => {
       assert.equal(await count('deliveries'), stalled.length + 1);
     } finally {
       proxy.resume();
+      await consumer.stop();
+    }
+  });
+
+  it('writes every record of a batch message, and a record stored both alone and in a batch once', async () => {
+    const { topology: t, nc } = nats;
+    const js = jetstream(nc);
+    const consumer = await consumeAttempts(js, await jetstreamManager(nc), t, direct, createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent'), { ackWaitMs });
+    try {
+      const before = await count('attempts');
+      await js.publish(t.subjects.attempt('acme', 'wh_1'), AttemptRecord.encode(record('dl_b0')).finish());
+      const batch = AttemptRecordBatch.encode({ records: ['dl_b0', 'dl_b1', 'dl_b2', 'dl_b3'].map(record) }).finish();
+      await js.publish(t.subjects.attemptBatch(3), batch);
+      await waitUntil('the batch is stored and acked', async () => {
+        const state = await (await jetstreamManager(nc)).consumers.info(t.streams.attempts, t.consumers.attemptLog);
+        return state.num_pending === 0 && state.num_ack_pending === 0;
+      });
+      assert.equal(await count('attempts'), before + 4);
+      const rows = await direct.em.getConnection().execute<{ id: string; status: string }[]>(`select id, status from deliveries where id in ('dl_b0', 'dl_b1', 'dl_b2', 'dl_b3') order by id`);
+      assert.deepEqual(
+        rows.map((r) => [r.id, r.status]),
+        [['dl_b0', 'succeeded'], ['dl_b1', 'succeeded'], ['dl_b2', 'succeeded'], ['dl_b3', 'succeeded']],
+      );
+    } finally {
       await consumer.stop();
     }
   });

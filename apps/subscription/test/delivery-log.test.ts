@@ -15,7 +15,7 @@ function record(deliveryId: string, attempt: number, decision: AttemptDecision, 
     failureReason: decision === AttemptDecision.ATTEMPT_DECISION_SUCCEEDED ? '' : 'status 500', responseExcerpt: 'x\u0000y', decision,
     retryTime: undefined, dropReason: decision === AttemptDecision.ATTEMPT_DECISION_DROPPED ? 'attempts exhausted after 4 attempts' : '',
     requestHeaders: { 'webhook-id': 'evt' }, firstAttemptTime: new Date(), deliveryId, retryOfDeliveryId: '',
-    body: attempt <= 1 ? Buffer.from('{"id":"evt"}') : Buffer.alloc(0), acceptedAt: new Date(), ...overrides,
+    body: attempt <= 1 ? Buffer.from('{"id":"evt"}') : Buffer.alloc(0), acceptedAt: new Date(), traceContext: {}, ...overrides,
   };
 }
 

@@ -61,7 +61,7 @@ export function topology(options: Partial<TopologyOptions> = {}) {
       deliver: (webhookId: string) => `${P}_DELIVER_${deliverShardOf(webhookId)}`,
       /** Every delivery stream, one per shard. */
       deliverShards: shards.map((shard) => `${P}_DELIVER_${shard}`),
-      /** One record per delivery attempt. */
+      /** The attempt records: single ones per webhook, batches per delivery shard. */
       attempts: `${P}_ATTEMPTS`,
       /** Breaker trips. */
       breaker: `${P}_BREAKER`,
@@ -77,8 +77,21 @@ export function topology(options: Partial<TopologyOptions> = {}) {
       park: (workspaceId: string, webhookId: string) => `${p}.park.${deliverShardOf(webhookId)}.${workspaceId}.${webhookId}`,
       /** Every parked task of one delivery stream. */
       parkShard: (shard: number) => `${p}.park.${shard}.*.*`,
+      /**
+       * One webhook's attempt records that a later attempt may need to read back (retries and drops), one
+       * per message. The webhook's last one is looked up by subject.
+       */
       attempt: (workspaceId: string, webhookId: string) => `${p}.attempts.${workspaceId}.${webhookId}`,
-      attemptsAll: `${p}.attempts.*.*`,
+      /**
+       * Batches of records (AttemptRecordBatch) of successful attempts in one delivery shard, stored
+       * together by the shard's owner (dispatcher record-batches.ts). One token after "attempts", where a
+       * webhook's subject has two.
+       */
+      attemptBatch: (shard: number) => `${p}.attempts.${shard}`,
+      /** Whether a message of the attempts stream is a batch (else it is one record). */
+      isAttemptBatch: (subject: string) => subject.startsWith(`${p}.attempts.`) && subject.indexOf('.', p.length + 10) === -1,
+      /** Every attempt record, single or batched. */
+      attemptsAll: `${p}.attempts.>`,
       breakerTripped: (workspaceId: string) => `${p}.breaker.tripped.${workspaceId}`,
       breakerTrippedAll: `${p}.breaker.tripped.*`,
     },

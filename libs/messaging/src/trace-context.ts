@@ -9,11 +9,21 @@ const getter: TextMapGetter<MsgHdrs> = {
   keys: (carrier) => carrier.keys(),
 };
 
-/** Headers carrying the given (default: active) context, or undefined when there is nothing to carry. */
-export function traceHeaders(from: Context = context.active()): MsgHdrs | undefined {
+/** The given (default: active) context as plain entries, e.g. for a field of a message batched with others. */
+export function traceEntries(from: Context = context.active()): Record<string, string> {
   const carrier: Record<string, string> = {};
   propagation.inject(from, carrier);
-  const entries = Object.entries(carrier);
+  return carrier;
+}
+
+/** The context such entries carry (the root context when they carry none). */
+export function traceContextOfEntries(entries: Record<string, string>): Context {
+  return propagation.extract(ROOT_CONTEXT, entries);
+}
+
+/** Headers carrying the given (default: active) context, or undefined when there is nothing to carry. */
+export function traceHeaders(from: Context = context.active()): MsgHdrs | undefined {
+  const entries = Object.entries(traceEntries(from));
   if (entries.length === 0) return undefined;
   const h = natsHeaders();
   for (const [key, value] of entries) h.set(key, value);

@@ -1,15 +1,18 @@
 // Persists the dispatcher's attempt records: a durable consumer feeds batches to one SQL statement each
 // (one round trip), idempotent on (delivery, attempt number), and the records are acked only after it
-// committed. While PostgreSQL is away or hangs the records wait in JetStream and are written when it
-// returns; the process holds at most a bounded number of them meanwhile.
+// committed. A message holds one record (a webhook's subject) or many (a shard's record batch). While
+// PostgreSQL is away or hangs the records wait in JetStream and are written when it returns; the process
+// holds about a bounded number of records meanwhile (a pull asks for as many messages as fit, at the
+// number of records per message seen so far).
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { AttemptDecision, AttemptRecord } from '@webhooks/contracts';
-import { AckPolicy, DeliverPolicy, ensureConsumer, traceContextOf, type JetStreamClient, type JetStreamManager, type JsMsg, type Topology } from '@webhooks/messaging';
-import { metrics, SpanStatusCode, trace, type Logger } from '@webhooks/telemetry';
+import { AttemptDecision, AttemptRecord, AttemptRecordBatch } from '@webhooks/contracts';
+import { AckPolicy, DeliverPolicy, ensureConsumer, traceContextOf, traceContextOfEntries, type JetStreamClient, type JetStreamManager, type JsMsg, type Topology } from '@webhooks/messaging';
+import { metrics, SpanStatusCode, trace, type Context, type Logger } from '@webhooks/telemetry';
 
 const tracer = trace.getTracer('subscription');
 const bufferGauge = metrics.getMeter('subscription').createObservableGauge('webhook.attempt_log.buffered', { description: 'Attempt records the attempt log holds in memory (fetched, not yet acked)' });
 
+/** Records per statement: messages are taken until their records reach this (at least one message). */
 const maxBatch = 500;
 /** One batch being written and the next one filling: enough to keep PostgreSQL busy, and no more. */
 const defaultMaxBuffered = 2 * maxBatch;
@@ -171,15 +174,22 @@ export async function writeAttempts(orm: MikroORM, records: readonly AttemptReco
 export interface AttemptLogOptions {
   /** How long JetStream waits for an ack before redelivering; the records are kept alive meanwhile. */
   readonly ackWaitMs?: number;
-  /** Most records held in memory at once (fetched and not yet acked or handed back). */
+  /** Most records held in memory at once (fetched and not yet acked or handed back), give or take one batch message. */
   readonly maxBuffered?: number;
   readonly writeTimeoutMs?: number;
 }
 
 export interface AttemptLog {
   stop(): Promise<void>;
-  /** Stream sequences of the records held now, batch being written included (for tests and the gauge). */
+  /** Stream sequences of the messages held now, batch being written included (for tests and the gauge). */
   buffered(): number[];
+}
+
+interface Held {
+  message: JsMsg;
+  readonly records: AttemptRecord[];
+  /** The trace context of each record: a batch's records carry their own, a single record's message carries it. */
+  readonly contexts: Context[];
 }
 
 export async function consumeAttempts(js: JetStreamClient, jsm: JetStreamManager, topology: Topology, orm: MikroORM, logger: Logger, options: AttemptLogOptions = {}): Promise<AttemptLog> {
@@ -194,9 +204,19 @@ export async function consumeAttempts(js: JetStreamClient, jsm: JetStreamManager
   await ensureConsumer(jsm, stream, { ...config, durable_name: durable });
   const consumer = await js.consumers.get(stream, durable);
 
-  // Every record held, by stream sequence: a redelivery of one already held replaces its message (the
-  // newest delivery is the one to ack) instead of adding it again. Entries leave when acked or naked.
-  const held = new Map<number, JsMsg>();
+  // Every message held, by stream sequence, with its records decoded: a redelivery of one already held
+  // replaces its message (the newest delivery is the one to ack) instead of adding it again. Entries
+  // leave when acked or naked.
+  const held = new Map<number, Held>();
+  let heldRecords = 0;
+  // Records per message, averaged over what came: how many messages a pull may ask for.
+  let recordsPerMessage = 1;
+  const release = (seq: number) => {
+    const entry = held.get(seq);
+    if (!entry) return;
+    heldRecords -= entry.records.length;
+    held.delete(seq);
+  };
   // Sequences waiting for the writer, in arrival order; the batch being written is held but not here.
   const waiting: number[] = [];
   let stopped = false;
@@ -214,17 +234,29 @@ export async function consumeAttempts(js: JetStreamClient, jsm: JetStreamManager
       });
     });
 
-  const observe = (result: { observe(value: number): void }) => result.observe(held.size);
+  const observe = (result: { observe(value: number): void }) => result.observe(heldRecords);
+  // A message that does not decode is terminated at once: it would fail the same way every time.
+  const decode = (message: JsMsg): Held | undefined => {
+    try {
+      if (!topology.subjects.isAttemptBatch(message.subject)) return { message, records: [AttemptRecord.decode(message.data)], contexts: [traceContextOf(message.headers)] };
+      const { records } = AttemptRecordBatch.decode(message.data);
+      return { message, records, contexts: records.map((record) => traceContextOfEntries(record.traceContext)) };
+    } catch (error) {
+      logger.error({ err: error, seq: message.seq }, 'undecodable attempt record terminated');
+      message.term();
+      return undefined;
+    }
+  };
   bufferGauge.addCallback(observe);
   // JetStream would redeliver a held record after ack_wait while it waits or is written; tell it the
   // record is still being worked on, a few times per ack_wait.
   const keepAlive = setInterval(() => {
-    for (const message of held.values()) message.working();
+    for (const { message } of held.values()) message.working();
   }, Math.max(100, Math.floor(ackWaitMs / 3)));
 
   const reader = (async () => {
     while (!stopped) {
-      const room = maxBuffered - held.size;
+      const room = Math.floor((maxBuffered - heldRecords) / recordsPerMessage);
       const pausedMs = pullAgainAt - Date.now();
       if (room <= 0 || pausedMs > 0) {
         // Pull again when the writer frees room, or when the pause after a failure ends.
@@ -236,9 +268,17 @@ export async function consumeAttempts(js: JetStreamClient, jsm: JetStreamManager
         const messages = await consumer.fetch({ max_messages: room, expires: pullExpiresMs });
         pull = messages;
         for await (const message of messages) {
-          const known = held.has(message.seq);
-          held.set(message.seq, message);
-          if (!known) waiting.push(message.seq);
+          const known = held.get(message.seq);
+          if (known) {
+            known.message = message;
+            continue;
+          }
+          const entry = decode(message);
+          if (!entry) continue;
+          held.set(message.seq, entry);
+          heldRecords += entry.records.length;
+          recordsPerMessage = Math.max(1, 0.9 * recordsPerMessage + 0.1 * entry.records.length);
+          waiting.push(message.seq);
           wakeWriter?.();
         }
       } catch (error) {
@@ -260,26 +300,22 @@ export async function consumeAttempts(js: JetStreamClient, jsm: JetStreamManager
         continue;
       }
       if (waiting.length < maxBatch && !stopped) await new Promise((resolve) => setTimeout(resolve, batchLingerMs));
-      const batch = waiting.splice(0, maxBatch);
       const records: AttemptRecord[] = [];
       const written: number[] = [];
-      for (const seq of batch) {
-        const message = held.get(seq)!;
-        try {
-          records.push(AttemptRecord.decode(message.data));
-          written.push(seq);
-        } catch (error) {
-          logger.error({ err: error, seq }, 'undecodable attempt record terminated');
-          message.term();
-          held.delete(seq);
-        }
+      const contexts: Context[] = [];
+      while (waiting.length > 0 && (written.length === 0 || records.length < maxBatch)) {
+        const seq = waiting.shift()!;
+        const entry = held.get(seq)!;
+        records.push(...entry.records);
+        contexts.push(...entry.contexts);
+        written.push(seq);
       }
       // One span per record, in the trace of the event it belongs to, covering the batch's write.
-      const spans = written.map((seq) => tracer.startSpan('attempt_log.persist', { attributes: { 'messaging.batch.message_count': written.length } }, traceContextOf(held.get(seq)!.headers)));
+      const spans = contexts.map((parent) => tracer.startSpan('attempt_log.persist', { attributes: { 'messaging.batch.message_count': records.length } }, parent));
       try {
         await writeAttempts(orm, records, writeTimeoutMs);
         for (const span of spans) span.end();
-        for (const seq of written) held.get(seq)!.ack();
+        for (const seq of written) held.get(seq)!.message.ack();
         if (failures > 0) logger.info({ failures }, 'attempt records are being written again');
         failures = 0;
       } catch (error) {
@@ -293,11 +329,11 @@ export async function consumeAttempts(js: JetStreamClient, jsm: JetStreamManager
           span.setStatus({ code: SpanStatusCode.ERROR, message: 'PostgreSQL write failed; retried later' });
           span.end();
         }
-        for (const seq of written) held.get(seq)!.nak(retryAfterFailureMs);
+        for (const seq of written) held.get(seq)!.message.nak(retryAfterFailureMs);
         if (!stopped) await sleep(pauseMs, (wake) => (wakeWriter = wake));
         wakeWriter = undefined;
       } finally {
-        for (const seq of written) held.delete(seq);
+        for (const seq of written) release(seq);
         wakeReader?.();
       }
     }

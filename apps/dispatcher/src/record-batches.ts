@@ -1,0 +1,151 @@
+// Attempt records of successful attempts, stored many to one JetStream message per delivery shard. The
+// rules:
+// 1. What is batched: the record of an attempt whose decision is "succeeded", nearly every record. No
+//    later attempt reads such a record back, except a new owner of the shard (rule 4). Records of retries
+//    and drops stay one per message on the webhook's subject, where the next attempt looks up its number
+//    and a drain looks up how the delivery ended (dispatch.ts).
+// 2. One batch per shard is being stored at a time. A record that comes while one is stored waits for
+//    it and then goes with every record that came meanwhile: under load batches grow by themselves, and
+//    a lone record is stored at once (no fixed wait). A batch holds at most maxRecords records and
+//    maxBytes bytes; a bigger record goes alone. Batches of one shard are stored in the order their
+//    records came.
+// 3. A record's promise resolves once its batch is stored (its task is acked only then), and rejects if
+//    the store failed; the dispatch then adds it again (retried in place, dispatch.ts). A store that
+//    failed only on its way back leaves the record in the stream twice: the log writes each (delivery,
+//    attempt) once. A record that waited longer than keepAliveAfterMs has its task kept alive
+//    (working()) before its batch goes, so waiting behind a slow store does not eat the task's ack wait.
+// 4. Recall. A replica remembers the deliveries it settled (dispatch.ts) for a while. A replica that takes
+//    a shard over reads the shard's batches stored within the recall window, before it touches any task
+//    its predecessor may have attempted, and remembers the successes they hold: a task whose success
+//    was stored but whose ack never reached the server is then acked, not sent again. An attempt is
+//    acked right after its batch is stored; an ack lost on the way comes back to its owner after
+//    ack_wait and is acked again; so a success still unacked when its owner died or hung is at most about
+//    ack_wait plus the lease time old. The window is twice that.
+import { AttemptDecision, AttemptRecord, AttemptRecordBatch } from '@webhooks/contracts';
+import { readStored, type JetStreamClient, type JetStreamPublisher, type Topology } from '@webhooks/messaging';
+import { dispatcherMetrics } from './metrics.js';
+
+export interface RecordBatchLimits {
+  readonly maxRecords: number;
+  readonly maxBytes: number;
+}
+
+/** Well under NATS's default 1 MB message limit; a record's body may take most of one. */
+export const defaultRecordBatchLimits: RecordBatchLimits = { maxRecords: 500, maxBytes: 512 * 1024 };
+export const keepAliveAfterMs = 500;
+
+interface Waiting {
+  readonly encoded: Uint8Array;
+  readonly since: number;
+  readonly keepAlive: () => void;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+interface ShardQueue {
+  waiting: Waiting[];
+  storing: boolean;
+}
+
+export class RecordBatches {
+  private readonly queues = new Map<number, ShardQueue>();
+
+  constructor(
+    private readonly publisher: JetStreamPublisher,
+    private readonly topology: Topology,
+    private readonly limits: RecordBatchLimits = defaultRecordBatchLimits,
+  ) {}
+
+  /** Stores the record with others of the shard; resolves once stored (rule 3). */
+  add(shard: number, record: AttemptRecord, keepAlive: () => void): Promise<void> {
+    const encoded = AttemptRecord.encode(record).finish();
+    let queue = this.queues.get(shard);
+    if (!queue) {
+      queue = { waiting: [], storing: false };
+      this.queues.set(shard, queue);
+    }
+    const promise = new Promise<void>((resolve, reject) => queue.waiting.push({ encoded, since: Date.now(), keepAlive, resolve, reject }));
+    // Deferred to the end of this round of I/O, so the records of responses that arrived together go together.
+    if (!queue.storing && queue.waiting.length === 1) setImmediate(() => this.store(shard, queue));
+    return promise;
+  }
+
+  private store(shard: number, queue: ShardQueue): void {
+    if (queue.storing || queue.waiting.length === 0) return;
+    const batch = this.take(queue);
+    queue.storing = true;
+    const now = Date.now();
+    for (const item of batch) if (now - item.since > keepAliveAfterMs) item.keepAlive();
+    this.publisher
+      .publish(this.topology.subjects.attemptBatch(shard), frame(batch.map((item) => item.encoded)))
+      .then(
+        () => {
+          dispatcherMetrics.recordBatchSize.record(batch.length);
+          for (const item of batch) item.resolve();
+        },
+        (error: unknown) => {
+          for (const item of batch) item.reject(error);
+        },
+      )
+      .finally(() => {
+        queue.storing = false;
+        this.store(shard, queue);
+      });
+  }
+
+  /** The longest run of waiting records, oldest first, within the limits (at least one). */
+  private take(queue: ShardQueue): Waiting[] {
+    let count = 0;
+    let bytes = 0;
+    for (const item of queue.waiting) {
+      const size = item.encoded.length + 6;
+      if (count > 0 && (count >= this.limits.maxRecords || bytes + size > this.limits.maxBytes)) break;
+      count++;
+      bytes += size;
+    }
+    return queue.waiting.splice(0, count);
+  }
+}
+
+/**
+ * An AttemptRecordBatch from records already encoded: each is field 1 (a length-delimited message), so
+ * the batch is their concatenation, each behind its tag and length. Nothing is encoded twice.
+ */
+export function frame(records: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const record of records) size += 1 + varintLength(record.length) + record.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const record of records) {
+    out[at++] = 0x0a;
+    let length = record.length;
+    while (length > 0x7f) {
+      out[at++] = (length & 0x7f) | 0x80;
+      length >>>= 7;
+    }
+    out[at++] = length;
+    out.set(record, at);
+    at += record.length;
+  }
+  return out;
+}
+
+function varintLength(value: number): number {
+  let bytes = 1;
+  while (value > 0x7f) {
+    value >>>= 7;
+    bytes++;
+  }
+  return bytes;
+}
+
+/** The successful attempts in the shard's batches stored since `sinceMs` (rule 4), in stream order. */
+export async function recallSuccesses(js: JetStreamClient, topology: Topology, shard: number, sinceMs: number): Promise<AttemptRecord[]> {
+  const found: AttemptRecord[] = [];
+  for (const message of await readStored(js, topology.streams.attempts, topology.subjects.attemptBatch(shard), sinceMs)) {
+    for (const record of AttemptRecordBatch.decode(message.data).records) {
+      if (record.decision === AttemptDecision.ATTEMPT_DECISION_SUCCEEDED) found.push(record);
+    }
+  }
+  return found;
+}
