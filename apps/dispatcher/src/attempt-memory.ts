@@ -64,3 +64,46 @@ export class AttemptMemory {
     }
   }
 }
+
+/**
+ * Deliveries that ended (succeeded or dropped), by delivery id, kept at least `windowMs` and at most
+ * twice that: two generations of a Map, the older dropped whole when the newer is `windowMs` old (or
+ * holds `capacity` entries). One small number per delivery and no per-entry object, since every delivery
+ * passes through here; what is asked of it is only whether, and how, a delivery ended.
+ */
+export class EndedDeliveries {
+  // Attempt number of a success; minus one minus the attempt number of a drop.
+  private current = new Map<string, number>();
+  private previous = new Map<string, number>();
+  private rotateAt: number;
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly capacity = 200_000,
+    now = Date.now(),
+  ) {
+    this.rotateAt = now + windowMs;
+  }
+
+  add(deliveryId: string, attempt: number, kind: 'succeeded' | 'dropped', now = Date.now()): void {
+    if (now >= this.rotateAt || this.current.size >= this.capacity) {
+      this.previous = this.current;
+      this.current = new Map();
+      this.rotateAt = now + this.windowMs;
+    }
+    this.current.set(deliveryId, kind === 'succeeded' ? attempt : -1 - attempt);
+  }
+
+  /** How the delivery ended, as a decided attempt (its first attempt's time is not kept: unknown, 0). */
+  get(deliveryId: string): DecidedAttempt | undefined {
+    const value = this.current.get(deliveryId) ?? this.previous.get(deliveryId);
+    if (value === undefined) return undefined;
+    return value >= 0
+      ? { attempt: value, firstAttemptAt: 0, decision: { kind: 'succeeded' } }
+      : { attempt: -1 - value, firstAttemptAt: 0, decision: { kind: 'dropped', reason: 'dropped earlier' } };
+  }
+
+  get size(): number {
+    return this.current.size + this.previous.size;
+  }
+}

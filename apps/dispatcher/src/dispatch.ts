@@ -42,7 +42,7 @@ import { dispatcherMetrics } from './metrics.js';
 import type { Suspensions } from './breaker.js';
 import type { BreakerQueue } from './breaker-queue.js';
 import type { AttemptResult, Decision, Deliverer } from './delivery.js';
-import { AttemptMemory, attemptMemoryMarginMs, type DecidedAttempt } from './attempt-memory.js';
+import { AttemptMemory, attemptMemoryMarginMs, EndedDeliveries, type DecidedAttempt } from './attempt-memory.js';
 import { retryInPlace } from './retry-in-place.js';
 import { RatePacer, waitKeepingAlive } from './rate-pacing.js';
 import { recallSuccesses, type RecordBatches } from './record-batches.js';
@@ -93,7 +93,7 @@ const pacingKeepAliveMs = 500;
 export class Dispatch {
   private readonly memory: AttemptMemory;
   /** Deliveries that ended (succeeded or dropped) here or in a recalled batch, by delivery id, for the recall window. */
-  private readonly ended: AttemptMemory;
+  private readonly ended: EndedDeliveries;
   private readonly pacer = new RatePacer();
   private stopping = false;
 
@@ -115,7 +115,7 @@ export class Dispatch {
     private readonly recallWindowMs: number,
   ) {
     this.memory = new AttemptMemory(retryPolicy.giveUpAfterMs + attemptMemoryMarginMs);
-    this.ended = new AttemptMemory(recallWindowMs);
+    this.ended = new EndedDeliveries(recallWindowMs);
   }
 
   /**
@@ -125,7 +125,7 @@ export class Dispatch {
   readonly recall = async (shard: number): Promise<number> => {
     const records = await recallSuccesses(this.js, this.topology, shard, Date.now() - this.recallWindowMs);
     for (const record of records) {
-      this.ended.remember(record.deliveryId, { attempt: record.attemptNumber, firstAttemptAt: (record.firstAttemptTime ?? record.startTime ?? new Date()).getTime(), decision: { kind: 'succeeded' } });
+      this.ended.add(record.deliveryId, record.attemptNumber, 'succeeded');
     }
     return records.length;
   };
@@ -292,7 +292,7 @@ export class Dispatch {
     }
     if (decision.kind === 'succeeded') {
       this.memory.forget(key);
-      this.ended.remember(task.deliveryId || deliveryIdOf(task.eventId, task.webhookId), { attempt, firstAttemptAt, decision });
+      this.ended.add(task.deliveryId || deliveryIdOf(task.eventId, task.webhookId), attempt, 'succeeded');
       dispatcherMetrics.deliveries.add(1, { result: 'succeeded' });
       if (task.acceptedAt) dispatcherMetrics.deliveryLatency.record((Date.now() - task.acceptedAt.getTime()) / 1000);
       message.ack();
@@ -304,7 +304,7 @@ export class Dispatch {
       return this.handBack(message, path, delayMs);
     } else {
       this.memory.forget(key);
-      this.ended.remember(task.deliveryId || deliveryIdOf(task.eventId, task.webhookId), { attempt, firstAttemptAt, decision });
+      this.ended.add(task.deliveryId || deliveryIdOf(task.eventId, task.webhookId), attempt, 'dropped');
       dispatcherMetrics.deliveries.add(1, { result: 'dropped' });
       this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason: decision.reason }, 'event dropped');
       message.term();

@@ -21,7 +21,7 @@
 //    acked right after its batch is stored; an ack lost on the way comes back to its owner after
 //    ack_wait and is acked again; so a success still unacked when its owner died or hung is at most about
 //    ack_wait plus the lease time old. The window is twice that.
-import { AttemptDecision, AttemptRecord, AttemptRecordBatch } from '@webhooks/contracts';
+import { AttemptDecision, AttemptRecord, AttemptRecordBatch, encodeMessage } from '@webhooks/contracts';
 import { readStored, type JetStreamClient, type JetStreamPublisher, type Topology } from '@webhooks/messaging';
 import { dispatcherMetrics } from './metrics.js';
 
@@ -58,7 +58,7 @@ export class RecordBatches {
 
   /** Stores the record with others of the shard; resolves once stored (rule 3). */
   add(shard: number, record: AttemptRecord, keepAlive: () => void): Promise<void> {
-    const encoded = AttemptRecord.encode(record).finish();
+    const encoded = encodeMessage(AttemptRecord, record);
     let queue = this.queues.get(shard);
     if (!queue) {
       queue = { waiting: [], storing: false };

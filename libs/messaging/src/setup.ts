@@ -4,10 +4,12 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { acceptedBucketOptions, dispatchersBucketOptions, streamConfigs, type Topology } from './topology.js';
 import { coalesceWrites } from './write-coalescing.js';
+import { cheapRequestCancel } from './request-cancel.js';
 
 export async function connectNats(servers: string, name: string): Promise<NatsConnection> {
   // noAsyncTraces: the client would otherwise build an Error (capturing a stack) for every request and
   // publish, in case it fails; that was a sixth of ingest's and the dispatcher's CPU under load.
+  cheapRequestCancel();
   const nc = await connect({ servers: servers.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 500, noAsyncTraces: true });
   coalesceWrites(nc);
   return nc;
