@@ -2,7 +2,9 @@
 // PublishEvents and the time until all are delivered), and a soak at a steady rate over 1,000 webhooks
 // (latency percentiles per minute, memory of every process at start and end).
 //   BENCH_SCENARIOS=burst npm run bench      BENCH_BURST_EVENTS (100000), BENCH_BURST_WEBHOOKS (100)
-//   BENCH_SCENARIOS=soak npm run bench       BENCH_SOAK_MINUTES (10), BENCH_SOAK_RATE (events/s, 500), BENCH_SOAK_WEBHOOKS (1000)
+//   BENCH_SCENARIOS=soak npm run bench       BENCH_SOAK_MINUTES (10), BENCH_SOAK_RATE (events/s, 500), BENCH_SOAK_WEBHOOKS (1000),
+//                                            BENCH_SOAK_TICK_MS (5: events go out evenly, what the rate owes every 5 ms,
+//                                            open loop; 100 sends bursts of 50 at 500/s, as earlier versions did)
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -106,6 +108,7 @@ export async function runSoak(): Promise<Record<string, unknown>> {
   const minutes = Number(process.env.BENCH_SOAK_MINUTES ?? 10);
   const rate = Number(process.env.BENCH_SOAK_RATE ?? 500);
   const webhookCount = Number(process.env.BENCH_SOAK_WEBHOOKS ?? 1000);
+  const tickMs = Number(process.env.BENCH_SOAK_TICK_MS ?? 5);
   const system = await startSystem({ MAX_WEBHOOKS_PER_WORKSPACE: '1000' });
   const client = clientFor(system);
   const sentAt = new Map<string, number>();
@@ -121,17 +124,23 @@ export async function runSoak(): Promise<Record<string, unknown>> {
     const perMinute: Record<string, unknown>[] = [];
     const end = Date.now() + minutes * 60_000;
     let n = 0;
+    let failed = 0;
     let minuteEnds = Date.now() + 60_000;
-    const tick = 100;
+    // Open loop, paced evenly: every tick sends what the rate owes by then, without waiting for earlier
+    // calls (a slow answer must not hold the next events back and hide its own delay).
+    const started = Date.now();
+    const inFlight = new Set<Promise<unknown>>();
     while (Date.now() < end) {
-      const due = Math.round((rate * tick) / 1000);
-      const sends = Array.from({ length: due }, () => {
+      const due = Math.floor(((Date.now() - started) * rate) / 1000) - n;
+      for (let i = 0; i < due; i++) {
         const id = `s${n}`;
         const workspaceId = workspaces[n++ % workspaces.length]!;
         sentAt.set(id, Date.now());
-        return client.publishEvent({ event: event(id, workspaceId) });
-      });
-      await Promise.all([Promise.all(sends), new Promise((r) => setTimeout(r, tick))]);
+        const call: Promise<unknown> = client.publishEvent({ event: event(id, workspaceId) }).catch(() => failed++);
+        inFlight.add(call);
+        void call.finally(() => inFlight.delete(call));
+      }
+      await new Promise((r) => setTimeout(r, tickMs));
       if (Date.now() >= minuteEnds) {
         const sorted = minute.sort((a, b) => a - b);
         perMinute.push({ minute: perMinute.length + 1, delivered: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), rss: memory(system) });
@@ -140,7 +149,8 @@ export async function runSoak(): Promise<Record<string, unknown>> {
         minuteEnds += 60_000;
       }
     }
-    const result = { scenario: 'soak', minutes, rate, webhooks: webhookCount, sent: n, undelivered: sentAt.size, perMinute, memoryStart, memoryEnd: memory(system) };
+    await Promise.all(inFlight);
+    const result = { scenario: 'soak', minutes, rate, tickMs, webhooks: webhookCount, sent: n, failed, undelivered: sentAt.size, perMinute, memoryStart, memoryEnd: memory(system) };
     console.table(perMinute.map(({ rss: _rss, ...row }) => row));
     console.log(JSON.stringify({ memoryStart: result.memoryStart, memoryEnd: result.memoryEnd, undelivered: result.undelivered }));
     return result;
