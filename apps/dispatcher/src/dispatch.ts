@@ -122,13 +122,8 @@ export class Dispatch {
    * Before a new owner touches a shard's tasks: remembers the successes stored in the shard's batches
    * within the recall window. Returns how many.
    */
-  readonly recall = async (shard: number): Promise<number> => {
-    const records = await recallSuccesses(this.js, this.topology, shard, Date.now() - this.recallWindowMs);
-    for (const record of records) {
-      this.ended.add(record.deliveryId, record.attemptNumber, 'succeeded');
-    }
-    return records.length;
-  };
+  readonly recall = (shard: number): Promise<number> =>
+    recallSuccesses(this.js, this.topology, shard, Date.now() - this.recallWindowMs, (success) => this.ended.add(success.deliveryId, success.attempt, 'succeeded'));
 
   /** Runs each attempt inside the trace context the task carries from ingest. */
   /**
@@ -315,10 +310,11 @@ export class Dispatch {
   /**
    * The task's last decided attempt: remembered here; for a task delivered for the first time there is
    * none; otherwise (redelivered, handed out again by a recreated consumer, or parked after attempts in
-   * its lane) read from the webhook's last
-   * attempt record, which belongs to this task when its delivery id matches (a webhook has one task in
-   * flight). A redelivered task without a record made no decided attempt (the process died before
-   * storing it). Throws when the record cannot be read.
+   * its lane) its delivery's end if one is known here (ended here, or a success recalled from the shard's
+   * record batches), else read from the webhook's last single attempt record (a retry or a drop), which
+   * belongs to this task when its delivery id matches (a webhook has one task in flight). A redelivered
+   * task without either made no decided attempt (the process died before storing it). Throws when the
+   * record cannot be read.
    */
   private async knownTask(key: string, message: TaskMessage, task: DeliveryTask, maybeAttempted: boolean): Promise<KnownTask> {
     const remembered = this.memory.get(key);

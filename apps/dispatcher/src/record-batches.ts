@@ -22,7 +22,7 @@
 //    ack_wait and is acked again; so a success still unacked when its owner died or hung is at most about
 //    ack_wait plus the lease time old. The window is twice that.
 import { AttemptDecision, AttemptRecord, AttemptRecordBatch, encodeMessage } from '@webhooks/contracts';
-import { readStored, type JetStreamClient, type JetStreamPublisher, type Topology } from '@webhooks/messaging';
+import { eachStored, type JetStreamClient, type JetStreamPublisher, type Topology } from '@webhooks/messaging';
 import { dispatcherMetrics } from './metrics.js';
 
 export interface RecordBatchLimits {
@@ -139,13 +139,24 @@ function varintLength(value: number): number {
   return bytes;
 }
 
-/** The successful attempts in the shard's batches stored since `sinceMs` (rule 4), in stream order. */
-export async function recallSuccesses(js: JetStreamClient, topology: Topology, shard: number, sinceMs: number): Promise<AttemptRecord[]> {
-  const found: AttemptRecord[] = [];
-  for (const message of await readStored(js, topology.streams.attempts, topology.subjects.attemptBatch(shard), sinceMs)) {
+/** A success found in a record batch: all a new owner keeps of it. */
+export interface RecalledSuccess {
+  readonly deliveryId: string;
+  readonly attempt: number;
+}
+
+/**
+ * Hands each successful attempt in the shard's batches stored since `sinceMs` (rule 4) to `each`, in
+ * stream order; returns how many. Only the delivery and attempt are kept, not the records' bodies.
+ */
+export async function recallSuccesses(js: JetStreamClient, topology: Topology, shard: number, sinceMs: number, each: (success: RecalledSuccess) => void): Promise<number> {
+  let found = 0;
+  await eachStored(js, topology.streams.attempts, topology.subjects.attemptBatch(shard), sinceMs, (message) => {
     for (const record of AttemptRecordBatch.decode(message.data).records) {
-      if (record.decision === AttemptDecision.ATTEMPT_DECISION_SUCCEEDED) found.push(record);
+      if (record.decision !== AttemptDecision.ATTEMPT_DECISION_SUCCEEDED) continue;
+      each({ deliveryId: record.deliveryId, attempt: record.attemptNumber });
+      found++;
     }
-  }
+  });
   return found;
 }

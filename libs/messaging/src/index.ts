@@ -12,4 +12,4 @@ export * from './trace-context.js';
 export * from './compare-and-set.js';
 export { coalesceWrites } from './write-coalescing.js';
 export { JetStreamPublisher, PublishError, type PubAck, type PublishOptions } from './publisher.js';
-export { readStored, type StoredMessage } from './stream-reading.js';
+export { eachStored, readStored, type StoredMessage } from './stream-reading.js';
