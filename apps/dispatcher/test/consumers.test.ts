@@ -181,6 +181,36 @@ describe('supervised delivery loops on real NATS', () => {
     consumers = undefined;
   });
 
+  it('hands a shard over only once the server has counted the acks sent, so the new owner does not send an acked task again', async () => {
+    const t = test.topology;
+    const { workspaceId, webhookId } = await activeWebhook();
+    const shard = t.streams.deliverShards.indexOf(t.streams.deliver(webhookId));
+    const seen: string[] = [];
+    // Replica A's ack of k1 reaches the server 500 ms after A settled the task, as one may when it travels
+    // through another server of a cluster: it is on its way when A hands the shard over.
+    const ackInTransit = async (message: TaskMessage): Promise<Handled> => {
+      seen.push(`${DeliveryTask.decode(message.data).eventId}@a`);
+      setTimeout(() => message.ack(), 500);
+      return 'settled';
+    };
+    const a = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, ackInTransit, new Suspensions(), logger);
+    await a.acquire([shard]);
+    await publishTasks(workspaceId, webhookId, ['k1']);
+    await waitUntil(() => seen.length === 1, 20_000, 'k1 on replica A');
+    await a.release([shard]);
+    // B takes the shard once A has let it go, as the lease would: it purges what the server counts as
+    // acked and recreates the consumer. Had A not waited for its ack to be counted, k1 would go to B.
+    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, acking(seen, '@b'), new Suspensions(), logger);
+    await consumers.acquire([shard]);
+    await publishTasks(workspaceId, webhookId, ['k2']);
+    await waitUntil(() => seen.length >= 2, 10_000, 'k2 on replica B');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(seen, ['k1@a', 'k2@b']);
+    await a.stop();
+    await consumers.stop();
+    consumers = undefined;
+  });
+
   it('parks a lane that must wait together with its later tasks, keeps their order, and unparks once the park is empty (no consumer for the park)', async () => {
     const t = test.topology;
     const { workspaceId, webhookId } = await activeWebhook();

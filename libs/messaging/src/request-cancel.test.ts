@@ -15,7 +15,11 @@ describe('requests without a thrown-away error', () => {
   before(async () => {
     assert.equal(cheapRequestCancel(), true, 'the client internals match');
     nc = await connect({ servers: natsUrl, noAsyncTraces: true });
-    nc.subscribe(`${subject}.echo`, { callback: (_error, msg) => msg.respond(msg.data) });
+    nc.subscribe(`${subject}.echo`, {
+      callback: (_error, msg) => {
+        msg.respond(msg.data);
+      },
+    });
     nc.subscribe(`${subject}.silent`, { callback: () => {} });
   });
 
