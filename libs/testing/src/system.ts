@@ -23,7 +23,8 @@ export interface RunningSystem {
   /** Starts one more process of a service with the system's environment (e.g. a second dispatcher). */
   startService(name: ServiceName, extraEnv?: Record<string, string>): Promise<ServiceProcess>;
   /** Stops every process (SIGTERM), removes the database, streams and buckets; returns each exit code. */
-  stop(): Promise<Record<string, (number | null)[]>>;
+  /** Stops every service (SIGTERM, then SIGKILL after `graceMs`), removes the streams, the database and the outbox. */
+  stop(graceMs?: number): Promise<Record<string, (number | null)[]>>;
 }
 
 /**
@@ -63,12 +64,12 @@ export async function startSystem(env: Record<string, string> = {}, clientCreden
     return service;
   };
   const clients: { close(): void }[] = [];
-  const stopAll = async () => {
+  const stopAll = async (graceMs?: number) => {
     for (const client of clients) client.close();
     const codes: Record<string, (number | null)[]> = {};
     await Promise.all(
       [...services.entries()].map(async ([name, processes]) => {
-        codes[name] = await Promise.all(processes.map((service) => service.stop()));
+        codes[name] = await Promise.all(processes.map((service) => service.stop(graceMs)));
       }),
     );
     return codes;
@@ -91,8 +92,8 @@ export async function startSystem(env: Record<string, string> = {}, clientCreden
       deliveryLog,
       ingest,
       startService,
-      async stop() {
-        const codes = await stopAll();
+      async stop(graceMs?: number) {
+        const codes = await stopAll(graceMs);
         await removeTopology(prefix, baseEnv.NATS_URL!).catch(() => undefined);
         await database.drop();
         rmSync(outbox, { recursive: true, force: true });
