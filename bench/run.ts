@@ -170,9 +170,11 @@ async function main(withPipeline: boolean): Promise<void> {
       for (const batchSize of batchSizes) {
         let pipelinePerSecond: number | undefined;
         if (system) {
+          const batchesBefore = await recordBatches(system);
           const healthy = await pipeline(system, receiver, webhooks, 0, batchSize);
+          const recordsPerBatch = perBatch(batchesBefore, await recordBatches(system));
           pipelinePerSecond = healthy.deliveriesPerSecond;
-          results.push({ scenario: 'throughput', ...healthy, directPerSecond: ceiling.requestsPerSecond, ratio: +(healthy.deliveriesPerSecond / ceiling.requestsPerSecond).toFixed(2) });
+          results.push({ scenario: 'throughput', ...healthy, directPerSecond: ceiling.requestsPerSecond, ratio: +(healthy.deliveriesPerSecond / ceiling.requestsPerSecond).toFixed(2), recordsPerBatch });
           console.log(JSON.stringify(results.at(-1)));
           await receiver.report();
           const isolation = await pipeline(system, receiver, webhooks, 0.1, batchSize);
@@ -202,6 +204,25 @@ async function main(withPipeline: boolean): Promise<void> {
   const file = join(here, 'results', `${withPipeline ? '' : 'peers-'}${new Date().toISOString().replaceAll(':', '-')}.json`);
   writeFileSync(file, JSON.stringify({ events: eventCount, publishers, results }, null, 2));
   console.log(`wrote ${file}`);
+}
+
+/**
+ * The dispatcher's record batches so far (the histogram webhook.attempt_record.batch_size on its
+ * /metrics): records and batches, to show how many records one stored message held during a scenario.
+ */
+async function recordBatches(system: RunningSystem): Promise<{ records: number; batches: number } | undefined> {
+  try {
+    const text = await (await fetch(`http://${system.services.get('dispatcher')![0]!.address('opsPort')}/metrics`)).text();
+    const value = (suffix: string) => Number(new RegExp(`^webhook_attempt_record_batch_size_${suffix}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    return { records: value('sum'), batches: value('count') };
+  } catch {
+    return undefined;
+  }
+}
+
+function perBatch(before: { records: number; batches: number } | undefined, after: { records: number; batches: number } | undefined): number | undefined {
+  if (!before || !after || !(after.batches > before.batches)) return undefined;
+  return +((after.records - before.records) / (after.batches - before.batches)).toFixed(1);
 }
 
 const scenarios = (process.env.BENCH_SCENARIOS ?? 'pipeline,query,idle,startup').split(',');
