@@ -165,7 +165,7 @@ export class Dispatch {
       if (await this.settledEarlier(message, task)) return 'settled';
       const reason = route ? 'webhook disabled' : 'webhook deleted';
       try {
-        await this.record(task, 0, undefined, undefined, { kind: 'dropped', reason });
+        await this.record(task, 0, undefined, undefined, { kind: 'dropped', reason }, () => message.working());
       } catch (error) {
         this.logger.error({ err: error, eventId: task.eventId, webhookId: task.webhookId }, 'drop record not stored; the task stays queued');
         return this.handBack(message, path, 1_000);
@@ -213,13 +213,13 @@ export class Dispatch {
    * drain's new consumer hands out a task as if for the first time. An unreadable record counts as none.
    */
   private async settledEarlier(message: TaskMessage, task: DeliveryTask): Promise<boolean> {
-    const ended = this.ended.get(task.deliveryId || deliveryIdOf(task.eventId, task.webhookId));
+    const ended = this.ended.get(deliveryOf(task));
     if (ended) return this.applyEarlierDecision(message, 'parked', task, this.keyOf(task, message), ended) === 'settled';
     const last = await this.jsm.streams
       .getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) })
       .catch(() => null);
     const record = last ? AttemptRecord.decode(last.data) : undefined;
-    const deliveryId = task.deliveryId || deliveryIdOf(task.eventId, task.webhookId);
+    const deliveryId = deliveryOf(task);
     if (!record || record.deliveryId !== deliveryId) return false;
     const decision = decisionOf(record);
     if (decision.kind === 'retry') return false;
@@ -287,7 +287,7 @@ export class Dispatch {
     }
     if (decision.kind === 'succeeded') {
       this.memory.forget(key);
-      this.ended.add(task.deliveryId || deliveryIdOf(task.eventId, task.webhookId), attempt, 'succeeded');
+      this.ended.add(deliveryOf(task), attempt, 'succeeded');
       dispatcherMetrics.deliveries.add(1, { result: 'succeeded' });
       if (task.acceptedAt) dispatcherMetrics.deliveryLatency.record((Date.now() - task.acceptedAt.getTime()) / 1000);
       message.ack();
@@ -299,7 +299,7 @@ export class Dispatch {
       return this.handBack(message, path, delayMs);
     } else {
       this.memory.forget(key);
-      this.ended.add(task.deliveryId || deliveryIdOf(task.eventId, task.webhookId), attempt, 'dropped');
+      this.ended.add(deliveryOf(task), attempt, 'dropped');
       dispatcherMetrics.deliveries.add(1, { result: 'dropped' });
       this.logger.warn({ eventId: task.eventId, webhookId: task.webhookId, workspaceId: task.workspaceId, attempt, reason: decision.reason }, 'event dropped');
       message.term();
@@ -320,7 +320,7 @@ export class Dispatch {
     const remembered = this.memory.get(key);
     if (remembered) return { kind: 'decided', ...remembered };
     if (!maybeAttempted && message.info.deliveryCount === 1 && !message.headers?.has(parkedFromHeader)) return { kind: 'new' };
-    const deliveryId = task.deliveryId || deliveryIdOf(task.eventId, task.webhookId);
+    const deliveryId = deliveryOf(task);
     const ended = this.ended.get(deliveryId);
     if (ended) return { kind: 'decided', ...ended };
     const last = await this.jsm.streams.getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) });
@@ -333,12 +333,13 @@ export class Dispatch {
 
   /**
    * Stores one attempt record (attempt 0: dropped without an attempt). The first record of a delivery
-   * carries its body, so the log can replay it. A success's record goes into its shard's batch (with
-   * `keepAlive`, its task's working()); any other is its own message, deduplicated per delivery and attempt.
+   * carries its body, so the log can replay it. A success's record goes into its shard's batch
+   * (`keepAlive` is its task's working(), for a wait behind a slow store); any other is its own message,
+   * deduplicated per delivery and attempt.
    */
-  private async record(task: DeliveryTask, attempt: number, firstAttemptAt: number | undefined, outcome: AttemptResult | undefined, decision: Decision, keepAlive?: () => void): Promise<void> {
+  private async record(task: DeliveryTask, attempt: number, firstAttemptAt: number | undefined, outcome: AttemptResult | undefined, decision: Decision, keepAlive: () => void): Promise<void> {
     const result = outcome?.result;
-    const deliveryId = task.deliveryId || deliveryIdOf(task.eventId, task.webhookId);
+    const deliveryId = deliveryOf(task);
     const msgID = attempt === 0 ? `${deliveryId}.dropped` : `${deliveryId}.${attempt}`;
     const record: AttemptRecord = {
       eventId: task.eventId,
@@ -367,7 +368,7 @@ export class Dispatch {
       acceptedAt: task.acceptedAt,
       traceContext: {},
     };
-    if (decision.kind === 'succeeded' && keepAlive) {
+    if (decision.kind === 'succeeded') {
       record.traceContext = traceEntries();
       return this.batches.add(deliverShardOf(task.webhookId), record, keepAlive);
     }
@@ -387,4 +388,9 @@ function decisionOf(record: AttemptRecord): Decision {
     default:
       return { kind: 'dropped', reason: record.dropReason };
   }
+}
+
+/** The task's delivery id; tasks queued before delivery ids existed derive it from event and webhook. */
+function deliveryOf(task: DeliveryTask): string {
+  return task.deliveryId || deliveryIdOf(task.eventId, task.webhookId);
 }

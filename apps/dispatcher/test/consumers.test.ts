@@ -8,7 +8,7 @@ import { ensureTopology, jetstream, JetStreamPublisher, RoutingTable, type Bucke
 import { createLogger } from '@webhooks/telemetry';
 import { createTestTopology, uniqueName, waitUntil, type TestTopology } from '@webhooks/testing';
 import { Suspensions } from '../src/breaker.js';
-import { DeliveryConsumers } from '../src/consumers.js';
+import { DeliveryConsumers, type DeliveryHandler } from '../src/consumers.js';
 import type { Handled, TaskMessage, TaskPath } from '../src/dispatch.js';
 
 const logger = createLogger('consumers-test');
@@ -57,7 +57,7 @@ describe('supervised delivery loops on real NATS', () => {
       message.ack();
       return 'settled';
     };
-    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 5_000, handle, new Suspensions(), logger, (down) => downReports.push(down));
+    consumers = replica(handle, { ackWaitMs: 5_000, onLoopsDown: (down) => downReports.push(down) });
     await consumers.startAll();
 
     const ids = ['e1', 'e2', 'e3', 'e4', 'e5', 'e6'];
@@ -90,6 +90,11 @@ describe('supervised delivery loops on real NATS', () => {
     }
   }
 
+  /** A replica's consumers on the test's connection, with an ack wait of a minute unless told. */
+  function replica(handle: DeliveryHandler, options: { ackWaitMs?: number; onLoopsDown?: (down: number) => void; owns?: (shard: number) => boolean } = {}): DeliveryConsumers {
+    return new DeliveryConsumers(jetstream(test.nc), jsm, publisher, test.topology, routes, options.ackWaitMs ?? 60_000, handle, new Suspensions(), logger, options.onLoopsDown, options.owns);
+  }
+
   /** A handler that records each task's event id (with a label) and acks it. */
   function acking(seen: string[], label = ''): (message: TaskMessage) => Promise<Handled> {
     return async (message) => {
@@ -105,7 +110,7 @@ describe('supervised delivery loops on real NATS', () => {
     const { workspaceId, webhookId } = await activeWebhook();
     const handled: string[] = [];
     const downReports: number[] = [];
-    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 5_000, acking(handled), new Suspensions(), logger, (down) => downReports.push(down));
+    consumers = replica(acking(handled), { ackWaitMs: 5_000, onLoopsDown: (down) => downReports.push(down) });
     await consumers.startAll();
     await publishTasks(workspaceId, webhookId, ['s1', 's2']);
     await waitUntil(() => handled.length === 2, 20_000, 'the first two events');
@@ -132,11 +137,14 @@ describe('supervised delivery loops on real NATS', () => {
     let releaseHang!: () => void;
     const hang = new Promise<void>((resolve) => (releaseHang = resolve));
     let aTook = 0;
-    const crashed = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, async () => {
-      aTook++;
-      await hang;
-      return 'abandoned';
-    }, new Suspensions(), logger, () => {}, (s) => s !== shard || aOwns);
+    const crashed = replica(
+      async () => {
+        aTook++;
+        await hang;
+        return 'abandoned';
+      },
+      { owns: (s) => s !== shard || aOwns },
+    );
     await crashed.startAll();
     await publishTasks(workspaceId, webhookId, ['c1', 'c2', 'c3']);
     await waitUntil(() => aTook === 1, 20_000, 'replica A to start attempting c1');
@@ -144,11 +152,11 @@ describe('supervised delivery loops on real NATS', () => {
 
     // Replica B takes the shard: with an ack_wait of a minute, the tasks would otherwise wait that long.
     const seen: string[] = [];
-    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, async (message, _path, maybeAttempted) => {
+    consumers = replica(async (message, _path, maybeAttempted) => {
       seen.push(`${DeliveryTask.decode(message.data).eventId}:${maybeAttempted ? 'maybe' : 'new'}`);
       message.ack();
       return 'settled';
-    }, new Suspensions(), logger);
+    });
     await consumers.startAll();
     await publishTasks(workspaceId, webhookId, ['c4']);
     await waitUntil(() => seen.length === 4, 10_000, 'the four events on replica B');
@@ -165,12 +173,12 @@ describe('supervised delivery loops on real NATS', () => {
     const shard = t.streams.deliverShards.indexOf(t.streams.deliver(webhookId));
     const seen: string[] = [];
     // A owns the shard and idles on its pull; then it hands the shard over (a rebalance) and B takes it.
-    const a = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, acking(seen, '@a'), new Suspensions(), logger);
+    const a = replica(acking(seen, '@a'));
     await a.acquire([shard]);
     await publishTasks(workspaceId, webhookId, ['h1']);
     await waitUntil(() => seen.length === 1, 20_000, 'h1 on replica A');
     await a.release([shard]);
-    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, acking(seen, '@b'), new Suspensions(), logger);
+    consumers = replica(acking(seen, '@b'));
     await consumers.acquire([shard]);
     await publishTasks(workspaceId, webhookId, ['h2', 'h3']);
     // A's pull, still open on the server, must not swallow them until ack_wait (a minute) hands them out again.
@@ -193,14 +201,14 @@ describe('supervised delivery loops on real NATS', () => {
       setTimeout(() => message.ack(), 500);
       return 'settled';
     };
-    const a = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, ackInTransit, new Suspensions(), logger);
+    const a = replica(ackInTransit);
     await a.acquire([shard]);
     await publishTasks(workspaceId, webhookId, ['k1']);
     await waitUntil(() => seen.length === 1, 20_000, 'k1 on replica A');
     await a.release([shard]);
     // B takes the shard once A has let it go, as the lease would: it purges what the server counts as
     // acked and recreates the consumer. Had A not waited for its ack to be counted, k1 would go to B.
-    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 60_000, acking(seen, '@b'), new Suspensions(), logger);
+    consumers = replica(acking(seen, '@b'));
     await consumers.acquire([shard]);
     await publishTasks(workspaceId, webhookId, ['k2']);
     await waitUntil(() => seen.length >= 2, 10_000, 'k2 on replica B');
@@ -229,7 +237,7 @@ describe('supervised delivery loops on real NATS', () => {
       message.ack();
       return 'settled';
     };
-    consumers = new DeliveryConsumers(jetstream(test.nc), jsm, publisher, t, routes, 5_000, handle, new Suspensions(), logger);
+    consumers = replica(handle, { ackWaitMs: 5_000 });
     await consumers.startAll();
     await publishTasks(workspaceId, webhookId, ['p1', 'p2', 'p3', 'p4', 'p5']);
     await waitUntil(() => seen.length === 6, 20_000, 'the five events');

@@ -27,6 +27,17 @@ describe('topology', () => {
     }
   });
 
+  it('tells the record batches of a shard from the single records of a webhook, all in the attempts stream', () => {
+    const t = topology();
+    assert.equal(t.subjects.attemptBatch(3), 'wh.attempts.3');
+    assert.equal(t.subjects.attempt('ws1', 'wh_1'), 'wh.attempts.ws1.wh_1');
+    assert.deepEqual(
+      ['wh.attempts.3', 'wh.attempts.15', 'wh.attempts.ws1.wh_1', 'wh.deliver.3', 'other.attempts.3'].map(t.subjects.isAttemptBatch),
+      [true, true, false, false, false],
+    );
+    assert.deepEqual(streamConfigs(t).find((c) => c.name === t.streams.attempts)!.subjects, ['wh.attempts.>']);
+  });
+
   it('spreads webhooks evenly over the delivery streams', () => {
     const counts = new Array<number>(deliverShards).fill(0);
     const alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';

@@ -89,7 +89,7 @@ export function topology(options: Partial<TopologyOptions> = {}) {
        */
       attemptBatch: (shard: number) => `${p}.attempts.${shard}`,
       /** Whether a message of the attempts stream is a batch (else it is one record). */
-      isAttemptBatch: (subject: string) => subject.startsWith(`${p}.attempts.`) && subject.indexOf('.', p.length + 10) === -1,
+      isAttemptBatch: (subject: string) => subject.startsWith(`${p}.attempts.`) && !subject.includes('.', `${p}.attempts.`.length),
       /** Every attempt record, single or batched. */
       attemptsAll: `${p}.attempts.>`,
       breakerTripped: (workspaceId: string) => `${p}.breaker.tripped.${workspaceId}`,
