@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats, ensureTopology } from './setup.js';
+import { connectNats, ensureTopology, whileUnavailable } from './setup.js';
 import { streamNames, topology } from './topology.js';
 
 const natsUrl = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -53,5 +53,36 @@ describe('ensureTopology', () => {
     assert.deepEqual(await windows(90_000), { bucketMaxAge: 90_000 * nanosPerMs, duplicateWindows: [90_000 * nanosPerMs] });
     await ensureTopology(nc, topology({ prefix, idempotencyWindowMs: 30_000 }));
     assert.deepEqual(await windows(30_000), { bucketMaxAge: 30_000 * nanosPerMs, duplicateWindows: [30_000 * nanosPerMs] });
+  });
+});
+
+describe('setup steps while JetStream is unavailable', () => {
+  const timeout = () => Object.assign(new Error('timeout'), { name: 'TimeoutError' });
+
+  it('tries a step again after a timeout, until it answers', async () => {
+    let calls = 0;
+    const result = await whileUnavailable(
+      async () => {
+        if (++calls < 3) throw timeout();
+        return 'ready';
+      },
+      10_000,
+      5,
+    );
+    assert.equal(result, 'ready');
+    assert.equal(calls, 3);
+  });
+
+  it('throws any other error at once, and a timeout once the budget is spent', async () => {
+    let calls = 0;
+    await assert.rejects(
+      whileUnavailable(async () => {
+        calls++;
+        throw new Error('stream name already in use with a different configuration');
+      }),
+      /different configuration/,
+    );
+    assert.equal(calls, 1, 'not tried again');
+    await assert.rejects(whileUnavailable(async () => Promise.reject(timeout()), 50, 5), { name: 'TimeoutError' });
   });
 });

@@ -57,8 +57,42 @@ async function ensureBucketWithTtl(jsm: JetStreamManager, kvm: Kvm, name: string
   return kv;
 }
 
-/** Creates or updates every stream and bucket of the topology, and opens the buckets. */
-export async function ensureTopology(nc: NatsConnection, t: Topology): Promise<{ jsm: JetStreamManager; buckets: Buckets }> {
+/** How long start-up keeps trying setup requests that JetStream left unanswered or answered as unavailable. */
+export const setupRetryBudgetMs = 60_000;
+
+/** No answer, or JetStream says it is temporarily unavailable (503): what a cluster electing leaders gives. */
+function isTransient(error: unknown): boolean {
+  if (error instanceof JetStreamApiError) return error.status === 503;
+  return (error as { name?: string } | undefined)?.name === 'TimeoutError';
+}
+
+/**
+ * Runs an idempotent setup step, trying it again (250 ms doubling to 4 s) while it fails transiently, for
+ * up to `budgetMs`: a service started while its NATS cluster elects stream or meta leaders (a server was
+ * just killed or restarted) waits for them instead of exiting. Any other error, or the last transient
+ * one once the budget is spent, is thrown.
+ */
+export async function whileUnavailable<T>(step: () => Promise<T>, budgetMs = setupRetryBudgetMs, initialDelayMs = 250): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  for (let delayMs = initialDelayMs; ; delayMs = Math.min(delayMs * 2, 4_000)) {
+    try {
+      return await step();
+    } catch (error) {
+      if (!isTransient(error) || Date.now() + delayMs > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
+
+/**
+ * Creates or updates every stream and bucket of the topology, and opens the buckets; tried again as a
+ * whole while JetStream is transiently unavailable (every step is idempotent).
+ */
+export function ensureTopology(nc: NatsConnection, t: Topology): Promise<{ jsm: JetStreamManager; buckets: Buckets }> {
+  return whileUnavailable(() => ensureTopologyOnce(nc, t));
+}
+
+async function ensureTopologyOnce(nc: NatsConnection, t: Topology): Promise<{ jsm: JetStreamManager; buckets: Buckets }> {
   const jsm = await jetstreamManager(nc);
   for (const config of streamConfigs(t)) await ensureStream(jsm, config);
   const kvm = new Kvm(jetstream(nc));
@@ -74,7 +108,7 @@ export async function ensureTopology(nc: NatsConnection, t: Topology): Promise<{
  * lease time setting), so no other service resets its age limit.
  */
 export async function ensureDispatchersBucket(nc: NatsConnection, t: Topology, leaseTtlMs: number): Promise<KV> {
-  return ensureBucketWithTtl(await jetstreamManager(nc), new Kvm(jetstream(nc)), t.buckets.dispatchers, dispatchersBucketOptions(t, leaseTtlMs));
+  return whileUnavailable(async () => ensureBucketWithTtl(await jetstreamManager(nc), new Kvm(jetstream(nc)), t.buckets.dispatchers, dispatchersBucketOptions(t, leaseTtlMs)));
 }
 
 /** Creates a durable consumer, or brings an existing one to this configuration (idempotent). */
