@@ -2,7 +2,7 @@
 // webhooks, 9 event types, 30 days) in PostgreSQL, then ListDeliveries pages through the real gRPC API,
 // with and without filters. Prints p50/p99 per scenario.
 import pg from 'pg';
-import { DeliveryStatus, type ListDeliveriesResponse } from '@webhooks/contracts';
+import { DeliveryStatus } from '@webhooks/contracts';
 import { callUnary, startSystem, testToken, type RunningSystem } from '@webhooks/testing';
 import { percentile } from './stats.js';
 
@@ -43,7 +43,7 @@ async function measure(system: RunningSystem, name: string, filter: Record<strin
   let rows = 0;
   for (let i = 0; i < samples; i++) {
     const started = performance.now();
-    const page = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, {
+    const page = await callUnary(system.deliveryLog, system.deliveryLog.listDeliveries, {
       workspaceId: 'bench', webhookId: '', eventType: '', status: 0, pageSize: 50, pageToken: deep ? token : '', ...filter,
     }, testToken);
     times.push(performance.now() - started);

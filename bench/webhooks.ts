@@ -1,7 +1,7 @@
 // The bench's webhooks, created and removed through the control plane with many calls in flight:
 // 10,000 webhooks one call at a time take many minutes, and the control plane is built for replicas
 // calling it at once.
-import { CreateWebhookRequest, Plan, type CreateWebhookResponse } from '@webhooks/contracts';
+import { CreateWebhookRequest, Plan } from '@webhooks/contracts';
 import { callUnary, testToken, type RunningSystem } from '@webhooks/testing';
 import { pool } from './harness.js';
 
@@ -28,7 +28,7 @@ export async function createWebhooks(system: RunningSystem, receiverUrl: string,
     const path = `/hook/${run}/${i}`;
     // fromPartial: settings the bench does not set keep their defaults as the contract gains new ones.
     const request = CreateWebhookRequest.fromPartial({ workspaceId: workspaceId(i % workspaces), name: `bench ${i}`, url: receiverUrl + path, eventTypes: ['message.incoming'], headers: {} });
-    const response = await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, request, testToken, 60_000);
+    const response = await callUnary(system.subscription, system.subscription.createWebhook, request, testToken, 60_000);
     targets[i] = { workspaceId: request.workspaceId, webhookId: response.webhook!.id, path };
     if (++created % 2_000 === 0 && count > 2_000) console.log(`  ${created}/${count} webhooks created`);
   });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { CreatePortalSessionResponse, CreateWebhookRequest, DeliveryStatus, Plan, type CreateWebhookResponse, type Event, type ListDeliveriesResponse } from '@webhooks/contracts';
+import { CreateWebhookRequest, DeliveryStatus, Plan, type Event } from '@webhooks/contracts';
 import { portalSessionKey, signPortalSession } from '@webhooks/domain';
 import { callUnary, expectStatus, HttpReceiver, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 
@@ -46,7 +46,7 @@ describe('webhooks portal', () => {
   let otherWebhookId = '';
 
   const session = async (id: string) =>
-    (await callUnary<typeof system.subscription, unknown, CreatePortalSessionResponse>(system.subscription, system.subscription.createPortalSession, { workspaceId: id, ttl: undefined }, testToken));
+    (await callUnary(system.subscription, system.subscription.createPortalSession, { workspaceId: id, ttl: undefined }, testToken));
   const api = (path: string, token: string | undefined, init: { method?: string; body?: unknown; workspace?: string } = {}) =>
     fetch(`${portal}/api${path}`, {
       method: init.method ?? 'GET',
@@ -68,7 +68,7 @@ describe('webhooks portal', () => {
     for (const [id, plan] of [[workspaceId, Plan.PLAN_ADVANCED], [otherWorkspace, Plan.PLAN_ADVANCED], [starterWorkspace, Plan.PLAN_STARTER]] as const) {
       await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id, name: `Acme ${id.slice(0, 6)}`, plan, notificationEmails: [] } }, testToken);
     }
-    otherWebhookId = (await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, CreateWebhookRequest.fromPartial({ workspaceId: otherWorkspace, name: 'theirs', url: good.url, eventTypes: ['contact.created'] }), testToken)).webhook!.id;
+    otherWebhookId = (await callUnary(system.subscription, system.subscription.createWebhook, CreateWebhookRequest.fromPartial({ workspaceId: otherWorkspace, name: 'theirs', url: good.url, eventTypes: ['contact.created'] }), testToken)).webhook!.id;
     browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
   });
 
@@ -92,8 +92,8 @@ describe('webhooks portal', () => {
         const response = await api(path, token, { method, body: method === 'PATCH' ? { name: 'stolen' } : undefined });
         assert.equal(response.status, 404, `${method} ${path}`);
       }
-      const theirs = await callUnary<typeof system.subscription, unknown, { webhook: { name: string; status: number } }>(system.subscription, system.subscription.getWebhook, { workspaceId: otherWorkspace, webhookId: otherWebhookId }, testToken);
-      assert.equal(theirs.webhook.name, 'theirs');
+      const theirs = await callUnary(system.subscription, system.subscription.getWebhook, { workspaceId: otherWorkspace, webhookId: otherWebhookId }, testToken);
+      assert.equal(theirs.webhook!.name, 'theirs');
     });
 
     it('refuses a missing, forged or expired token, and the session token is no gRPC bearer token', async () => {
@@ -224,7 +224,7 @@ describe('webhooks portal', () => {
       await shot('breaker-tripped');
       // Every event of the tripped webhook ends dropped (attempts exhausted or webhook disabled).
       for (let i = 0; ; i++) {
-        const { deliveries } = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId, webhookId: '', eventType: 'contact.updated', status: DeliveryStatus.DELIVERY_STATUS_DROPPED, pageSize: 100, pageToken: '' }, testToken);
+        const { deliveries } = await callUnary(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId, webhookId: '', eventType: 'contact.updated', status: DeliveryStatus.DELIVERY_STATUS_DROPPED, pageSize: 100, pageToken: '' }, testToken);
         if (deliveries.length === 3) break;
         if (i > 150) assert.fail(`only ${deliveries.length} of 3 deliveries were dropped`);
         await new Promise((r) => setTimeout(r, 100));

@@ -3,7 +3,7 @@
 // delivering, exactly one email names what happened, and ActivateWebhook brings deliveries back.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DisabledReason, Plan, WebhookStatus, type CreateWebhookResponse, type GetWebhookResponse } from '@webhooks/contracts';
+import { DisabledReason, Plan, WebhookStatus } from '@webhooks/contracts';
 import { attemptRecords, breakerTrips, callUnary, HttpReceiver, SmtpSink, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 import { contactCreated, publish } from './support.js';
 
@@ -39,7 +39,7 @@ describe('failure breaker and disable notice', () => {
     const workspaceId = uniqueName('ws');
     await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name, plan: Plan.PLAN_ADVANCED, notificationEmails: ['ops@acme.example', 'cto@acme.example'] } }, testToken);
     const create = (hookName: string, url: string) =>
-      callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, { workspaceId, name: hookName, url, eventTypes: ['contact.created'], headers: {} }, testToken);
+      callUnary(system.subscription, system.subscription.createWebhook, { workspaceId, name: hookName, url, eventTypes: ['contact.created'], headers: {} }, testToken);
     const failingHook = (await create('CRM sync', failing.url)).webhook!;
     const healthyHook = (await create('Analytics', healthy.url)).webhook!;
     return { workspaceId, failing, healthy, failingHook, healthyHook };
@@ -52,7 +52,7 @@ describe('failure breaker and disable notice', () => {
     for (const id of ['e1', 'e2', 'e3']) await publish(system, contactCreated(id, workspaceId));
 
     const [mail] = (await smtp.waitForMessages(before + 1)).slice(before);
-    const get = (webhookId: string) => callUnary<typeof system.subscription, unknown, GetWebhookResponse>(system.subscription, system.subscription.getWebhook, { workspaceId, webhookId }, testToken);
+    const get = (webhookId: string) => callUnary(system.subscription, system.subscription.getWebhook, { workspaceId, webhookId }, testToken);
     let disabled = (await get(failingHook.id)).webhook!;
     for (let i = 0; i < 50 && disabled.status !== WebhookStatus.WEBHOOK_STATUS_DISABLED; i++) {
       await new Promise((r) => setTimeout(r, 100));
@@ -150,7 +150,7 @@ describe('a trip while the control plane is down', () => {
     try {
       const workspaceId = uniqueName('down');
       await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: 'D', plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, testToken);
-      const created = await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, { workspaceId, name: 'x', url: failing.url, eventTypes: ['contact.created'], headers: {} }, testToken);
+      const created = await callUnary(system.subscription, system.subscription.createWebhook, { workspaceId, name: 'x', url: failing.url, eventTypes: ['contact.created'], headers: {} }, testToken);
       // Without the control plane nothing can disable the webhook in the routing table.
       await system.services.get('subscription')![0]!.stop();
       for (const id of ['s1', 's2', 's3']) await publish(system, contactCreated(id, workspaceId));

@@ -8,10 +8,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { status, type ServiceError } from '@grpc/grpc-js';
-import { IngestServiceClient, Plan, Route, SubscriptionServiceClient, type CreateWebhookResponse, type Event, type ListWebhooksResponse, type PublishEventResponse } from '@webhooks/contracts';
+import { status } from '@grpc/grpc-js';
+import { IngestServiceClient, Plan, Route, SubscriptionServiceClient, type Event, type PublishEventResponse } from '@webhooks/contracts';
 import { connectNats, jetstream, jetstreamManager, Kvm, topology } from '@webhooks/messaging';
-import { callUnary, HttpReceiver, insecure, NatsCluster, SmtpSink, startSystem, testToken, uniqueName, type RunningSystem, type ServiceName } from '@webhooks/testing';
+import { HttpReceiver, insecure, NatsCluster, SmtpSink, startSystem, uniqueName, type RunningSystem, type ServiceName } from '@webhooks/testing';
+import { createWebhookOnce, ReplicatedCalls } from './replicated-calls.js';
 import { contactCreated, waitUntil } from './support.js';
 
 /** Steady-load shape: workspaces publishing in parallel, each to its own two webhooks. */
@@ -98,50 +99,16 @@ describe('production topology: a three-server NATS cluster with replicas of ever
 
   it('keeps every guarantee through a NATS leader kill, rolling restarts and routing churn', async () => {
     const started = Date.now();
-    let callIndex = 0;
-    /**
-     * A control-plane call on one of the replicas, tried again on another while one is restarting. A call
-     * whose answer was lost may have been carried out: a repeated create finds ALREADY_EXISTS and a
-     * repeated delete NOT_FOUND, which `settled` turns into the answer the first call would have given.
-     */
-    const control = async <Res>(method: keyof SubscriptionServiceClient, request: unknown, settled?: (error: ServiceError) => Promise<Res> | undefined): Promise<Res> => {
-      for (let attempt = 0; ; attempt++) {
-        const client = subscriptionClients[callIndex++ % subscriptionClients.length]!;
-        try {
-          return await callUnary<SubscriptionServiceClient, unknown, Res>(client, client[method] as never, request, testToken, 5_000);
-        } catch (error) {
-          const answer = attempt > 0 ? settled?.(error as ServiceError) : undefined;
-          if (answer) return answer;
-          if (attempt >= 40) throw error;
-          await sleep(250);
-        }
-      }
-    };
+    const control = new ReplicatedCalls(subscriptionClients);
+    const ingest = new ReplicatedCalls(ingestClients, { retries: 80, pauseMs: 250, deadlineMs: 5_000 });
     /** PublishEvent as the README tells callers to: on any failure, the same event again. */
-    const publish = async (event: Event): Promise<PublishEventResponse> => {
-      for (let attempt = 0; ; attempt++) {
-        const client = ingestClients[callIndex++ % ingestClients.length]!;
-        try {
-          return await callUnary<IngestServiceClient, unknown, PublishEventResponse>(client, client.publishEvent, { event }, testToken, 5_000);
-        } catch (error) {
-          if (attempt >= 80) throw error;
-          await sleep(250);
-        }
-      }
-    };
+    const publish = (event: Event): Promise<PublishEventResponse> => ingest.call((c) => c.publishEvent, { event });
     const upsertWorkspace = (id: string, emails: string[] = []) =>
-      control('upsertWorkspace', { workspace: { id, name: id, plan: Plan.PLAN_ADVANCED, notificationEmails: emails } });
-    const createWebhook = async (workspaceId: string, name: string, path: string): Promise<string> => {
-      const request = { workspaceId, name, url: `${new URL(receiver.url).origin}${path}`, eventTypes: ['contact.created'], headers: {} };
-      const created = await control<CreateWebhookResponse>('createWebhook', request, (error) =>
-        error.code === status.ALREADY_EXISTS
-          ? control<ListWebhooksResponse>('listWebhooks', { workspaceId, pageSize: 100, pageToken: '' }).then((list) => ({ webhook: list.webhooks.find((w) => w.name === name), signingSecret: '' }))
-          : undefined,
-      );
-      return created.webhook!.id;
-    };
+      control.call((c) => c.upsertWorkspace, { workspace: { id, name: id, plan: Plan.PLAN_ADVANCED, notificationEmails: emails } });
+    const createWebhook = async (workspaceId: string, name: string, path: string): Promise<string> =>
+      (await createWebhookOnce(control, { workspaceId, name, url: `${new URL(receiver.url).origin}${path}`, eventTypes: ['contact.created'] })).id;
     const deleteWebhook = (workspaceId: string, webhookId: string) =>
-      control('deleteWebhook', { workspaceId, webhookId }, (error) => (error.code === status.NOT_FOUND ? Promise.resolve({}) : undefined));
+      control.call((c) => c.deleteWebhook, { workspaceId, webhookId }, (error) => (error.code === status.NOT_FOUND ? Promise.resolve({}) : undefined));
 
     // The steady load's workspaces and webhooks: each webhook has its own path.
     const workspaces: { id: string; paths: string[]; accepted: Accepted[] }[] = [];
@@ -191,7 +158,7 @@ describe('production topology: a three-server NATS cluster with replicas of ever
           churnSent.push({ id, sentAt: Date.now() });
           await publish(contactCreated(id, churnWorkspace));
         }
-        await control('deactivateWebhook', { workspaceId: churnWorkspace, webhookId });
+        await control.call((c) => c.deactivateWebhook, { workspaceId: churnWorkspace, webhookId });
         disabledAt.set(path, Date.now());
         const id = `${churnWorkspace}_r${round}_after`;
         churnSent.push({ id, sentAt: Date.now() });

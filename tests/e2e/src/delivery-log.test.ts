@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { DeliveryStatus, Plan, type CreateWebhookResponse, type Delivery, type GetDeliveryResponse, type ListDeliveriesResponse, type RetryDeliveryResponse, type SendTestEventResponse } from '@webhooks/contracts';
+import { DeliveryStatus, Plan, type Delivery } from '@webhooks/contracts';
 import { exampleEvent } from '@webhooks/domain';
 import { callUnary, expectStatus, HttpReceiver, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 import { contactCreated, publish } from './support.js';
@@ -32,7 +32,7 @@ describe('delivery log', () => {
     });
     await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: 'Log', plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, testToken);
     const create = async (name: string, url: string, eventTypes: string[]) =>
-      (await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, { workspaceId, name, url, eventTypes, headers: { 'x-api-key': 'secret-value' } }, testToken)).webhook!.id;
+      (await callUnary(system.subscription, system.subscription.createWebhook, { workspaceId, name, url, eventTypes, headers: { 'x-api-key': 'secret-value' } }, testToken)).webhook!.id;
     flakyHook = await create('flaky', flaky.url, ['contact.created', 'message.incoming']);
     brokenHook = await create('broken', broken.url, ['contact.created']);
     await publish(system, contactCreated('c1', workspaceId));
@@ -47,7 +47,7 @@ describe('delivery log', () => {
   });
 
   const list = (filter: Record<string, unknown> = {}) =>
-    callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId, webhookId: '', eventType: '', status: 0, startTime: undefined, endTime: undefined, pageSize: 0, pageToken: '', ...filter }, testToken);
+    callUnary(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId, webhookId: '', eventType: '', status: 0, startTime: undefined, endTime: undefined, pageSize: 0, pageToken: '', ...filter }, testToken);
 
   async function settled(): Promise<Delivery[]> {
     // 3 events to flaky (each fails once, then succeeds) and 2 to broken (dropped after 4 attempts).
@@ -92,7 +92,7 @@ describe('delivery log', () => {
 
   it('shows each attempt with time, duration, status or reason, excerpt and headers without secrets', async () => {
     const [delivery] = (await list({ webhookId: flakyHook, eventType: 'contact.created' })).deliveries.filter((d) => d.eventId === 'c1');
-    const { delivery: full } = await callUnary<typeof system.deliveryLog, unknown, GetDeliveryResponse>(system.deliveryLog, system.deliveryLog.getDelivery, { workspaceId, deliveryId: delivery!.id }, testToken);
+    const { delivery: full } = await callUnary(system.deliveryLog, system.deliveryLog.getDelivery, { workspaceId, deliveryId: delivery!.id }, testToken);
     assert.deepEqual(full!.attempts.map((a) => [a.number, a.statusCode, a.failureReason, a.responseExcerpt]), [
       [1, 502, 'status 502', 'bad gateway'],
       [2, 200, '', 'thanks'],
@@ -109,7 +109,7 @@ describe('delivery log', () => {
     broken.respondWith((_req, res) => res.end('fixed'));
     const before = broken.requests.length;
     await publish(system, contactCreated('c3', workspaceId));
-    const { delivery: retried } = await callUnary<typeof system.deliveryLog, unknown, RetryDeliveryResponse>(system.deliveryLog, system.deliveryLog.retryDelivery, { workspaceId, deliveryId: dropped!.id }, testToken);
+    const { delivery: retried } = await callUnary(system.deliveryLog, system.deliveryLog.retryDelivery, { workspaceId, deliveryId: dropped!.id }, testToken);
     assert.equal(retried!.retryOfDeliveryId, dropped!.id);
     assert.notEqual(retried!.id, dropped!.id);
     // Pending when answered, unless the dispatcher was faster than the answer.
@@ -118,7 +118,7 @@ describe('delivery log', () => {
     assert.deepEqual(requests.map((r) => JSON.parse(r.body).id), ['c3', 'c1']);
 
     for (let i = 0; i < 100; i++) {
-      const { delivery } = await callUnary<typeof system.deliveryLog, unknown, GetDeliveryResponse>(system.deliveryLog, system.deliveryLog.getDelivery, { workspaceId, deliveryId: retried!.id }, testToken);
+      const { delivery } = await callUnary(system.deliveryLog, system.deliveryLog.getDelivery, { workspaceId, deliveryId: retried!.id }, testToken);
       if (delivery!.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED) break;
       await new Promise((r) => setTimeout(r, 100));
       if (i === 99) assert.fail('the retried delivery never succeeded in the log');
@@ -129,7 +129,7 @@ describe('delivery log', () => {
 
   it('sends a test event of a chosen type to one webhook and logs it', async () => {
     const before = flaky.requests.length;
-    const sent = await callUnary<typeof system.deliveryLog, unknown, SendTestEventResponse>(system.deliveryLog, system.deliveryLog.sendTestEvent, { workspaceId, webhookId: flakyHook, eventType: 'conversation.closed' }, testToken);
+    const sent = await callUnary(system.deliveryLog, system.deliveryLog.sendTestEvent, { workspaceId, webhookId: flakyHook, eventType: 'conversation.closed' }, testToken);
     assert.match(sent.eventId, /^evt_test_/);
     const requests = await flaky.waitForRequests(before + 2);
     const body = JSON.parse(requests.at(-1)!.body);
@@ -146,7 +146,7 @@ describe('delivery log', () => {
     await expectStatus(callUnary(system.deliveryLog, system.deliveryLog.getDelivery, { workspaceId: other, deliveryId: mine!.id }, testToken), status.NOT_FOUND);
     await expectStatus(callUnary(system.deliveryLog, system.deliveryLog.retryDelivery, { workspaceId: other, deliveryId: mine!.id }, testToken), status.NOT_FOUND);
     await expectStatus(callUnary(system.deliveryLog, system.deliveryLog.sendTestEvent, { workspaceId: other, webhookId: flakyHook, eventType: 'contact.created' }, testToken), status.NOT_FOUND);
-    const theirs = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId: other, webhookId: flakyHook, eventType: '', status: 0, pageSize: 0, pageToken: '' }, testToken);
+    const theirs = await callUnary(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId: other, webhookId: flakyHook, eventType: '', status: 0, pageSize: 0, pageToken: '' }, testToken);
     assert.equal(theirs.deliveries.length, 0);
   });
 });

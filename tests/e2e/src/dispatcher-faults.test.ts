@@ -3,7 +3,7 @@
 // is scaled down; assertions are about completeness and order, not timing.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DeliveryStatus, Plan, type CreateWebhookResponse, type Event } from '@webhooks/contracts';
+import { DeliveryStatus, Plan, type Event } from '@webhooks/contracts';
 import { breakerTrips, callUnary, HttpReceiver, SmtpSink, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 import { contactCreated, finalDeliveries, succeededDeliveries, waitUntil } from './support.js';
 
@@ -28,7 +28,7 @@ async function webhooks(system: RunningSystem, baseUrl: string, count: number): 
   for (let i = 0; i < count; i++) {
     const workspaceId = uniqueName(`w${i}`);
     await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: `w${i}`, plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, testToken);
-    await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, {
+    await callUnary(system.subscription, system.subscription.createWebhook, {
       workspaceId, name: 'hook', url: `${baseUrl}/${i}`, eventTypes: ['contact.created'], headers: {},
     }, testToken);
     targets.push({ workspaceId, path: `/hook/${i}` });
@@ -80,7 +80,7 @@ describe('dispatcher faults', () => {
     receivers.push(failing);
     const failingWorkspace = uniqueName('failing');
     await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: failingWorkspace, name: 'Failing Co', plan: Plan.PLAN_ADVANCED, notificationEmails: ['ops@failing.example'] } }, testToken);
-    const failingHook = (await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, {
+    const failingHook = (await callUnary(system.subscription, system.subscription.createWebhook, {
       workspaceId: failingWorkspace, name: 'always 503', url: failing.url, eventTypes: ['contact.created'], headers: {},
     }, testToken)).webhook!;
     const failingEvents = Array.from({ length: 10 }, (_, n) => contactCreated(`f_e${n}`, failingWorkspace));

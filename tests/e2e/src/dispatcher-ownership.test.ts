@@ -6,7 +6,7 @@
 // Timings are scaled down through configuration; the assertions are about counts and order, not time.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { AttemptDecision, DeliveryStatus, Plan, type AttemptRecord, type CreateWebhookResponse, type Delivery, type Event, type ListDeliveriesResponse, type PublishEventResponse } from '@webhooks/contracts';
+import { AttemptDecision, DeliveryStatus, Plan, type AttemptRecord, type Delivery, type Event, type PublishEventResponse } from '@webhooks/contracts';
 import { deliverShardOf, deliverShards } from '@webhooks/messaging';
 import { attemptRecords, callUnary, HttpReceiver, startSystem, testToken, uniqueName, type RunningSystem, type ServiceProcess } from '@webhooks/testing';
 import { contactCreated, finalDeliveries, publish, waitUntil } from './support.js';
@@ -70,7 +70,7 @@ async function loggedDeliveries(system: RunningSystem, workspaceId: string): Pro
   const all: Delivery[] = [];
   let pageToken = '';
   do {
-    const page = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, {
+    const page = await callUnary(system.deliveryLog, system.deliveryLog.listDeliveries, {
       workspaceId, webhookId: '', eventType: '', status: DeliveryStatus.DELIVERY_STATUS_UNSPECIFIED, pageSize: 100, pageToken,
     }, testToken);
     all.push(...page.deliveries);
@@ -85,7 +85,7 @@ async function webhooksOnePerWorkspace(system: RunningSystem, receiver: HttpRece
   for (let i = 0; i < count; i++) {
     const workspaceId = uniqueName(`own${i}`);
     await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: `own${i}`, plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, testToken);
-    const created = await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, {
+    const created = await callUnary(system.subscription, system.subscription.createWebhook, {
       workspaceId, name: 'hook', url: `${receiver.url}/${i}`, eventTypes: ['contact.created'], headers: {},
     }, testToken);
     targets.push({ workspaceId, webhookId: created.webhook!.id, path: `/hook/${i}` });
@@ -94,7 +94,7 @@ async function webhooksOnePerWorkspace(system: RunningSystem, receiver: HttpRece
 }
 
 async function createWebhook(system: RunningSystem, workspaceId: string, name: string, url: string): Promise<string> {
-  const created = await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, {
+  const created = await callUnary(system.subscription, system.subscription.createWebhook, {
     workspaceId, name, url, eventTypes: ['contact.created'], headers: {},
   }, testToken);
   return created.webhook!.id;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { AttemptDecision, Plan, type CreateWebhookResponse } from '@webhooks/contracts';
+import { AttemptDecision, Plan } from '@webhooks/contracts';
 import { attemptRecords, callUnary, expectStatus, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 import { contactCreated, publish } from './support.js';
 
@@ -60,7 +60,7 @@ describe('hostile endpoints', () => {
       await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: 'L', plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, testToken);
       const webhookIds: string[] = [];
       for (const [i, url] of internalUrls.entries()) {
-        const created = await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, { workspaceId, name: `h${i}`, url, eventTypes: ['contact.created'], headers: {} }, testToken);
+        const created = await callUnary(system.subscription, system.subscription.createWebhook, { workspaceId, name: `h${i}`, url, eventTypes: ['contact.created'], headers: {} }, testToken);
         webhookIds.push(created.webhook!.id);
       }
       await publish(system, contactCreated('probe', workspaceId));

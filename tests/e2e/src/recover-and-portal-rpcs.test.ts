@@ -7,8 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import {
-  CreateWebhookRequest, DeliveryStatus, Plan, type CreatePortalSessionResponse, type CreateWebhookResponse, type Delivery, type GetBreakerStateResponse, type GetWebhookStatsResponse,
-  type ListDeliveriesResponse, type RecoverDeliveriesResponse,
+  CreateWebhookRequest, DeliveryStatus, Plan, type Delivery,
 } from '@webhooks/contracts';
 import { verifyPortalSession, portalSessionKey } from '@webhooks/domain';
 import { callUnary, expectStatus, HttpReceiver, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
@@ -37,7 +36,7 @@ describe('recover, stats, breaker state and portal sessions', () => {
     for (const id of [workspaceId, otherWorkspace]) {
       await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id, name: id, plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, testToken);
     }
-    webhookId = (await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, CreateWebhookRequest.fromPartial({ workspaceId, name: 'hook', url: endpoint.url, eventTypes: ['contact.created'] }), testToken)).webhook!.id;
+    webhookId = (await callUnary(system.subscription, system.subscription.createWebhook, CreateWebhookRequest.fromPartial({ workspaceId, name: 'hook', url: endpoint.url, eventTypes: ['contact.created'] }), testToken)).webhook!.id;
   });
 
   after(async () => {
@@ -46,7 +45,7 @@ describe('recover, stats, breaker state and portal sessions', () => {
   });
 
   const list = (status = DeliveryStatus.DELIVERY_STATUS_UNSPECIFIED) =>
-    callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId, webhookId: '', eventType: '', status, pageSize: 100, pageToken: '' }, testToken);
+    callUnary(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId, webhookId: '', eventType: '', status, pageSize: 100, pageToken: '' }, testToken);
 
   async function dropped(count: number): Promise<Delivery[]> {
     for (let i = 0; i < 300; i++) {
@@ -71,14 +70,14 @@ describe('recover, stats, breaker state and portal sessions', () => {
     endpoint.respondWith((_req, res) => res.end('ok'));
     const before = endpoint.requests.length;
 
-    const recovered = await callUnary<typeof system.deliveryLog, unknown, RecoverDeliveriesResponse>(system.deliveryLog, system.deliveryLog.recoverDeliveries, { workspaceId, webhookId, since }, testToken);
+    const recovered = await callUnary(system.deliveryLog, system.deliveryLog.recoverDeliveries, { workspaceId, webhookId, since }, testToken);
     assert.equal(recovered.queuedCount, 3);
     assert.deepEqual(recovered.deliveries.map((d) => d.eventId), ['r1', 'r2', 'r3']);
     const arrived = (await endpoint.waitForRequests(before + 3)).slice(before);
     assert.deepEqual(arrived.map((r) => JSON.parse(r.body).id), ['r1', 'r2', 'r3']);
 
     // Already sent again: a second recovery finds nothing new.
-    const again = await callUnary<typeof system.deliveryLog, unknown, RecoverDeliveriesResponse>(system.deliveryLog, system.deliveryLog.recoverDeliveries, { workspaceId, webhookId, since }, testToken);
+    const again = await callUnary(system.deliveryLog, system.deliveryLog.recoverDeliveries, { workspaceId, webhookId, since }, testToken);
     assert.equal(again.queuedCount, 0);
 
     const fromCli = await cli('recover', workspaceId, webhookId, '--since', '1h');
@@ -94,7 +93,7 @@ describe('recover, stats, breaker state and portal sessions', () => {
   });
 
   it("aggregates a webhook's attempts per hour with latency percentiles", async () => {
-    const { hours } = await callUnary<typeof system.deliveryLog, unknown, GetWebhookStatsResponse>(system.deliveryLog, system.deliveryLog.getWebhookStats, { workspaceId, webhookId }, testToken);
+    const { hours } = await callUnary(system.deliveryLog, system.deliveryLog.getWebhookStats, { workspaceId, webhookId }, testToken);
     assert.equal(hours.length, 24);
     const current = hours.at(-1)!;
     assert.ok(current.hourStart!.getTime() <= Date.now() && Date.now() - current.hourStart!.getTime() < 3_600_000);
@@ -107,16 +106,16 @@ describe('recover, stats, breaker state and portal sessions', () => {
   });
 
   it("reports the workspace's breaker as the dispatchers keep it", async () => {
-    const state = await callUnary<typeof system.subscription, unknown, GetBreakerStateResponse>(system.subscription, system.subscription.getBreakerState, { workspaceId }, testToken);
+    const state = await callUnary(system.subscription, system.subscription.getBreakerState, { workspaceId }, testToken);
     assert.equal(state.threshold, 1000);
     assert.equal(state.window!.seconds, 1800);
     assert.ok(state.failureCount >= 16, `failure count ${state.failureCount}`);
-    const quiet = await callUnary<typeof system.subscription, unknown, GetBreakerStateResponse>(system.subscription, system.subscription.getBreakerState, { workspaceId: otherWorkspace }, testToken);
+    const quiet = await callUnary(system.subscription, system.subscription.getBreakerState, { workspaceId: otherWorkspace }, testToken);
     assert.equal(quiet.failureCount, 0);
   });
 
   it('issues portal links scoped to one workspace whose token is not a bearer token', async () => {
-    const session = await callUnary<typeof system.subscription, unknown, CreatePortalSessionResponse>(system.subscription, system.subscription.createPortalSession, { workspaceId, ttl: { seconds: 600, nanos: 0 } }, testToken);
+    const session = await callUnary(system.subscription, system.subscription.createPortalSession, { workspaceId, ttl: { seconds: 600, nanos: 0 } }, testToken);
     assert.equal(session.url, `https://portal.example.com/#token=${session.token}`);
     const verified = verifyPortalSession(portalSessionKey(sessionKey), session.token, new Date());
     assert.equal(verified.workspaceId, workspaceId);

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { Plan, SubscriptionServiceClient, type CreateWebhookResponse, type GetWebhookResponse } from '@webhooks/contracts';
+import { Plan, SubscriptionServiceClient } from '@webhooks/contracts';
 import { callUnary, HttpReceiver, insecure, PrivateNatsServer, startSystem, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 import { contactCreated, publish } from './support.js';
 
@@ -31,7 +31,7 @@ describe('routing table repair after a crash between the two writes', () => {
 
     // NATS goes away: the commit succeeds, the routing-table write does not.
     await nats.pause();
-    const created = await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, {
+    const created = await callUnary(system.subscription, system.subscription.createWebhook, {
       workspaceId, name: 'hook', url: receiver.url, eventTypes: ['contact.created'], headers: {},
     }, testToken, 30_000);
     const [subscription] = system.services.get('subscription')!;
@@ -49,7 +49,7 @@ describe('routing table repair after a crash between the two writes', () => {
     assert.equal(typeof repaired.durationMs, 'number');
     const client = new SubscriptionServiceClient(restarted.address(), insecure);
     try {
-      const fetched = await callUnary<typeof client, unknown, GetWebhookResponse>(client, client.getWebhook, { workspaceId, webhookId: created.webhook!.id }, testToken);
+      const fetched = await callUnary(client, client.getWebhook, { workspaceId, webhookId: created.webhook!.id }, testToken);
       assert.equal(fetched.webhook!.name, 'hook');
     } finally {
       client.close();

@@ -1,5 +1,5 @@
 // What the end-to-end tests share: sample events and short-hands for the calls every test makes.
-import { DeliveryStatus, Plan, type CreateWebhookResponse, type Delivery, type Event, type GetDeliveryResponse, type ListDeliveriesResponse, type PublishEventResponse } from '@webhooks/contracts';
+import { DeliveryStatus, Plan, type Delivery, type Event, type PublishEventResponse } from '@webhooks/contracts';
 import { callUnary, testToken, uniqueName, type RunningSystem } from '@webhooks/testing';
 
 export function contactCreated(id: string, workspaceId: string): Event {
@@ -24,7 +24,7 @@ export function contactCreated(id: string, workspaceId: string): Event {
 export async function workspaceWithWebhook(system: RunningSystem, url: string): Promise<{ workspaceId: string; webhookId: string; secret: string }> {
   const workspaceId = uniqueName('ws');
   await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: 'Acme', plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, testToken);
-  const created = await callUnary<typeof system.subscription, unknown, CreateWebhookResponse>(system.subscription, system.subscription.createWebhook, {
+  const created = await callUnary(system.subscription, system.subscription.createWebhook, {
     workspaceId,
     name: 'hook',
     url,
@@ -35,7 +35,7 @@ export async function workspaceWithWebhook(system: RunningSystem, url: string): 
 }
 
 export function publish(system: RunningSystem, event: Event): Promise<PublishEventResponse> {
-  return callUnary<typeof system.ingest, unknown, PublishEventResponse>(system.ingest, system.ingest.publishEvent, { event }, testToken);
+  return callUnary(system.ingest, system.ingest.publishEvent, { event }, testToken);
 }
 
 /**
@@ -45,7 +45,7 @@ export function publish(system: RunningSystem, event: Event): Promise<PublishEve
 export async function succeededDeliveries(system: RunningSystem, workspaceId: string, count: number, timeoutMs = 30_000): Promise<Delivery[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const page = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, {
+    const page = await callUnary(system.deliveryLog, system.deliveryLog.listDeliveries, {
       workspaceId, webhookId: '', eventType: '', status: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED, pageSize: 100, pageToken: '',
     }, testToken).catch(() => ({ deliveries: [] as Delivery[], nextPageToken: '' }));
     if (page.deliveries.length >= count || Date.now() > deadline) return page.deliveries;
@@ -63,7 +63,7 @@ export async function finalDeliveries(system: RunningSystem, workspaceId: string
   const deadline = Date.now() + timeoutMs;
   let listed: Delivery[];
   for (;;) {
-    const page = await callUnary<typeof system.deliveryLog, unknown, ListDeliveriesResponse>(system.deliveryLog, system.deliveryLog.listDeliveries, {
+    const page = await callUnary(system.deliveryLog, system.deliveryLog.listDeliveries, {
       workspaceId, webhookId, eventType: '', status: DeliveryStatus.DELIVERY_STATUS_UNSPECIFIED, pageSize: 100, pageToken: '',
     }, testToken);
     listed = page.deliveries;
@@ -73,7 +73,7 @@ export async function finalDeliveries(system: RunningSystem, workspaceId: string
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   const full = await Promise.all(
-    listed.map(async (d) => (await callUnary<typeof system.deliveryLog, unknown, GetDeliveryResponse>(system.deliveryLog, system.deliveryLog.getDelivery, { workspaceId, deliveryId: d.id }, testToken)).delivery!),
+    listed.map(async (d) => (await callUnary(system.deliveryLog, system.deliveryLog.getDelivery, { workspaceId, deliveryId: d.id }, testToken)).delivery!),
   );
   return full.sort((a, b) => a.eventId.localeCompare(b.eventId));
 }
