@@ -29,7 +29,10 @@ async function main(): Promise<void> {
     : undefined;
   // The portal reaches only the subscription service (webhooks and the delivery log); ingest is never called.
   const client = new WebhooksClient({ subscriptionAddress: config.subscriptionAddress, ingestAddress: config.subscriptionAddress, token: config.apiToken, tls });
-  const server = await startPortalServer({ host: config.host, port: config.port, publicDir, frameAncestors: config.frameAncestors, client, auth, logger });
+  const server = await startPortalServer({
+    host: config.host, port: config.port, publicDir, frameAncestors: config.frameAncestors, client, auth, logger,
+    limits: { headersTimeoutMs: config.headersTimeout, requestTimeoutMs: config.requestTimeout, maxConnections: config.maxConnections },
+  });
   // Ready as soon as it serves: a subscription service that is away is reported per request (503).
   const operations = await startOperationsServer({ host: config.host, port: config.opsPort, ready: () => true });
 

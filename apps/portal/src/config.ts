@@ -16,6 +16,9 @@ export const portalConfig = defineConfig({
   subscriptionTlsKeyFile: field.string('SUBSCRIPTION_TLS_KEY_FILE', 'PEM private key of SUBSCRIPTION_TLS_CERT_FILE', ''),
   plaintextBehindMesh: field.boolean('GRPC_PLAINTEXT_BEHIND_MESH', 'a service mesh encrypts the traffic between pods: PROFILE=production then allows plaintext gRPC', false),
   subscriptionTlsServerName: field.string('SUBSCRIPTION_TLS_SERVER_NAME', "name to expect in the subscription service's certificate instead of the host of SUBSCRIPTION_ADDRESS", ''),
+  headersTimeout: field.duration('PORTAL_HEADERS_TIMEOUT', "how long a client may take to send a request's headers before the connection is closed (slow-header attacks)", '10s'),
+  requestTimeout: field.duration('PORTAL_REQUEST_TIMEOUT', 'how long a client may take to send a whole request, body included', '30s'),
+  maxConnections: field.integer('PORTAL_MAX_CONNECTIONS', 'open connections the portal accepts at once; further ones are closed at once', 1000, { min: 1, max: 1_000_000 }),
   shutdownGrace: field.duration('SHUTDOWN_GRACE', 'how long requests in progress may take to finish on SIGTERM', '10s'),
 });
 

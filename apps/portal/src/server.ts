@@ -2,7 +2,12 @@
 // every request is authenticated and scoped to its session's workspace before any gRPC call. A browser
 // request that carries a W3C traceparent header continues that trace: the gRPC calls it makes are its
 // children.
-import { createReadStream, existsSync, statSync } from 'node:fs';
+//
+// It faces the internet, so no request may end the process: a malformed path is answered 400, a handler
+// that throws 500 (and is logged), a file that cannot be read 500 or a closed connection; slow clients
+// are cut off by the headers and request timeouts, and the number of open connections is capped.
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
@@ -50,6 +55,15 @@ const headerGetter: TextMapGetter<IncomingMessage['headers']> = {
   get: (carrier, key) => carrier[key],
 };
 
+/** How slow and how many clients may be; the defaults are the portal's configuration defaults. */
+export interface PortalServerLimits {
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly maxConnections: number;
+}
+
+const defaultLimits: PortalServerLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, maxConnections: 1000 };
+
 export interface PortalServerOptions {
   readonly host: string;
   readonly port: number;
@@ -58,6 +72,7 @@ export interface PortalServerOptions {
   readonly client: WebhooksClient;
   readonly auth: PortalAuthenticator;
   readonly logger: Logger;
+  readonly limits?: PortalServerLimits;
 }
 
 export interface PortalServer {
@@ -87,17 +102,28 @@ function send(response: ServerResponse, status: number, body: unknown): void {
   response.end(JSON.stringify(body));
 }
 
+/** A body over the limit: its answer closes the connection, since the rest of the body is never read. */
+class BodyTooLarge extends DomainError {
+  constructor(message: string) {
+    super('invalid-argument', message);
+  }
+}
+
 function readBody(request: IncomingMessage): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    request.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > maxBodyBytes) {
-        reject(new DomainError('invalid-argument', `body: larger than ${maxBodyBytes} bytes`));
-        request.destroy();
+        // Answered (400, then the connection closes) without reading the rest: destroying the request
+        // here would drop the answer with it.
+        request.off('data', onData);
+        request.pause();
+        reject(new BodyTooLarge(`body: larger than ${maxBodyBytes} bytes`));
       } else chunks.push(chunk);
-    });
+    };
+    request.on('data', onData);
     request.on('end', () => {
       if (size === 0) return resolve({});
       try {
@@ -137,6 +163,7 @@ export async function startPortalServer(options: PortalServerOptions): Promise<P
         send(response, 200, result);
       } catch (error) {
         if (error instanceof DomainError) {
+          if (error instanceof BodyTooLarge) response.setHeader('connection', 'close');
           const [code, name] = domainStatus[error.kind] ?? [400, error.kind.toUpperCase()];
           return send(response, code, { error: { code: name, message: error.message } });
         }
@@ -152,24 +179,43 @@ export async function startPortalServer(options: PortalServerOptions): Promise<P
     });
   }
 
-  function file(response: ServerResponse, path: string): void {
-    // Unknown paths get the page itself, so a reload on any screen works; assets are looked up strictly.
-    let target = normalize(join(root, decodeURIComponent(path)));
-    if (!target.startsWith(root) || !existsSync(target) || !statSync(target).isFile()) {
-      if (path.startsWith('/assets/')) {
-        response.statusCode = 404;
-        return void response.end('not found');
-      }
+  function fail(response: ServerResponse, status: number, text: string): void {
+    response.statusCode = status;
+    response.setHeader('content-type', 'text/plain; charset=utf-8');
+    response.end(text);
+  }
+
+  /** A file of the built page: unknown paths get the page itself, so a reload on any screen works. */
+  async function file(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      return fail(response, 400, 'malformed path: a % must start an escape of two hex digits');
+    }
+    if (decoded.includes('\0')) return fail(response, 400, 'malformed path');
+    let target = normalize(join(root, decoded));
+    const found = target.startsWith(root) ? await stat(target).catch(() => undefined) : undefined;
+    if (!found?.isFile()) {
+      // Assets are looked up strictly.
+      if (path.startsWith('/assets/')) return fail(response, 404, 'not found');
       target = join(root, 'index.html');
     }
     const type = contentTypes[extname(target)] ?? 'application/octet-stream';
     response.setHeader('content-type', type);
     // Built assets carry a content hash in their names: cached for good. The page is always fetched anew.
     response.setHeader('cache-control', path.startsWith('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
-    createReadStream(target).pipe(response);
+    if (request.method === 'HEAD') return void response.end();
+    const stream = createReadStream(target);
+    stream.on('error', (error) => {
+      logger.error({ err: error, path }, 'portal file could not be read');
+      if (!response.headersSent) fail(response, 500, 'the file could not be read');
+      else response.destroy();
+    });
+    stream.pipe(response);
   }
 
-  const server: Server = createServer((request, response) => {
+  function route(request: IncomingMessage, response: ServerResponse): Promise<void> | void {
     response.setHeader('content-security-policy', csp);
     response.setHeader('x-content-type-options', 'nosniff');
     response.setHeader('referrer-policy', 'no-referrer');
@@ -178,21 +224,48 @@ export async function startPortalServer(options: PortalServerOptions): Promise<P
     try {
       url = new URL(request.url ?? '/', 'http://portal');
     } catch {
-      response.statusCode = 400;
-      return void response.end('bad request');
+      return fail(response, 400, 'bad request');
     }
-    if (url.pathname === '/api' || url.pathname.startsWith('/api/')) {
-      api(request, response, url).catch((error: unknown) => {
-        logger.error({ err: error }, 'portal request failed');
-        if (!response.headersSent) send(response, 500, { error: { code: 'INTERNAL', message: 'unexpected error' } });
-      });
-      return;
-    }
+    if (url.pathname === '/api' || url.pathname.startsWith('/api/')) return api(request, response, url);
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.statusCode = 405;
-      return void response.end();
+      response.setHeader('allow', 'GET, HEAD');
+      return fail(response, 405, 'method not allowed');
     }
-    file(response, url.pathname);
+    return file(request, response, url.pathname);
+  }
+
+  /** Whatever a handler throws, synchronously or later, is answered (500) and logged; the process goes on. */
+  function unexpected(response: ServerResponse, error: unknown): void {
+    logger.error({ err: error }, 'portal request failed');
+    if (!response.headersSent) send(response, 500, { error: { code: 'INTERNAL', message: 'unexpected error' } });
+    else response.destroy();
+  }
+
+  const limits = options.limits ?? defaultLimits;
+  const server: Server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // Node checks both timeouts on this interval (30 s by default): a tenth of the headers timeout keeps
+      // a slow client's cut-off close to what is configured.
+      connectionsCheckingInterval: Math.max(250, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 10))),
+    },
+    (request, response) => {
+      try {
+        const pending = route(request, response);
+        if (pending) pending.catch((error: unknown) => unexpected(response, error));
+      } catch (error) {
+        unexpected(response, error);
+      }
+    },
+  );
+  server.maxConnections = limits.maxConnections;
+  // A request Node cannot parse (bad method, header or framing, or a timeout) is answered by Node's own
+  // handler; a socket error after that must not surface as an unhandled 'error'.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || error.code === 'ECONNRESET') return void socket.destroy();
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
   await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
   return {
