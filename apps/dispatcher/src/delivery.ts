@@ -71,11 +71,12 @@ export class Deliverer {
     if (auth?.kind !== 'oauth') return this.sender.send(outbound, { deadline });
     const started = Date.now();
     const failed = (reason: string): SendResult => ({ kind: 'failed', statusCode: 0, reason, durationMs: Date.now() - started, excerpt: '' });
-    const token = await this.tokens.token(route.webhookId, auth.credentials, deadline);
+    const origin = new URL(outbound.url).origin;
+    const token = await this.tokens.token(route.webhookId, origin, auth.credentials, deadline);
     if (!token.ok) return failed(token.reason);
     const first = await this.sender.send(withBearer(outbound, token.accessToken), { deadline });
     if (first.statusCode !== 401) return first;
-    const fresh = await this.tokens.token(route.webhookId, auth.credentials, deadline, token.accessToken);
+    const fresh = await this.tokens.token(route.webhookId, origin, auth.credentials, deadline, token.accessToken);
     if (!fresh.ok) return failed(`status 401; then ${fresh.reason}`);
     const second = await this.sender.send(withBearer(outbound, fresh.accessToken), { deadline });
     return { ...second, durationMs: Date.now() - started };

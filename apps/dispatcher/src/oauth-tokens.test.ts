@@ -23,6 +23,7 @@ describe('readTokenAnswer and usableUntil', () => {
 describe('OAuthTokens', () => {
   let tokenServer: HttpReceiver;
   let issued = 0;
+  const endpoint = 'https://crm.example.com';
   const credentials = (url: string): OAuthCredentials => ({ kind: 'oauth', tokenUrl: url, clientId: 'id', clientSecret: 'secret', scope: '', audience: '' });
 
   before(async () => {
@@ -38,13 +39,27 @@ describe('OAuthTokens', () => {
     const tokens = new OAuthTokens(sender, 'test');
     const deadline = Date.now() + 2_000;
     const before = tokenServer.requests.length;
-    const [a, b] = await Promise.all([tokens.token('wh_1', credentials(tokenServer.url), deadline), tokens.token('wh_1', credentials(tokenServer.url), deadline)]);
+    const [a, b] = await Promise.all([tokens.token('wh_1', endpoint, credentials(tokenServer.url), deadline), tokens.token('wh_1', endpoint, credentials(tokenServer.url), deadline)]);
     assert.deepEqual(a, b);
-    assert.equal((await tokens.token('wh_1', credentials(tokenServer.url), deadline)).ok, true);
+    assert.equal((await tokens.token('wh_1', endpoint, credentials(tokenServer.url), deadline)).ok, true);
     assert.equal(tokenServer.requests.length - before, 1);
     const refused = (a as { accessToken: string }).accessToken;
-    const fresh = await tokens.token('wh_1', credentials(tokenServer.url), deadline, refused);
+    const fresh = await tokens.token('wh_1', endpoint, credentials(tokenServer.url), deadline, refused);
     assert.notEqual((fresh as { accessToken: string }).accessToken, refused);
+    assert.equal(tokenServer.requests.length - before, 2);
+    await sender.close();
+  });
+
+  it('never hands a token obtained for one endpoint origin to another', async () => {
+    const sender = new HttpSender({ allowHttp: true, allowedHosts: ['127.0.0.0/8'], maxLength: 2048 }, 2_000);
+    const tokens = new OAuthTokens(sender, 'test');
+    const deadline = Date.now() + 2_000;
+    const before = tokenServer.requests.length;
+    const first = await tokens.token('wh_3', 'https://crm.example.com', credentials(tokenServer.url), deadline);
+    const samePath = await tokens.token('wh_3', 'https://crm.example.com', credentials(tokenServer.url), deadline);
+    const moved = await tokens.token('wh_3', 'https://attacker.example.net', credentials(tokenServer.url), deadline);
+    assert.deepEqual(samePath, first);
+    assert.notDeepEqual(moved, first, 'the webhook moved to another origin gets a token of its own');
     assert.equal(tokenServer.requests.length - before, 2);
     await sender.close();
   });
@@ -52,7 +67,7 @@ describe('OAuthTokens', () => {
   it('refuses a token URL whose name resolves to an internal address, at connect time', async () => {
     const strict = new HttpSender({ allowHttp: true, allowedHosts: [], maxLength: 2048 }, 2_000);
     const before = tokenServer.requests.length;
-    const result = await new OAuthTokens(strict, 'test').token('wh_2', credentials(tokenServer.url.replace('127.0.0.1', 'localhost')), Date.now() + 2_000);
+    const result = await new OAuthTokens(strict, 'test').token('wh_2', endpoint, credentials(tokenServer.url.replace('127.0.0.1', 'localhost')), Date.now() + 2_000);
     assert.equal(result.ok, false);
     assert.match((result as { reason: string }).reason, /^oauth token: host "localhost" resolved to .*loopback/);
     assert.equal(tokenServer.requests.length, before);

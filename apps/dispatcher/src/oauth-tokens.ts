@@ -5,8 +5,11 @@
 // attempt whose reason says so ("oauth token: 400 invalid_client"); tokens and client secrets never
 // appear in a reason, a log line or the delivery log.
 //
-// Eviction (tokens, keyed by webhook): an entry is replaced when its credentials change (another
-// fingerprint) and removed once its token has expired, by a sweep run at most once a minute; at most
+// A token is for one endpoint origin: the cache is keyed by webhook and the origin of the URL it is sent
+// to, so a webhook whose URL moves to another host never sends that host a token obtained for the old one.
+//
+// Eviction (tokens, keyed by webhook and endpoint origin): an entry is replaced when its credentials
+// change (another fingerprint) and removed once its token has expired, by a sweep run at most once a minute; at most
 // `capacity` entries are kept, the least recently used going first.
 import { createHash } from 'node:crypto';
 import type { EndpointCredentials } from '@webhooks/domain';
@@ -86,18 +89,22 @@ export class OAuthTokens {
     private readonly capacity = oauthTokenCapacity,
   ) {}
 
-  /** The webhook's current token, fetched when there is none usable (or `refresh` names the one refused). */
-  async token(webhookId: string, credentials: OAuthCredentials, deadline: number, refresh?: string): Promise<TokenResult> {
+  /**
+   * The webhook's current token for the endpoint at `endpointOrigin`, fetched when there is none usable
+   * (or `refresh` names the one refused).
+   */
+  async token(webhookId: string, endpointOrigin: string, credentials: OAuthCredentials, deadline: number, refresh?: string): Promise<TokenResult> {
     const now = Date.now();
     this.sweep(now);
+    const key = `${webhookId} ${endpointOrigin}`;
     const fingerprint = fingerprintOf(credentials);
-    let entry = this.tokens.get(webhookId);
+    let entry = this.tokens.get(key);
     if (!entry || entry.fingerprint !== fingerprint) {
       entry = { fingerprint, usableUntil: 0 };
     }
     // Re-inserted so the Map's order stays least recently used first.
-    this.tokens.delete(webhookId);
-    this.tokens.set(webhookId, entry);
+    this.tokens.delete(key);
+    this.tokens.set(key, entry);
     while (this.tokens.size > this.capacity) this.tokens.delete(this.tokens.keys().next().value!);
     if (entry.pending) return entry.pending;
     if (entry.accessToken && entry.usableUntil > now && entry.accessToken !== refresh) return { ok: true, accessToken: entry.accessToken };
@@ -130,7 +137,7 @@ export class OAuthTokens {
   private sweep(now: number): void {
     if (now < this.nextSweep) return;
     this.nextSweep = now + 60_000;
-    for (const [webhookId, entry] of this.tokens) if (!entry.pending && entry.usableUntil <= now) this.tokens.delete(webhookId);
+    for (const [key, entry] of this.tokens) if (!entry.pending && entry.usableUntil <= now) this.tokens.delete(key);
   }
 }
 

@@ -109,6 +109,25 @@ describe('webhooks portal', () => {
       await expectStatus(callUnary(system.subscription, system.subscription.listWebhooks, { workspaceId, pageSize: 0, pageToken: '', status: 0 }, token), status.UNAUTHENTICATED);
     });
 
+    it('refuses to carry endpoint authentication to another origin unless it is set again', async () => {
+      const id = uniqueName('moves');
+      await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id, name: 'Moves', plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, testToken);
+      const { token } = await session(id);
+      const created = await api('/webhooks', token, { method: 'POST', body: { name: 'crm', url: good.url, eventTypes: ['contact.created'], auth: { kind: 'basic', username: 'acme', password: 'portal-pa55' } } });
+      assert.equal(created.status, 200);
+      const webhookId = ((await created.json()) as { webhook: { id: string } }).webhook.id;
+      const elsewhere = good.url.replace('127.0.0.1', 'localhost');
+      const refused = await api(`/webhooks/${webhookId}`, token, { method: 'PATCH', body: { url: elsewhere } });
+      assert.equal(refused.status, 400);
+      assert.match(((await refused.json()) as { error: { message: string } }).error.message, /^webhook\.auth: the url moves from http:\/\/127\.0\.0\.1:\d+ to http:\/\/localhost:\d+/);
+      const unchanged = (await (await api('/webhooks', token)).json()) as { webhooks: { url: string; authKind: string }[] };
+      assert.deepEqual(unchanged.webhooks.map((w) => [w.url, w.authKind]), [[good.url, 'basic']]);
+      const moved = await api(`/webhooks/${webhookId}`, token, { method: 'PATCH', body: { url: elsewhere, auth: { kind: 'none' } } });
+      assert.equal(moved.status, 200);
+      const { webhook } = (await moved.json()) as { webhook: { url: string; authKind: string } };
+      assert.deepEqual([webhook.url, webhook.authKind], [elsewhere, 'none']);
+    });
+
     it('lets an operator pick any workspace', async () => {
       const response = await api('/webhooks', operatorToken, { workspace: otherWorkspace });
       assert.equal(response.status, 200);

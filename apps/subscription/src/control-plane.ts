@@ -7,6 +7,7 @@ import {
   alreadyExists,
   checkCustomHeaders,
   checkEndpointAuth,
+  checkAuthStaysWithOrigin,
   checkEndpointResolution,
   checkEndpointUrl,
   checkEventTypes,
@@ -257,6 +258,7 @@ export class ControlPlane {
         if (expectedVersion !== 0 && webhook.version !== expectedVersion) {
           throw aborted(`webhook "${webhookId}" is at version ${webhook.version}, not ${expectedVersion}; read it again and reapply the change`);
         }
+        if (changes.url !== undefined) checkAuthStaysWithOrigin(webhook.url, changes.url, webhook.authKind !== null, fields.includes('auth'));
         em.assign(webhook, changes);
         await em.flush();
         return webhook;

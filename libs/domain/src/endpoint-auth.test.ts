@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { checkEndpointAuth, checkRateLimit, decodeEndpointCredentials, encodeEndpointCredentials } from './endpoint-auth.js';
+import { checkAuthStaysWithOrigin, checkEndpointAuth, checkRateLimit, decodeEndpointCredentials, encodeEndpointCredentials } from './endpoint-auth.js';
 import { DomainError } from './errors.js';
 
 const policy = { allowHttp: false, allowedHosts: [], maxLength: 2048 };
@@ -66,5 +66,19 @@ describe('checkEndpointAuth', () => {
     const credentials = checkEndpointAuth({ method: { $case: 'basic', value: { username: 'acme', password: 'pa55' } } }, policy)!;
     assert.deepEqual(decodeEndpointCredentials(encodeEndpointCredentials(credentials)), credentials);
     assert.throws(() => decodeEndpointCredentials('{"kind":"bearer"}'), /unknown kind/);
+  });
+});
+
+describe('checkAuthStaysWithOrigin', () => {
+  it('keeps authentication for another path of the same origin, and for a webhook without any', () => {
+    checkAuthStaysWithOrigin('https://crm.example.com/hooks/a', 'https://crm.example.com/hooks/b', true, false);
+    checkAuthStaysWithOrigin('https://crm.example.com/a', 'https://attacker.example.net/a', false, false);
+  });
+
+  it('refuses a move to another origin unless the same change sets or removes the authentication', () => {
+    for (const next of ['https://attacker.example.net/hooks/a', 'https://crm.example.com:8443/hooks/a', 'http://crm.example.com/hooks/a', 'https://sub.crm.example.com/hooks/a']) {
+      assert.throws(() => checkAuthStaysWithOrigin('https://crm.example.com/hooks/a', next, true, false), (error: Error) => /^webhook\.auth: the url moves from https:\/\/crm\.example\.com to /.test(error.message), next);
+      checkAuthStaysWithOrigin('https://crm.example.com/hooks/a', next, true, true);
+    }
   });
 });

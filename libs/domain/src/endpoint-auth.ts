@@ -119,3 +119,21 @@ export function decodeEndpointCredentials(json: string): EndpointCredentials {
   if (!endpointAuthKinds.includes(value?.kind)) throw new Error('sealed endpoint credentials of an unknown kind');
   return value;
 }
+
+/**
+ * Endpoint authentication belongs to the endpoint it was given for. A URL change that keeps the origin
+ * (scheme, host and port: another path, say) keeps it; one that moves the webhook to another origin must
+ * carry the authentication again in the same change, or remove it, so that nobody who may edit a webhook
+ * can point it at their own host and receive its credentials. Throws INVALID_ARGUMENT on `field` when a
+ * change breaks that rule; the URLs are those already checked.
+ */
+export function checkAuthStaysWithOrigin(currentUrl: string, nextUrl: string, hasAuth: boolean, authChanged: boolean, field = 'webhook.auth'): void {
+  if (!hasAuth || authChanged) return;
+  const from = new URL(currentUrl).origin;
+  const to = new URL(nextUrl).origin;
+  if (from === to) return;
+  throw invalidArgument(
+    field,
+    `the url moves from ${from} to ${to}, and endpoint authentication is never carried to another origin: send it again in the same update (update_mask "url,auth"), or remove it (auth without a method)`,
+  );
+}

@@ -138,6 +138,45 @@ describe('endpoint options: rate limit, endpoint authentication, egress proxy', 
     assert.equal(request!.headers.authorization, `Basic ${Buffer.from(`acme:${basicPassword}`).toString('base64')}`);
   });
 
+  it('never carries endpoint authentication to another origin: a url change there must set it again or remove it', async () => {
+    const home = await receiver();
+    const elsewhere = await receiver();
+    const basic = (username: string, password: string): EndpointAuth => ({ method: { $case: 'basic', value: { username, password } } });
+    const update = (webhookId: string, webhook: Partial<Webhook>, updateMask: string[]) =>
+      callUnary(system.subscription, system.subscription.updateWebhook, { workspaceId, webhook: Webhook.fromPartial({ id: webhookId, ...webhook }), updateMask, expectedVersion: 0 }, testToken);
+    const webhookId = await createWebhook(home.url, { auth: basic('acme', basicPassword) });
+
+    // Another origin with the url alone: refused, and the webhook keeps its url and authentication.
+    const message = await expectStatus(update(webhookId, { url: elsewhere.url }, ['url']), status.INVALID_ARGUMENT);
+    assert.match(message, /^webhook\.auth: the url moves from http:\/\/127\.0\.0\.1:\d+ to http:\/\/127\.0\.0\.1:\d+, and endpoint authentication is never carried to another origin/);
+    const kept = await getWebhook(webhookId);
+    assert.equal(kept.url, home.url);
+    assert.equal(kept.authKind, EndpointAuthKind.ENDPOINT_AUTH_KIND_BASIC);
+
+    // Another path of the same origin keeps it.
+    const samePath = `${new URL(home.url).origin}/other-path`;
+    await update(webhookId, { url: samePath }, ['url']);
+    await publish(system, contactCreated('origin-1', workspaceId));
+    const [atHome] = await home.waitForRequests(1);
+    assert.equal(atHome!.path, '/other-path');
+    assert.equal(atHome!.headers.authorization, `Basic ${Buffer.from(`acme:${basicPassword}`).toString('base64')}`);
+
+    // The move with new credentials in the same update: the new origin gets only those.
+    await update(webhookId, { url: elsewhere.url, auth: basic('elsewhere', 'second-pa55') }, ['url', 'auth']);
+    await publish(system, contactCreated('origin-2', workspaceId));
+    const [moved] = await elsewhere.waitForRequests(1);
+    assert.equal(moved!.headers.authorization, `Basic ${Buffer.from('elsewhere:second-pa55').toString('base64')}`);
+
+    // Or removed in the same update: the next origin gets no authorization at all.
+    const third = await receiver();
+    await update(webhookId, { url: third.url }, ['url', 'auth']);
+    assert.equal((await getWebhook(webhookId)).authKind, EndpointAuthKind.ENDPOINT_AUTH_KIND_UNSPECIFIED);
+    await publish(system, contactCreated('origin-3', workspaceId));
+    const [bare] = await third.waitForRequests(1);
+    assert.equal(bare!.headers.authorization, undefined);
+    assert.equal(home.requests.length, 1, 'the first endpoint got only the delivery made while it was the url');
+  });
+
   it('fetches an OAuth token once, shares it, and replaces it once after a 401', async () => {
     let issued = 0;
     const tokenServer = await receiver((_req, res) => {
