@@ -1,0 +1,261 @@
+// The consumer of each delivery shard this replica owns (ownership.ts): its lifecycle and its consume
+// loop. The rules:
+// 1. Each delivery stream has one durable consumer of its new tasks (`shard_<n>`), pulled only by the
+//    shard's owner, in stream order, up to shardMaxAckPending tasks held at once (the bound on a
+//    replica's memory for tasks). Shard tasks are never nak'ed: a nak would let the webhook's later tasks
+//    overtake them. Each task goes to its webhook's lane (lanes.ts).
+// 2. Taking a shard. The new owner removes earlier versions' per-webhook consumers of the shard (their
+//    filters would overlap the shard consumer's), finds the parked webhooks (park subjects holding tasks)
+//    and starts reading their parks, then consumes the shard through a recreated consumer: tasks handed
+//    out to the previous owner and not acked (it crashed, or their acks were lost) come back at once and
+//    in order, and a pull the previous loop left open on the server (a pull cannot be withdrawn, and in a
+//    cluster the server keeps it after its requester left) receives nothing more. The only repeat is the
+//    attempt that was in flight on a crashed replica. Tasks the old consumer had handed out are marked as
+//    maybe attempted, so their attempt numbers continue from the log (dispatch.ts); when the old consumer
+//    still had tasks out, or parks hold tasks, the new owner first recalls the successes recently stored
+//    in the shard's record batches (record-batches.ts rule 4). Before recreating, tasks at or below the
+//    old consumer's ack floor are purged: they were acked, and one the server failed to remove (seen in a
+//    cluster across leader changes) would otherwise be sent again, long after its successors.
+// 3. Handing a shard over. Its lanes stop after their attempts in flight, and the replica waits (up to
+//    ackSettleMs) until the server has counted the acks it sent, before the lease is given up.
+// 4. Restarts. A shard loop that fails (its consumer vanished, say), or any shard loop after the NATS
+//    connection comes back, starts again after a backoff (loop-health.ts) with its consumer recreated
+//    (tasks lost in transit would otherwise come back only after ack_wait, behind later ones); tasks
+//    still held are matched by their sequence (lanes.ts rule 2).
+// 5. Tasks queued while no replica owned the shard are dropped by the dispatch when its new owner reaches
+//    them, if their webhook is no longer deliverable.
+// Eviction: a shard's state, lanes and park readers go when the shard is released.
+import {
+  ensureConsumer,
+  JetStreamApiError,
+  shardConsumerConfig,
+  type ConsumerInfo,
+  type JetStreamClient,
+  type JetStreamManager,
+  type Topology,
+} from '@webhooks/messaging';
+import type { Logger } from '@webhooks/telemetry';
+import { limiter, RecentSet, sleep } from './concurrency.js';
+import { ownershipPollMs, type ShardFence } from './fence.js';
+import type { Lanes, LaneShards } from './lanes.js';
+import type { LoopHealth } from './loop-health.js';
+import type { Parks } from './park.js';
+
+/** Tasks of one shard held at once by its owner (rule 1): the bound on a replica's memory for tasks. */
+export const shardMaxAckPending = 2_000;
+const shardPullBatch = 256;
+/** Sequences of tasks settled here recently, per shard (lanes.ts rule 2). */
+const settledMemory = 4_096;
+/** How long a released shard waits for the server to count the acks it sent (rule 3). */
+const ackSettleMs = 2_000;
+/**
+ * An idle consumer's pull stays open this long and the server confirms it every idleHeartbeatMs (the
+ * client's defaults). With a consumer per shard rather than per webhook, idleness costs next to nothing.
+ */
+const idlePullMs = 30_000;
+const idleHeartbeatMs = 15_000;
+/** Consumer creations and deletions in flight at once, so a replica taking many shards does not flood JetStream's API. */
+const maxConsumerOperations = 16;
+
+interface Loop {
+  done: Promise<void>;
+  stop(): void;
+  stopped: boolean;
+}
+
+interface Shard {
+  loop?: Loop;
+  readonly settled: RecentSet;
+  failures: number;
+  /**
+   * Tasks up to this stream sequence were handed out by a consumer since recreated: JetStream hands them
+   * out again as if for the first time, but they may have been attempted (their records tell).
+   */
+  handedOutUpTo: number;
+  /** Whether the shard's recent successes were recalled since this replica took it (rule 2). */
+  recalled: boolean;
+}
+
+export class ShardConsumers implements LaneShards {
+  private readonly shards = new Map<number, Shard>();
+  private readonly consumerOperation = limiter(maxConsumerOperations);
+  private closed = false;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly topology: Topology,
+    private readonly ackWaitMs: number,
+    private readonly lanes: () => Lanes,
+    private readonly parks: () => Parks,
+    private readonly fence: () => ShardFence,
+    private readonly health: LoopHealth,
+    /** Recalls a shard's recently stored successes (dispatch.ts); returns how many. */
+    private readonly recall: (shard: number) => Promise<number>,
+    private readonly logger: Logger,
+  ) {}
+
+  consuming(shard: number): boolean {
+    return !this.closed && this.shards.has(shard);
+  }
+
+  settled(shard: number): RecentSet | undefined {
+    return this.shards.get(shard)?.settled;
+  }
+
+  maybeAttempted(shard: number, seq: number): boolean {
+    return seq <= (this.shards.get(shard)?.handedOutUpTo ?? 0);
+  }
+
+  get size(): number {
+    return this.shards.size;
+  }
+
+  /** Starts consuming newly owned shards (rule 2). */
+  async acquire(shards: readonly number[]): Promise<void> {
+    await Promise.all(
+      shards.map((shard) => {
+        if (this.closed || this.shards.has(shard)) return;
+        this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0, handedOutUpTo: 0, recalled: false });
+        return this.open(shard);
+      }),
+    );
+  }
+
+  /** Stops consuming these shards; resolves once none of their attempts runs here (rule 3). */
+  async release(shards: readonly number[]): Promise<void> {
+    await Promise.all(shards.map((shard) => this.close(shard)));
+  }
+
+  /** After the NATS connection came back: every loop starts again (rule 4). */
+  resume(): void {
+    if (this.closed) return;
+    for (const [shard, state] of this.shards) {
+      state.loop?.stop();
+      if (state.loop) state.loop.stopped = true;
+      void this.open(shard);
+    }
+  }
+
+  /** Stops every shard and takes no new one. */
+  async stop(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.shards.keys()].map((shard) => this.close(shard)));
+  }
+
+  private stream(shard: number): string {
+    return this.topology.streams.deliverShards[shard]!;
+  }
+
+  private async close(shard: number): Promise<void> {
+    const state = this.shards.get(shard);
+    if (!state) return;
+    this.shards.delete(shard);
+    this.health.markUp(`shard:${shard}`);
+    if (state.loop) {
+      state.loop.stopped = true;
+      state.loop.stop();
+    }
+    const lanes = this.lanes().ofShard(shard);
+    // Lanes stop before their next task; what they still hold stays unacked for the next owner (rule 3).
+    await Promise.all(lanes.map(async (lane) => {
+      await lane.steps;
+      while (lane.running) await sleep(10);
+      await this.parks().stop(lane);
+      this.health.markUp(`lane:${lane.webhookId}`);
+      this.health.markUp(`park:${lane.webhookId}`);
+      this.lanes().remove(lane);
+    }));
+    await state.loop?.done;
+    // The acks sent are counted by the server before the lease goes: the next owner purges up to the ack
+    // floor it reads and recreates the consumer, so an ack still on its way would mean a repeat, sent
+    // after later tasks. What the lanes still hold was never acked and stays pending.
+    const held = lanes.reduce((count, lane) => count + lane.held.length, 0);
+    const deadline = Date.now() + ackSettleMs;
+    while (Date.now() < deadline) {
+      const info = await this.jsm.consumers.info(this.stream(shard), this.topology.consumers.shard(shard)).catch(() => undefined);
+      if (!info || info.num_ack_pending <= held) break;
+      await sleep(ownershipPollMs / 2);
+    }
+  }
+
+  /** Opens (or reopens, recreating its consumer) one shard's consumer, after finding its parks (rule 2). */
+  private async open(shard: number): Promise<void> {
+    const state = this.shards.get(shard);
+    // Only while the lease holds: a replica whose renewal runs late must not recreate its successor's consumer.
+    if (!state || !(await this.fence().mayAct(shard))) return;
+    try {
+      const stream = this.stream(shard);
+      const name = this.topology.consumers.shard(shard);
+      let existing: ConsumerInfo | undefined;
+      const parked = new Map<string, string>();
+      for await (const info of this.jsm.consumers.list(stream)) {
+        const consumer = info.name;
+        if (consumer === name) existing = info;
+        else if (consumer.startsWith(this.topology.consumers.legacyDeliveryPrefix)) await this.consumerOperation(() => this.deleteConsumer(shard, consumer));
+      }
+      const { state: streamState } = await this.jsm.streams.info(stream, { subjects_filter: this.topology.subjects.parkShard(shard) });
+      for (const subject of Object.keys(streamState.subjects ?? {})) {
+        const [, , , workspaceId, webhookId] = subject.split('.');
+        if (workspaceId && webhookId) parked.set(webhookId, workspaceId);
+      }
+      if (!state.recalled && ((existing?.num_ack_pending ?? 0) > 0 || parked.size > 0)) {
+        const started = Date.now();
+        const recalled = await this.recall(shard);
+        state.recalled = true;
+        this.logger.info({ shard, recalled, durationMs: Date.now() - started }, 'recalled the successes recently stored in the shard');
+      }
+      for (const [webhookId, workspaceId] of parked) this.parks().resume(this.lanes().laneOf(shard, workspaceId, webhookId));
+      if (!this.fence().holds(shard)) throw new Error(`the lease of shard ${shard} is not confirmed; opening it later`);
+      // Recreated whenever it exists: a pull the previous loop left open (in a cluster the server does not
+      // notice that its requester went away, and a pull cannot be withdrawn) would otherwise receive tasks
+      // nobody reads, handed out again only after ack_wait, behind later ones.
+      if (existing) {
+        state.handedOutUpTo = Math.max(state.handedOutUpTo, existing.delivered.stream_seq);
+        // Every task up to the old consumer's ack floor was acked; one still stored there is a leftover
+        // the server did not remove (seen in a cluster across leader changes), never to be sent again.
+        const floor = existing.ack_floor.stream_seq;
+        if (floor > 0) await this.consumerOperation(() => this.jsm.streams.purge(stream, { filter: this.topology.subjects.deliverShard(shard), seq: floor + 1 }));
+        await this.consumerOperation(() => this.deleteConsumer(shard, name));
+      }
+      const info = await this.consumerOperation(() => ensureConsumer(this.jsm, stream, shardConsumerConfig(this.topology, shard, this.ackWaitMs, shardMaxAckPending)));
+      if (!this.consuming(shard) || this.shards.get(shard) !== state) return;
+      const messages = await this.js.consumers.getConsumerFromInfo(info).consume({ max_messages: shardPullBatch, expires: idlePullMs, idle_heartbeat: idleHeartbeatMs, abort_on_missing_resource: true });
+      const loop: Loop = { stopped: false, done: Promise.resolve(), stop: () => messages.stop() };
+      state.loop = loop;
+      loop.done = (async () => {
+        for await (const message of messages) {
+          // Shard tasks are never nak'ed (rule 1): one not taken stays with the consumer for the next loop or
+          // owner. While a lease renewal runs late, tasks are still taken; lanes wait before acting (fence.ts).
+          if (loop.stopped || !this.consuming(shard)) continue;
+          this.lanes().take(shard, message);
+        }
+      })().then(
+        () => (loop.stopped ? undefined : this.restart(shard, state, new Error('the consume iterator ended'))),
+        (error: unknown) => (loop.stopped ? undefined : this.restart(shard, state, error)),
+      );
+      state.failures = 0;
+      this.health.markUp(`shard:${shard}`);
+    } catch (error) {
+      this.restart(shard, state, error);
+    }
+  }
+
+  private restart(shard: number, state: Shard, error: unknown): void {
+    if (this.shards.get(shard) !== state || this.closed) return;
+    if (state.loop) {
+      state.loop.stopped = true;
+      state.loop.stop();
+    }
+    state.failures++;
+    const delayMs = this.health.failed(`shard:${shard}`, state.failures);
+    this.logger.error({ err: error, shard, restartInMs: delayMs }, 'delivery shard loop ended with an error; restarting it');
+    setTimeout(() => void this.open(shard), delayMs).unref();
+  }
+
+  private async deleteConsumer(shard: number, name: string): Promise<void> {
+    await this.jsm.consumers.delete(this.stream(shard), name).catch((error: unknown) => {
+      if (!(error instanceof JetStreamApiError && error.status === 404)) throw error;
+    });
+  }
+}
