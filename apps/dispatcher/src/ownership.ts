@@ -7,21 +7,33 @@
 //    with compare-and-set on the revision the holder last wrote; a renewal that fails because the entry
 //    changed means the lease had expired and someone else took it: the holder stops that shard at once.
 // 3. Fencing by time. Between renewals a holder trusts its lease only until the start of its last
-//    successful renewal plus the lease time minus one heartbeat. Past that (NATS unreachable) it stops
-//    consuming the shard, a heartbeat before the server can expire the lease and another replica take it.
-//    The delivery loops also ask owns() before every task they start.
+//    successful renewal plus the lease time minus one heartbeat, on the monotonic clock (a step of the
+//    wall clock cannot extend a lease). Past that (NATS unreachable) it stops consuming the shard, a
+//    heartbeat before the server can expire the lease and another replica take it. The delivery loops also
+//    ask owns() before every task they start (fence.ts).
 // 4. Assignment. Every replica computes who should hold each shard from the same snapshot of the bucket
 //    (assignShards: the live members and the present holders; evenly spread, moving as few shards as it
 //    can). A holder that should no longer hold a shard hands it over: it stops consuming it (waiting for
 //    the attempt in flight), then deletes its lease with compare-and-set; the desired owner takes it at
 //    its next heartbeat. Replicas that briefly see different memberships cannot both hold a shard: the
-//    lease's compare-and-set decides.
+//    lease's compare-and-set decides. Leases are read from the bucket's stream leader, never by a direct
+//    get a follower may answer: a follower still catching up would show a holder an old entry, and it
+//    would drop a shard it holds.
 // 5. Leaving. A replica stopped with SIGTERM hands over every shard and removes its membership, so the
 //    others take over at their next heartbeat. A replica that dies is replaced once its leases expire:
 //    within one lease time and one heartbeat (15 s + 5 s by default), plus starting the shard's consumers.
 // 6. Order per webhook holds through every move: a shard's lanes stop before its lease is given up, and
 //    the next owner recreates the shard's consumer, so tasks still handed out to the previous one come
-//    back at once and in order (consumers.ts).
+//    back at once and in order (shard-consumer.ts).
+// 7. Renewals never wait for shard work. The heartbeat decides and writes leases only; starting and
+//    stopping shards (the handler) runs beside it, one call after another per shard, so a slow handover
+//    (its attempts in flight, its ack wait) or a slow takeover (consumer set-up, the recall) never delays
+//    the renewal of the other leases. A shard being handed over is no longer acted on (owns() is false at
+//    once), but its lease is still renewed until its consumption has stopped and the lease is deleted, so
+//    no other replica can take it while an attempt of it is in flight here.
+// 8. Every held lease is consumed. A shard taken is started even when the same heartbeat failed on
+//    another shard (a timeout, a 503, a lost reply): each heartbeat starts every held shard not yet
+//    started, and a failure of one shard's request never stops the others' decisions.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { JetStreamApiError, type KV, type Topology } from '@webhooks/messaging';
@@ -60,11 +72,21 @@ export function newReplicaId(): string {
   return `${hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 48)}-${randomBytes(3).toString('hex')}`;
 }
 
+/** The monotonic clock leases are trusted by (rule 3). */
+const monotonicNow = () => performance.now();
+
 export class ShardOwnership {
   private readonly held = new Map<number, Held>();
+  /** Shards the handler was told to start and not yet to stop (rule 8). */
+  private readonly started = new Set<number>();
+  /** Shards being handed over, to the revision of their lease last written: kept alive, not acted on, until deleted (rule 7). */
+  private readonly leaving = new Map<number, number>();
+  /** Each shard's handler calls, one after another (rule 7); an entry goes once its chain is idle. */
+  private readonly work = new Map<number, Promise<void>>();
   private readonly heartbeatMs: number;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  private stopping = false;
   private stopped = false;
   private failing = false;
 
@@ -75,6 +97,7 @@ export class ShardOwnership {
     private readonly settings: OwnershipSettings,
     private readonly handler: ShardHandler,
     private readonly logger: Logger,
+    private readonly now: () => number = monotonicNow,
   ) {
     this.heartbeatMs = Math.max(100, Math.floor(settings.leaseTtlMs / 3));
   }
@@ -82,7 +105,7 @@ export class ShardOwnership {
   /** Whether this replica holds the shard's lease now (and may start a task of it). */
   owns(shard: number): boolean {
     const held = this.held.get(shard);
-    return held !== undefined && Date.now() < held.validUntil;
+    return held !== undefined && this.now() < held.validUntil;
   }
 
   ownedShards(): number[] {
@@ -94,13 +117,24 @@ export class ShardOwnership {
     await this.runTick();
   }
 
-  /** Leaves: hands every shard over and removes the membership (rule 5). */
+  /** Resolves once every handler call asked for so far has ended (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.work.size > 0) await Promise.all(this.work.values());
+  }
+
+  /**
+   * Leaves (rule 5): leaves the membership first, so the others plan without this replica, hands every
+   * shard over while the heartbeat keeps their leases alive, and stops heart-beating once all are deleted.
+   */
   async stop(): Promise<void> {
+    this.stopping = true;
+    await this.ticking?.catch(() => undefined);
+    await this.kv.delete(this.topology.keys.dispatcher(this.replicaId)).catch(() => undefined);
+    this.giveUp(new Map([...this.held.entries()].map(([shard, held]) => [shard, held.revision])), 'stopping');
+    await this.settled();
     this.stopped = true;
     clearTimeout(this.timer);
     await this.ticking?.catch(() => undefined);
-    await this.giveUp(new Map([...this.held.entries()].map(([shard, held]) => [shard, held.revision])), 'stopping');
-    await this.kv.delete(this.topology.keys.dispatcher(this.replicaId)).catch(() => undefined);
   }
 
   /** One heartbeat, supervised: a failure is logged and the next heartbeat comes all the same. */
@@ -120,30 +154,55 @@ export class ShardOwnership {
     });
   }
 
+  /** Runs one handler call for a shard after the ones asked for before it (rule 7). */
+  private enqueue(shard: number, call: () => Promise<void>): void {
+    const next = (this.work.get(shard) ?? Promise.resolve())
+      .then(call)
+      .catch((error: unknown) => this.logger.error({ err: error, replica: this.replicaId, shard }, 'starting or stopping a shard failed'))
+      .finally(() => {
+        if (this.work.get(shard) === next) this.work.delete(shard);
+      });
+    this.work.set(shard, next);
+  }
+
   private async tick(): Promise<void> {
-    const started = Date.now();
+    const started = this.now();
     // Rule 3: a lease not renewed in time is no longer acted on, whatever NATS says later.
     const expired = [...this.held.entries()].filter(([, held]) => held.validUntil <= started).map(([shard]) => shard);
-    if (expired.length > 0) await this.drop(expired, 'lease not renewed in time');
+    if (expired.length > 0) this.drop(expired, 'lease not renewed in time');
 
-    await this.kv.put(this.topology.keys.dispatcher(this.replicaId), new TextEncoder().encode(JSON.stringify({ heartbeat: new Date(started).toISOString() })));
+    if (!this.stopping) await this.kv.put(this.topology.keys.dispatcher(this.replicaId), new TextEncoder().encode(JSON.stringify({ heartbeat: new Date().toISOString() })));
     const members: string[] = [];
     for await (const key of await this.kv.keys(this.topology.keys.dispatchersAll)) members.push(key.slice('member.'.length));
-    if (!members.includes(this.replicaId)) members.push(this.replicaId);
+    if (this.stopping) members.splice(0, members.length, ...members.filter((member) => member !== this.replicaId));
+    else if (!members.includes(this.replicaId)) members.push(this.replicaId);
     const shards = Array.from({ length: this.settings.shardCount }, (_, shard) => shard);
-    const entries = await Promise.all(shards.map((shard) => this.kv.get(this.topology.keys.shardLease(shard))));
+    // A lease that cannot be read this time is left as it is (rule 8): neither renewed nor taken nor dropped.
+    const reads = await Promise.allSettled(shards.map((shard) => this.kv.get(this.topology.keys.shardLease(shard))));
+    const entries = reads.map((read) => (read.status === 'fulfilled' ? read.value : undefined));
     const holders = entries.map((entry) => (entry && entry.operation === 'PUT' && entry.value.length > 0 ? new TextDecoder().decode(entry.value) : undefined));
     const desired = assignShards(this.settings.shardCount, members, holders.map((holder) => (holder && members.includes(holder) ? holder : undefined)));
 
     const lost: number[] = [];
     const handOver = new Map<number, number>();
-    const gained: number[] = [];
     const me = new TextEncoder().encode(this.replicaId);
-    await Promise.all(
+    const validUntil = started + this.settings.leaseTtlMs - this.heartbeatMs;
+    const outcomes = await Promise.allSettled(
       shards.map(async (shard) => {
+        if (reads[shard]!.status === 'rejected') throw (reads[shard] as PromiseRejectedResult).reason;
         const entry = entries[shard];
         const holder = holders[shard];
         const key = this.topology.keys.shardLease(shard);
+        if (this.leaving.has(shard)) {
+          // Kept alive until its handover has stopped consuming it and deletes it (rule 7).
+          if (holder !== this.replicaId) return;
+          try {
+            this.leaving.set(shard, await this.kv.update(key, me, entry!.revision));
+          } catch (error) {
+            if (!isConflict(error)) throw error;
+          }
+          return;
+        }
         if (holder === this.replicaId) {
           if (desired[shard] !== this.replicaId) {
             handOver.set(shard, entry!.revision);
@@ -151,9 +210,7 @@ export class ShardOwnership {
           }
           try {
             const revision = await this.kv.update(key, me, entry!.revision);
-            const wasHeld = this.held.has(shard);
-            this.held.set(shard, { revision, validUntil: started + this.settings.leaseTtlMs - this.heartbeatMs });
-            if (!wasHeld) gained.push(shard);
+            this.held.set(shard, { revision, validUntil });
           } catch (error) {
             if (!isConflict(error)) throw error;
             if (this.held.has(shard)) lost.push(shard);
@@ -161,8 +218,7 @@ export class ShardOwnership {
         } else if (holder === undefined && desired[shard] === this.replicaId) {
           try {
             const revision = await this.kv.put(key, me, { previousSeq: entry?.revision ?? 0 });
-            this.held.set(shard, { revision, validUntil: started + this.settings.leaseTtlMs - this.heartbeatMs });
-            gained.push(shard);
+            this.held.set(shard, { revision, validUntil });
           } catch (error) {
             if (!isConflict(error)) throw error;
           }
@@ -172,36 +228,59 @@ export class ShardOwnership {
         }
       }),
     );
-    if (lost.length > 0) await this.drop(lost, 'lease taken by another replica');
-    if (handOver.size > 0) await this.giveUp(handOver, 'handed over');
+    if (lost.length > 0) this.drop(lost, 'lease taken by another replica');
+    if (handOver.size > 0) this.giveUp(handOver, 'handed over');
+    // Rule 8: every lease held and trusted is consumed, whatever else this heartbeat met.
+    const gained = [...this.held.keys()].filter((shard) => !this.started.has(shard) && this.owns(shard)).sort((a, b) => a - b);
     if (gained.length > 0) {
-      gained.sort((a, b) => a - b);
       this.logger.info({ replica: this.replicaId, shards: gained, members: members.length }, 'shards acquired');
-      await this.handler.acquired(gained);
+      for (const shard of gained) {
+        this.started.add(shard);
+        this.enqueue(shard, () => this.handler.acquired([shard]));
+      }
+    }
+    const failures = outcomes.flatMap((outcome, shard) => (outcome.status === 'rejected' ? [{ shard, error: outcome.reason as unknown }] : []));
+    if (failures.length > 0) {
+      const first = failures[0]!.error;
+      throw new AggregateError(failures.map((f) => f.error), `shard lease requests failed for shards ${failures.map((f) => f.shard).join(', ')}: ${first instanceof Error ? first.message : String(first)}`);
     }
   }
 
   /** Stops consuming shards whose lease is no longer ours; nothing to give back. */
-  private async drop(shards: readonly number[], reason: string): Promise<void> {
+  private drop(shards: readonly number[], reason: string): void {
     for (const shard of shards) this.held.delete(shard);
     this.logger.warn({ replica: this.replicaId, shards, reason }, 'shards released');
-    await this.handler.released(shards);
+    for (const shard of shards) this.stopShard(shard);
   }
 
-  /** Stops consuming shards, then deletes their leases (shard to the revision last seen) so the desired owners can take them at once. */
-  private async giveUp(leases: ReadonlyMap<number, number>, reason: string): Promise<void> {
+  private stopShard(shard: number): void {
+    if (!this.started.delete(shard)) return;
+    this.enqueue(shard, () => this.handler.released([shard]));
+  }
+
+  /**
+   * Stops consuming shards, then deletes their leases (shard to the revision last seen) so the desired
+   * owners can take them at once; beside the heartbeat (rule 7).
+   */
+  private giveUp(leases: ReadonlyMap<number, number>, reason: string): void {
     if (leases.size === 0) return;
     const shards = [...leases.keys()].sort((a, b) => a - b);
     for (const shard of shards) this.held.delete(shard);
     this.logger.info({ replica: this.replicaId, shards, reason }, 'shards released');
-    await this.handler.released(shards);
-    await Promise.all(
-      [...leases.entries()].map(([shard, revision]) =>
-        this.kv.delete(this.topology.keys.shardLease(shard), { previousSeq: revision }).catch((error: unknown) => {
-          // Changed meanwhile: it expired and was taken, which is what handing over wanted anyway.
-          if (!isConflict(error)) throw error;
-        }),
-      ),
-    );
+    for (const [shard, revision] of leases) {
+      this.leaving.set(shard, revision);
+      this.stopShard(shard);
+      this.enqueue(shard, async () => {
+        try {
+          await this.kv.delete(this.topology.keys.shardLease(shard), { previousSeq: this.leaving.get(shard) ?? revision });
+        } catch (error) {
+          // Changed meanwhile: it expired and was taken, which is what handing over wanted anyway. Any
+          // other failure leaves the lease to expire on the server.
+          if (!isConflict(error)) this.logger.warn({ err: error, replica: this.replicaId, shard }, 'a handed-over lease could not be deleted; it expires by itself');
+        } finally {
+          this.leaving.delete(shard);
+        }
+      });
+    }
   }
 }

@@ -114,3 +114,102 @@ describe('shard ownership on real NATS KV', () => {
     await isolated.ownership.stop().catch(() => undefined);
   });
 });
+
+/** The bucket as it is, but for the calls `faults` replaces (a timeout, a lost reply). */
+function faultyKv(kv: KV, faults: Partial<Pick<KV, 'update' | 'put' | 'get'>>): KV {
+  return new Proxy(kv, {
+    get(target, property, receiver) {
+      const fault = faults[property as keyof typeof faults];
+      if (fault) return fault;
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+const timeout = () => Object.assign(new Error('TIMEOUT'), { name: 'TimeoutError' });
+
+describe('shard ownership under request faults', () => {
+  let test: TestTopology;
+  let kv: KV;
+  const replicas: Replica[] = [];
+
+  before(async () => {
+    test = await createTestTopology();
+    kv = await ensureDispatchersBucket(test.nc, test.topology, leaseTtlMs);
+  });
+
+  after(async () => {
+    for (const r of replicas) await r.ownership.stop().catch(() => undefined);
+    await test?.remove();
+  });
+
+  it('consumes a shard it took in a heartbeat that failed on another shard', async () => {
+    // The replica held shard 1 before (a restart within the lease time), so its first heartbeat renews
+    // shard 1 and takes the free ones; the renewal times out once.
+    await kv.put(test.topology.keys.shardLease(1), new TextEncoder().encode('x'));
+    let failed = 0;
+    const faulty = faultyKv(kv, {
+      update: async (key, value, revision) => {
+        if (key === test.topology.keys.shardLease(1) && failed++ === 0) throw timeout();
+        return kv.update(key, value, revision);
+      },
+    });
+    const x = replica(faulty, test, 'x');
+    replicas.push(x);
+    await x.ownership.start();
+    assert.equal(failed, 1, 'the renewal of shard 1 failed in the first heartbeat');
+    // Before the fix the shards taken in that heartbeat were renewed forever and never consumed.
+    await watchUntil(() => replicas, () => x.consuming.size === deliverShards, 5_000, 'every shard consumed');
+    await x.ownership.stop();
+    replicas.pop();
+  });
+
+  it('counts a take whose reply was lost as taken at the next heartbeat', async () => {
+    let lost = 0;
+    const faulty = faultyKv(kv, {
+      put: async (key, value, options) => {
+        const revision = await kv.put(key, value, options);
+        if (key === test.topology.keys.shardLease(3) && lost++ === 0) throw timeout();
+        return revision;
+      },
+    });
+    const y = replica(faulty, test, 'y');
+    replicas.push(y);
+    await y.ownership.start();
+    assert.equal(lost, 1);
+    await watchUntil(() => replicas, () => y.consuming.size === deliverShards, 5_000, 'every shard consumed, the one whose reply was lost too');
+    await y.ownership.stop();
+    replicas.pop();
+  });
+
+  it('keeps renewing its other leases while the shards it hands over take 8 s to stop', async () => {
+    const a = replica(kv, test, 'a');
+    replicas.push(a);
+    await a.ownership.start();
+    await watchUntil(() => replicas, () => a.consuming.size === deliverShards, 5_000, 'a holding every shard');
+    // From now on every shard a hands over takes 8 s to stop (its attempts in flight, its ack wait).
+    const slowHandler = a.ownership as unknown as { handler: ShardHandler };
+    const plain = slowHandler.handler.released.bind(slowHandler.handler);
+    slowHandler.handler = { ...slowHandler.handler, released: async (shards) => {
+      await new Promise((resolve) => setTimeout(resolve, 8_000));
+      await plain(shards);
+    } };
+    const b = replica(kv, test, 'b');
+    replicas.push(b);
+    const untrusted = new Map<number, number>();
+    await b.ownership.start();
+    const deadline = Date.now() + 14_000;
+    while (Date.now() < deadline) {
+      assertExclusive(replicas);
+      for (let shard = 0; shard < deliverShards; shard++) if (!a.ownership.owns(shard)) untrusted.set(shard, (untrusted.get(shard) ?? 0) + 1);
+      if (b.consuming.size === deliverShards / 2 && a.consuming.size === deliverShards / 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.deepEqual([a.consuming.size, b.consuming.size], [deliverShards / 2, deliverShards / 2], 'the shards moved once their 8 s handover ended');
+    // Before the fix the heartbeat waited for the handover: every lease of a went untrusted after a
+    // second, the ones it keeps too, and they were dropped.
+    const kept = [...a.consuming];
+    assert.deepEqual(kept.filter((shard) => untrusted.has(shard)), [], 'a lease a keeps was untrusted at some moment');
+  });
+});

@@ -1,6 +1,6 @@
 // Creating the topology is idempotent: every service ensures it at start, so start order does not matter.
 import { JetStreamApiError, jetstream, jetstreamManager, type ConsumerConfig, type ConsumerInfo, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm, type Bucket, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { acceptedBucketOptions, dispatchersBucketOptions, streamConfigs, type Topology } from './topology.js';
 import { coalesceWrites } from './write-coalescing.js';
@@ -108,7 +108,11 @@ async function ensureTopologyOnce(nc: NatsConnection, t: Topology): Promise<{ js
  * lease time setting), so no other service resets its age limit.
  */
 export async function ensureDispatchersBucket(nc: NatsConnection, t: Topology, leaseTtlMs: number): Promise<KV> {
-  return whileUnavailable(async () => ensureBucketWithTtl(await jetstreamManager(nc), new Kvm(jetstream(nc)), t.buckets.dispatchers, dispatchersBucketOptions(t, leaseTtlMs)));
+  const kv = await whileUnavailable(async () => ensureBucketWithTtl(await jetstreamManager(nc), new Kvm(jetstream(nc)), t.buckets.dispatchers, dispatchersBucketOptions(t, leaseTtlMs)));
+  // Leases are read from the bucket's stream leader, not by direct gets: in a cluster a direct get may be
+  // answered by a follower still catching up, which would show a lease holder an older entry than its own.
+  (kv as Bucket).direct = false;
+  return kv;
 }
 
 /** Creates a durable consumer, or brings an existing one to this configuration (idempotent). */
