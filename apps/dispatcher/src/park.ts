@@ -14,11 +14,12 @@
 //    so no task can slip between them.
 // 4. Failures. A park read or a parked delivery that fails keeps its task first and tries again after the
 //    backoff (loop-health.ts), reported down meanwhile. A delete of a settled parked task is retried in
-//    place: read again, a delivered task would be sent again.
+//    place: read again, a delivered task would be sent again. A repeated delete that finds the task gone
+//    is done (its first answer was lost after the server deleted it).
 // 5. A parked webhook that becomes undeliverable (disabled, suspended) has its reader woken, so a task
 //    waiting for its retry delay is dropped without waiting.
 // Eviction: a reader ends when its lane unparks or its shard is released (stop()).
-import { natsHeaders, parkedFromHeader, type JetStreamManager, type JetStreamPublisher, type MsgHdrs, type StoredMsg, type Topology } from '@webhooks/messaging';
+import { deleteStoredMessage, natsHeaders, parkedFromHeader, type JetStreamManager, type JetStreamPublisher, type MsgHdrs, type StoredMsg, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import type { Handled, TaskMessage } from './dispatch.js';
 import type { ShardFence } from './fence.js';
@@ -186,8 +187,9 @@ export class Parks {
       }
       if (task.removed) {
         try {
-          // Retried in place: read again, a delivered task would be sent again (rule 4).
-          await retryInPlace(() => this.jsm.streams.deleteMessage(stream, stored.seq, false), {
+          // Retried in place: read again, a delivered task would be sent again (rule 4). A repeat that
+          // finds it gone is done: the delete went through and only its answer was lost.
+          await retryInPlace(() => deleteStoredMessage(this.jsm, stream, stored.seq), {
             keepAlive: () => {},
             initialDelayMs: moveRetryInitialMs,
             maxDelayMs: moveRetryMaxMs,

@@ -91,8 +91,8 @@ describe('supervised delivery loops on real NATS', () => {
   }
 
   /** A replica's consumers on the test's connection, with an ack wait of a minute unless told. */
-  function replica(handle: DeliveryHandler, options: { ackWaitMs?: number; onLoopsDown?: (down: number) => void; owns?: (shard: number) => boolean } = {}): DeliveryConsumers {
-    return new DeliveryConsumers(jetstream(test.nc), jsm, publisher, test.topology, routes, options.ackWaitMs ?? 60_000, handle, new Suspensions(), logger, options.onLoopsDown, options.owns);
+  function replica(handle: DeliveryHandler, options: { ackWaitMs?: number; onLoopsDown?: (down: number) => void; owns?: (shard: number) => boolean; jsm?: JetStreamManager } = {}): DeliveryConsumers {
+    return new DeliveryConsumers(jetstream(test.nc), options.jsm ?? jsm, publisher, test.topology, routes, options.ackWaitMs ?? 60_000, handle, new Suspensions(), logger, options.onLoopsDown, options.owns);
   }
 
   /** A handler that records each task's event id (with a label) and acks it. */
@@ -253,6 +253,53 @@ describe('supervised delivery loops on real NATS', () => {
     for (const subject of [t.subjects.deliver(workspaceId, webhookId), t.subjects.park(workspaceId, webhookId)]) {
       assert.equal(await jsm.streams.getMessage(t.streams.deliver(webhookId), { last_by_subj: subject }).catch(() => null), null, `nothing left on ${subject}`);
     }
+    await consumers.stop();
+    consumers = undefined;
+  });
+
+  it('moves on from a parked task whose delete went through but whose answer was lost', async () => {
+    const { workspaceId, webhookId } = await activeWebhook();
+    const seen: string[] = [];
+    let waited = false;
+    const handle = async (message: TaskMessage, path: TaskPath): Promise<Handled> => {
+      const eventId = DeliveryTask.decode(message.data).eventId;
+      // The endpoint failed once: the lane parks q1 (as for a retry's delay).
+      if (eventId === 'q1' && !waited) {
+        waited = true;
+        return 'park';
+      }
+      seen.push(`${eventId}:${path}`);
+      message.ack();
+      return 'settled';
+    };
+    // The first delete of a settled parked task is carried out, and its answer lost (a timeout).
+    let lost = 0;
+    const streams = new Proxy(jsm.streams, {
+      get(target, property, receiver) {
+        if (property === 'deleteMessage') {
+          return async (stream: string, seq: number, erase?: boolean) => {
+            const deleted = await target.deleteMessage(stream, seq, erase);
+            if (lost === 0) {
+              lost++;
+              throw Object.assign(new Error('TIMEOUT'), { name: 'TimeoutError' });
+            }
+            return deleted;
+          };
+        }
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const faultyJsm = new Proxy(jsm, { get: (target, property, receiver) => (property === 'streams' ? streams : Reflect.get(target, property, receiver)) });
+    consumers = replica(handle, { ackWaitMs: 5_000, jsm: faultyJsm });
+    await consumers.startAll();
+    await publishTasks(workspaceId, webhookId, ['q1']);
+    await waitUntil(() => seen.includes('q1:parked'), 10_000, 'q1 from the park');
+    await publishTasks(workspaceId, webhookId, ['q2']);
+    // Before the fix the repeated delete got "no message found" every 2 s and the park never advanced.
+    await waitUntil(() => seen.length === 2, 10_000, `q2 after q1 (seen ${seen.join(', ')})`);
+    assert.equal(lost, 1, 'the lost answer was forced once');
+    assert.deepEqual(seen.map((s) => s.split(':')[0]), ['q1', 'q2']);
     await consumers.stop();
     consumers = undefined;
   });
