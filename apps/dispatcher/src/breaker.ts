@@ -19,10 +19,20 @@ const lastErrorsPerWebhook = 5;
  * the control plane, or activated again after that). Lets every replica stop delivering at once.
  */
 export class Suspensions {
+  /** Eviction: an entry goes once a newer route version is seen (isSuspended) or the webhook is deleted (forget). */
   private readonly versions = new Map<string, number>();
 
   suspend(webhookId: string, routeVersion: number): void {
     this.versions.set(webhookId, routeVersion);
+  }
+
+  /** A deleted webhook is suspended no more. */
+  forget(webhookId: string): void {
+    this.versions.delete(webhookId);
+  }
+
+  get size(): number {
+    return this.versions.size;
   }
 
   isSuspended(route: Route): boolean {

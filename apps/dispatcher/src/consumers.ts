@@ -88,7 +88,10 @@ export class DeliveryConsumers implements ShardHandler {
   }
 
   onRouteChange(change: RouteChange): void {
-    if (change.kind === 'webhook') this.refresh(change.workspaceId, change.webhookId);
+    if (change.kind !== 'webhook') return;
+    this.refresh(change.workspaceId, change.webhookId);
+    // After the refresh: a parked task of the deleted webhook is dropped by its reader all the same.
+    if (!change.route) this.suspensions.forget(change.webhookId);
   }
 
   /** Re-reads one webhook's state, e.g. after a trip suspended it (park.ts rule 5). */

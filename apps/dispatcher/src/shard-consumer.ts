@@ -21,7 +21,9 @@
 // 4. Restarts. A shard loop that fails (its consumer vanished, say), or any shard loop after the NATS
 //    connection comes back, starts again after a backoff (loop-health.ts) with its consumer recreated
 //    (tasks lost in transit would otherwise come back only after ack_wait, behind later ones); tasks
-//    still held are matched by their sequence (lanes.ts rule 2).
+//    still held are matched by their sequence (lanes.ts rule 2). One open runs at a time per shard: a
+//    resume during a restart's backoff replaces the pending restart, and an open overtaken by a later one
+//    gives way before it consumes.
 // 5. Tasks queued while no replica owned the shard are dropped by the dispatch when its new owner reaches
 //    them, if their webhook is no longer deliverable.
 // Eviction: a shard's state, lanes and park readers go when the shard is released.
@@ -74,6 +76,10 @@ interface Shard {
   handedOutUpTo: number;
   /** Whether the shard's recent successes were recalled since this replica took it (rule 2). */
   recalled: boolean;
+  /** Counts the opens: an open overtaken by a later one (a resume during a restart's backoff) gives way. */
+  generation: number;
+  /** A restart waiting out its backoff (rule 4). */
+  restartTimer?: NodeJS.Timeout;
 }
 
 export class ShardConsumers implements LaneShards {
@@ -116,7 +122,7 @@ export class ShardConsumers implements LaneShards {
     await Promise.all(
       shards.map((shard) => {
         if (this.closed || this.shards.has(shard)) return;
-        this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0, handedOutUpTo: 0, recalled: false });
+        this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0, handedOutUpTo: 0, recalled: false, generation: 0 });
         return this.open(shard);
       }),
     );
@@ -130,11 +136,7 @@ export class ShardConsumers implements LaneShards {
   /** After the NATS connection came back: every loop starts again (rule 4). */
   resume(): void {
     if (this.closed) return;
-    for (const [shard, state] of this.shards) {
-      state.loop?.stop();
-      if (state.loop) state.loop.stopped = true;
-      void this.open(shard);
-    }
+    for (const shard of this.shards.keys()) void this.open(shard);
   }
 
   /** Stops every shard and takes no new one. */
@@ -151,6 +153,7 @@ export class ShardConsumers implements LaneShards {
     const state = this.shards.get(shard);
     if (!state) return;
     this.shards.delete(shard);
+    clearTimeout(state.restartTimer);
     this.health.markUp(`shard:${shard}`);
     if (state.loop) {
       state.loop.stopped = true;
@@ -182,8 +185,18 @@ export class ShardConsumers implements LaneShards {
   /** Opens (or reopens, recreating its consumer) one shard's consumer, after finding its parks (rule 2). */
   private async open(shard: number): Promise<void> {
     const state = this.shards.get(shard);
+    if (!state) return;
+    // One open at a time per shard: this one replaces a pending restart and any loop still running.
+    const generation = ++state.generation;
+    clearTimeout(state.restartTimer);
+    state.restartTimer = undefined;
+    if (state.loop && !state.loop.stopped) {
+      state.loop.stopped = true;
+      state.loop.stop();
+    }
+    const current = () => this.shards.get(shard) === state && state.generation === generation && this.consuming(shard);
     // Only while the lease holds: a replica whose renewal runs late must not recreate its successor's consumer.
-    if (!state || !(await this.fence().mayAct(shard))) return;
+    if (!(await this.fence().mayAct(shard)) || !current()) return;
     try {
       const stream = this.stream(shard);
       const name = this.topology.consumers.shard(shard);
@@ -218,9 +231,14 @@ export class ShardConsumers implements LaneShards {
         if (floor > 0) await this.consumerOperation(() => this.jsm.streams.purge(stream, { filter: this.topology.subjects.deliverShard(shard), seq: floor + 1 }));
         await this.consumerOperation(() => this.deleteConsumer(shard, name));
       }
+      if (!current()) return;
       const info = await this.consumerOperation(() => ensureConsumer(this.jsm, stream, shardConsumerConfig(this.topology, shard, this.ackWaitMs, shardMaxAckPending)));
-      if (!this.consuming(shard) || this.shards.get(shard) !== state) return;
+      if (!current()) return;
       const messages = await this.js.consumers.getConsumerFromInfo(info).consume({ max_messages: shardPullBatch, expires: idlePullMs, idle_heartbeat: idleHeartbeatMs, abort_on_missing_resource: true });
+      if (!current()) {
+        messages.stop();
+        return;
+      }
       const loop: Loop = { stopped: false, done: Promise.resolve(), stop: () => messages.stop() };
       state.loop = loop;
       loop.done = (async () => {
@@ -237,12 +255,13 @@ export class ShardConsumers implements LaneShards {
       state.failures = 0;
       this.health.markUp(`shard:${shard}`);
     } catch (error) {
-      this.restart(shard, state, error);
+      if (current()) this.restart(shard, state, error);
     }
   }
 
   private restart(shard: number, state: Shard, error: unknown): void {
     if (this.shards.get(shard) !== state || this.closed) return;
+    clearTimeout(state.restartTimer);
     if (state.loop) {
       state.loop.stopped = true;
       state.loop.stop();
@@ -250,7 +269,8 @@ export class ShardConsumers implements LaneShards {
     state.failures++;
     const delayMs = this.health.failed(`shard:${shard}`, state.failures);
     this.logger.error({ err: error, shard, restartInMs: delayMs }, 'delivery shard loop ended with an error; restarting it');
-    setTimeout(() => void this.open(shard), delayMs).unref();
+    state.restartTimer = setTimeout(() => void this.open(shard), delayMs);
+    state.restartTimer.unref();
   }
 
   private async deleteConsumer(shard: number, name: string): Promise<void> {

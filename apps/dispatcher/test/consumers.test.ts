@@ -91,8 +91,8 @@ describe('supervised delivery loops on real NATS', () => {
   }
 
   /** A replica's consumers on the test's connection, with an ack wait of a minute unless told. */
-  function replica(handle: DeliveryHandler, options: { ackWaitMs?: number; onLoopsDown?: (down: number) => void; owns?: (shard: number) => boolean; jsm?: JetStreamManager } = {}): DeliveryConsumers {
-    return new DeliveryConsumers(jetstream(test.nc), options.jsm ?? jsm, publisher, test.topology, routes, options.ackWaitMs ?? 60_000, handle, new Suspensions(), logger, options.onLoopsDown, options.owns);
+  function replica(handle: DeliveryHandler, options: { ackWaitMs?: number; onLoopsDown?: (down: number) => void; owns?: (shard: number) => boolean; jsm?: JetStreamManager; suspensions?: Suspensions } = {}): DeliveryConsumers {
+    return new DeliveryConsumers(jetstream(test.nc), options.jsm ?? jsm, publisher, test.topology, routes, options.ackWaitMs ?? 60_000, handle, options.suspensions ?? new Suspensions(), logger, options.onLoopsDown, options.owns);
   }
 
   /** A handler that records each task's event id (with a label) and acks it. */
@@ -300,6 +300,65 @@ describe('supervised delivery loops on real NATS', () => {
     await waitUntil(() => seen.length === 2, 10_000, `q2 after q1 (seen ${seen.join(', ')})`);
     assert.equal(lost, 1, 'the lost answer was forced once');
     assert.deepEqual(seen.map((s) => s.split(':')[0]), ['q1', 'q2']);
+    await consumers.stop();
+    consumers = undefined;
+  });
+
+  it('forgets the suspension of a webhook once it is deleted', async () => {
+    const { workspaceId, webhookId } = await activeWebhook();
+    const suspensions = new Suspensions();
+    consumers = replica(async () => 'settled', { suspensions });
+    suspensions.suspend(webhookId, 1);
+    await buckets.routes.delete(test.topology.keys.webhook(workspaceId, webhookId));
+    await routes.sync();
+    assert.equal(suspensions.size, 0, 'the deleted webhook is no longer kept');
+    consumers = undefined;
+  });
+
+  it('opens a shard once when the connection comes back while its restart waits out its backoff', async () => {
+    const t = test.topology;
+    const { workspaceId, webhookId } = await activeWebhook();
+    const stream = t.streams.deliver(webhookId);
+    const shard = t.streams.deliverShards.indexOf(stream);
+    let opens = 0;
+    const counting = new Proxy(jsm.consumers, {
+      get(target, property, receiver) {
+        if (property === 'add') {
+          return (name: string, config: Parameters<typeof target.add>[1]) => {
+            if (name === stream) opens++;
+            return target.add(name, config);
+          };
+        }
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const countingJsm = new Proxy(jsm, { get: (target, property, receiver) => (property === 'consumers' ? counting : Reflect.get(target, property, receiver)) });
+    const handled: string[] = [];
+    let resumed = false;
+    // The NATS connection "comes back" (resume) right after the failed loop's restart was scheduled.
+    consumers = replica(acking(handled), {
+      ackWaitMs: 5_000,
+      jsm: countingJsm,
+      onLoopsDown: (down) => {
+        if (down === 1 && !resumed) {
+          resumed = true;
+          queueMicrotask(() => consumers!.resume());
+        }
+      },
+    });
+    await consumers.startAll();
+    await publishTasks(workspaceId, webhookId, ['r1']);
+    await waitUntil(() => handled.length === 1, 20_000, 'the first event');
+    opens = 0;
+    await jsm.consumers.delete(stream, t.consumers.shard(shard));
+    await waitUntil(() => resumed, 20_000, 'the failed loop');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    // Before the fix the resume opened the shard and the restart's timer opened it again.
+    assert.equal(opens, 1, 'the shard was opened once after the fault');
+    await publishTasks(workspaceId, webhookId, ['r2', 'r3']);
+    await waitUntil(() => handled.length === 3, 20_000, 'the events after the fault');
+    assert.deepEqual(handled, ['r1', 'r2', 'r3']);
     await consumers.stop();
     consumers = undefined;
   });

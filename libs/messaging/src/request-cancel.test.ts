@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RequestError } from '@nats-io/nats-core/internal';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { cheapRequestCancel } from './request-cancel.js';
+import { cheapRequestCancel, hookFits, natsCoreVersion } from './request-cancel.js';
 
 const natsUrl = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 
@@ -56,5 +56,15 @@ describe('requests without a thrown-away error', () => {
     const pending = other.request(`${subject}.silent2`, 'x', { timeout: 5_000 });
     await other.close();
     await assert.rejects(pending, RequestError);
+  });
+
+  it('fits only the client line it was written for, with the method shape it replaces', () => {
+    assert.match(natsCoreVersion(), /^3\.4\.\d+$/);
+    const cancel = (_error?: Error) => {};
+    assert.equal(hookFits('3.4.0', cancel), true);
+    assert.equal(hookFits('3.5.0', cancel), false);
+    assert.equal(hookFits('4.0.0', cancel), false);
+    assert.equal(hookFits('3.4.0', () => {}), false);
+    assert.equal(hookFits('3.4.0', undefined), false);
   });
 });
