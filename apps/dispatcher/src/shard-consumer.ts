@@ -80,6 +80,10 @@ interface Shard {
   generation: number;
   /** A restart waiting out its backoff (rule 4). */
   restartTimer?: NodeJS.Timeout;
+  /** Tasks the loop received once the shard was being released: never acked here (rule 3). */
+  ignored: number;
+  /** The highest consumer delivery sequence the loop received: deliveries beyond it never reached this replica (rule 3). */
+  lastDelivery: number;
 }
 
 export class ShardConsumers implements LaneShards {
@@ -122,7 +126,7 @@ export class ShardConsumers implements LaneShards {
     await Promise.all(
       shards.map((shard) => {
         if (this.closed || this.shards.has(shard)) return;
-        this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0, handedOutUpTo: 0, recalled: false, generation: 0 });
+        this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0, handedOutUpTo: 0, recalled: false, generation: 0, ignored: 0, lastDelivery: 0 });
         return this.open(shard);
       }),
     );
@@ -172,14 +176,22 @@ export class ShardConsumers implements LaneShards {
     await state.loop?.done;
     // The acks sent are counted by the server before the lease goes: the next owner purges up to the ack
     // floor it reads and recreates the consumer, so an ack still on its way would mean a repeat, sent
-    // after later tasks. What the lanes still hold was never acked and stays pending.
-    const held = lanes.reduce((count, lane) => count + lane.held.length, 0);
+    // after later tasks. Pending without an ack from here, and so not waited for: what the lanes still
+    // hold, what the loop received after the stop, and what the server handed out that never reached
+    // this replica (a pull answered while it stopped).
+    const held = lanes.reduce((count, lane) => count + lane.held.length, 0) + state.ignored;
     const deadline = Date.now() + ackSettleMs;
+    let counted = false;
     while (Date.now() < deadline) {
       const info = await this.jsm.consumers.info(this.stream(shard), this.topology.consumers.shard(shard)).catch(() => undefined);
-      if (!info || info.num_ack_pending <= held) break;
+      const unreceived = info ? Math.max(0, info.delivered.consumer_seq - state.lastDelivery) : 0;
+      if (!info || info.num_ack_pending <= held + unreceived) {
+        counted = true;
+        break;
+      }
       await sleep(ownershipPollMs / 2);
     }
+    this.logger.debug({ shard, held, counted }, counted ? 'shard released: the server counted every ack sent' : 'shard released: acks still uncounted after the wait');
   }
 
   /** Opens (or reopens, recreating its consumer) one shard's consumer, after finding its parks (rule 2). */
@@ -241,11 +253,18 @@ export class ShardConsumers implements LaneShards {
       }
       const loop: Loop = { stopped: false, done: Promise.resolve(), stop: () => messages.stop() };
       state.loop = loop;
+      // A new consumer counts its deliveries from 1.
+      state.lastDelivery = 0;
+      state.ignored = 0;
       loop.done = (async () => {
         for await (const message of messages) {
+          state.lastDelivery = Math.max(state.lastDelivery, message.info.deliverySequence);
           // Shard tasks are never nak'ed (rule 1): one not taken stays with the consumer for the next loop or
           // owner. While a lease renewal runs late, tasks are still taken; lanes wait before acting (fence.ts).
-          if (loop.stopped || !this.consuming(shard)) continue;
+          if (loop.stopped || !this.consuming(shard)) {
+            state.ignored++;
+            continue;
+          }
           this.lanes().take(shard, message);
         }
       })().then(

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DeliveryTask, Route } from '@webhooks/contracts';
 import { ensureTopology, jetstream, JetStreamPublisher, RoutingTable, type Buckets, type JetStreamManager } from '@webhooks/messaging';
-import { createLogger } from '@webhooks/telemetry';
+import { createLogger, type Logger } from '@webhooks/telemetry';
 import { createTestTopology, uniqueName, waitUntil, type TestTopology } from '@webhooks/testing';
 import { Suspensions } from '../src/breaker.js';
 import { DeliveryConsumers, type DeliveryHandler } from '../src/consumers.js';
@@ -91,8 +91,8 @@ describe('supervised delivery loops on real NATS', () => {
   }
 
   /** A replica's consumers on the test's connection, with an ack wait of a minute unless told. */
-  function replica(handle: DeliveryHandler, options: { ackWaitMs?: number; onLoopsDown?: (down: number) => void; owns?: (shard: number) => boolean; jsm?: JetStreamManager; suspensions?: Suspensions } = {}): DeliveryConsumers {
-    return new DeliveryConsumers(jetstream(test.nc), options.jsm ?? jsm, publisher, test.topology, routes, options.ackWaitMs ?? 60_000, handle, options.suspensions ?? new Suspensions(), logger, options.onLoopsDown, options.owns);
+  function replica(handle: DeliveryHandler, options: { ackWaitMs?: number; onLoopsDown?: (down: number) => void; owns?: (shard: number) => boolean; jsm?: JetStreamManager; suspensions?: Suspensions; logger?: Logger } = {}): DeliveryConsumers {
+    return new DeliveryConsumers(jetstream(test.nc), options.jsm ?? jsm, publisher, test.topology, routes, options.ackWaitMs ?? 60_000, handle, options.suspensions ?? new Suspensions(), options.logger ?? logger, options.onLoopsDown, options.owns);
   }
 
   /** A handler that records each task's event id (with a label) and acks it. */
@@ -359,6 +359,35 @@ describe('supervised delivery loops on real NATS', () => {
     await publishTasks(workspaceId, webhookId, ['r2', 'r3']);
     await waitUntil(() => handled.length === 3, 20_000, 'the events after the fault');
     assert.deepEqual(handled, ['r1', 'r2', 'r3']);
+    await consumers.stop();
+    consumers = undefined;
+  });
+
+  it('ends the handover ack wait once its own acks are counted, with tasks still arriving under load', async () => {
+    const t = test.topology;
+    const { workspaceId, webhookId } = await activeWebhook();
+    const shard = t.streams.deliverShards.indexOf(t.streams.deliver(webhookId));
+    const released: { counted: boolean; held: number }[] = [];
+    const spy = Object.assign(Object.create(logger) as Logger, {
+      debug: (fields: { counted?: boolean; held?: number }, message?: string) => {
+        if (message?.startsWith('shard released')) released.push({ counted: fields.counted!, held: fields.held! });
+      },
+    });
+    const seen: string[] = [];
+    consumers = replica(acking(seen), { logger: spy });
+    await consumers.acquire([shard]);
+    // A steady stream of tasks: the shard is released while pulls are being answered.
+    let publishing = true;
+    const load = (async () => {
+      for (let n = 0; publishing; n++) await publishTasks(workspaceId, webhookId, [`l${n}`]);
+    })();
+    await waitUntil(() => seen.length >= 50, 20_000, 'the load flowing');
+    await consumers.release([shard]);
+    publishing = false;
+    await load;
+    // Before the fix the wait counted only the tasks the lanes held, so it ran its whole 2 s whenever
+    // tasks were received or handed out after the stop.
+    assert.deepEqual(released.map((r) => r.counted), [true], `the wait ended on the server's count (${JSON.stringify(released)})`);
     await consumers.stop();
     consumers = undefined;
   });
