@@ -52,7 +52,9 @@ async function main(): Promise<void> {
   const breakerQueue = new BreakerQueue(breaker, logger);
   // A success still unacked when its owner died is at most about ack_wait plus the lease time old (record-batches.ts rule 4).
   const recallWindowMs = 2 * (config.ackWait + config.leaseTtl);
-  const dispatch = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breakerQueue, suspensions, logger, budget.recordPublishTimeoutMs, new RecordBatches(publisher, t), js, recallWindowMs);
+  const dispatch = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breakerQueue, suspensions, logger, budget.recordPublishTimeoutMs, new RecordBatches(publisher, t), js, recallWindowMs, (shard) =>
+    followers.consumers ? followers.consumers.mayAct(shard) : Promise.resolve(false),
+  );
   // Each webhook is consumed by the one replica that holds its shard's lease (ownership.ts).
   const leases: { ownership?: ShardOwnership } = {};
   const consumers = new DeliveryConsumers(

@@ -29,6 +29,7 @@ export class DeliveryConsumers implements ShardHandler {
   private readonly shards: ShardConsumers;
   private readonly lanes: Lanes;
   private readonly parks: Parks;
+  private readonly fence: ShardFence;
 
   constructor(
     js: JetStreamClient,
@@ -48,10 +49,16 @@ export class DeliveryConsumers implements ShardHandler {
     recall: (shard: number) => Promise<number> = async () => 0,
   ) {
     const health = new LoopHealth(onLoopsDown);
-    this.shards = new ShardConsumers(js, jsm, topology, ackWaitMs, () => this.lanes, () => this.parks, () => fence, health, recall, logger);
+    this.shards = new ShardConsumers(js, jsm, topology, ackWaitMs, () => this.lanes, () => this.parks, () => this.fence, health, recall, logger);
     const fence = new ShardFence(owns, (shard) => this.shards.consuming(shard));
+    this.fence = fence;
     this.parks = new Parks(jsm, publisher, topology, handle, () => this.lanes, fence, health, (shard) => this.shards.consuming(shard), logger);
     this.lanes = new Lanes(handle, this.shards, this.parks, fence, health, ackWaitMs, logger);
+  }
+
+  /** Whether a task of the shard may start now (fence.ts): waits while the lease's renewal is late. */
+  mayAct(shard: number): Promise<boolean> {
+    return this.fence.mayAct(shard);
   }
 
   /** Follows every shard (a replica without ownership, e.g. in tests). */

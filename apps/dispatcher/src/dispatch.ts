@@ -113,6 +113,12 @@ export class Dispatch {
     private readonly js: JetStreamClient,
     /** How far back a new owner recalls a shard's successes, and how long ended deliveries are remembered (record-batches.ts rule 4). */
     private readonly recallWindowMs: number,
+    /**
+     * Asked right before each request (fence.ts): waits while the shard's lease renewal runs late, false
+     * once the shard is no longer this replica's. The lanes ask before a task too, but the record lookup
+     * and the rate limit's wait come in between.
+     */
+    private readonly mayAct: (shard: number) => Promise<boolean> = async () => true,
   ) {
     this.memory = new AttemptMemory(retryPolicy.giveUpAfterMs + attemptMemoryMarginMs);
     this.ended = new EndedDeliveries(recallWindowMs);
@@ -191,6 +197,8 @@ export class Dispatch {
     }
     const paceMs = this.pacer.delay(task.webhookId, route.rateLimit ?? 0, Date.now());
     if (paceMs > 0) await waitKeepingAlive(paceMs, () => message.working(), pacingKeepAliveMs);
+    // The lease is checked again right before the request: the lookup and the pacing took time.
+    if (!(await this.mayAct(deliverShardOf(task.webhookId)))) return 'abandoned';
     const attempt = known.kind === 'decided' ? known.attempt + 1 : 1;
     const firstAttemptAt = known.kind === 'decided' ? known.firstAttemptAt : Date.now();
     // One span per attempt, a child of the ingest span the task carries; the HTTP call is its child.

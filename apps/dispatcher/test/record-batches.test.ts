@@ -154,4 +154,27 @@ describe('attempt record batches on real NATS', () => {
       'one record: no second attempt was made',
     );
   });
+
+  it('makes no request once the lease is lost between the lane\'s check and the request (the record lookup and the pacing come in between)', async () => {
+    const t = test.topology;
+    const workspaceId = uniqueName('ws');
+    const webhookId = uniqueName('wh');
+    const route: Route = { webhookId, workspaceId, url: receiver.url, eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1, name: 'h', rateLimit: 0, auth: undefined };
+    await buckets.routes.put(t.keys.webhook(workspaceId, webhookId), Route.encode(route).finish());
+    await routes.sync();
+    let asked = 0;
+    const deliverer = new Deliverer(new HttpSender(urlPolicy, 2_000), SecretBox.fromBase64(randomBytes(32).toString('base64')), urlPolicy, retryPolicy, 2_000);
+    const breaker = new BreakerQueue(new Breaker(buckets.breaker, publisher, t, routes, { threshold: 30, windowMs: 60_000 }, logger), logger);
+    const fenced = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breaker, new Suspensions(), logger, 2_000, new RecordBatches(publisher, t), jetstream(test.nc), 60_000, async (shard) => {
+      asked++;
+      assert.equal(shard, deliverShardOf(webhookId));
+      return false;
+    });
+    const before = receiver.requests.length;
+    const message = taskMessage(DeliveryTask.fromPartial({ eventId: uniqueName('e'), workspaceId, webhookId, eventType: 'contact.created', body: Buffer.from('{}'), acceptedAt: new Date() }), 9);
+    assert.equal(await fenced.handle(message, 'lane'), 'abandoned');
+    assert.equal(asked, 1);
+    assert.equal(receiver.requests.length, before, 'no request without the lease');
+    assert.equal(message.acks, 0, 'the task is left to the next owner');
+  });
 });
