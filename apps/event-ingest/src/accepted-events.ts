@@ -2,7 +2,7 @@
 // recognises a retried event after the delivery streams have forgotten its task ids, e.g. because NATS
 // restarted after the task was delivered. One key per (workspace, event id); its value is the webhook
 // ids the event was queued for, so a duplicate answer names the same webhooks as the first answer.
-import type { KV, Topology } from '@webhooks/messaging';
+import { compareAndSet, type KV, type Topology } from '@webhooks/messaging';
 
 /** An event ingest accepted earlier, and the webhooks it was queued for then. */
 export interface EarlierAcceptance {
@@ -28,18 +28,28 @@ export class AcceptedEvents {
 
   /**
    * Records the event as accepted. Call it only after every task is stored: a record without its tasks
-   * would answer a retry "duplicate" and the event would be lost. The first record wins (create, not
-   * put): two ingest replicas handling the same retry both queued tasks that the stream deduplicated, and
-   * the answer to remember is the first one.
+   * would answer a retry "duplicate" and the event would be lost. Two ingest replicas handling the same
+   * event id at once both find no record and both queue (the streams store each task once); the second
+   * record then adds its webhooks to the first (compare-and-set), so the record names every webhook that
+   * got the event, and it answers as a duplicate with that whole list. Returns the earlier acceptance
+   * when there was one.
    */
-  async record(workspaceId: string, eventId: string, webhookIds: readonly string[]): Promise<void> {
-    const value = new TextEncoder().encode(JSON.stringify({ webhookIds } satisfies StoredAcceptance));
+  async record(workspaceId: string, eventId: string, webhookIds: readonly string[]): Promise<EarlierAcceptance | undefined> {
+    const key = this.topology.keys.acceptedEvent(workspaceId, eventId);
+    // The usual case in one request: nobody recorded it yet.
     try {
-      await this.kv.create(this.topology.keys.acceptedEvent(workspaceId, eventId), value);
+      await this.kv.create(key, new TextEncoder().encode(JSON.stringify({ webhookIds } satisfies StoredAcceptance)));
+      return undefined;
     } catch (error) {
-      if (/wrong last sequence|key exists|already exists/i.test((error as Error).message ?? '')) return;
-      throw error;
+      if (!/wrong last sequence|key exists|already exists/i.test((error as Error).message ?? '')) throw error;
     }
+    let earlier: string[] | undefined;
+    await compareAndSet(this.kv, key, (current) => {
+      earlier = current === undefined ? undefined : decode(current);
+      const all = earlier === undefined ? [...webhookIds] : [...new Set([...earlier, ...webhookIds])];
+      return { value: new TextEncoder().encode(JSON.stringify({ webhookIds: all } satisfies StoredAcceptance)), result: undefined };
+    });
+    return earlier === undefined ? undefined : { webhookIds: [...new Set([...earlier, ...webhookIds])] };
   }
 }
 

@@ -122,12 +122,15 @@ export class Ingestor {
       throw new DomainError('unavailable', 'the delivery queue did not confirm the event; retry the call with the same event id (it is idempotent)');
     }
     const webhookIds = targets.map((route) => route.webhookId);
+    let recordedEarlier: EarlierAcceptance | undefined;
     try {
-      await this.acceptedEvents.record(event.workspaceId, event.id, webhookIds);
+      recordedEarlier = await this.acceptedEvents.record(event.workspaceId, event.id, webhookIds);
     } catch (error) {
       this.logger.error({ err: error, eventId: event.id, workspaceId: event.workspaceId }, 'recording an accepted event failed');
       throw new DomainError('unavailable', 'the event was queued but not recorded as accepted; retry the call with the same event id (it is idempotent)');
     }
+    // Another replica accepted the same id meanwhile: one answer for both, naming every webhook queued.
+    if (recordedEarlier) return { eventId: event.id, webhookIds: recordedEarlier.webhookIds, duplicate: true };
     return {
       eventId: event.id,
       webhookIds,

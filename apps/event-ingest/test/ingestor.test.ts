@@ -79,6 +79,42 @@ describe('Ingestor', () => {
     assert.equal((await jsm.streams.info(stream)).state.messages, 2);
   });
 
+  it('gives two replicas accepting one event id at once one consistent answer that names every webhook queued', async () => {
+    // Replica B's mirror already has a second webhook that replica A's has not yet (a route just created).
+    const secondWebhook = 'wh_ingest_2';
+    const second = Route.fromPartial({ webhookId: secondWebhook, workspaceId, name: 'h2', url: 'https://example.com/h2', eventTypes: ['contact.created'], active: true, version: 1 });
+    const withSecond = Object.create(routes) as RoutingTable;
+    withSecond.webhooksOf = (id: string) => [...routes.webhooksOf(id), second];
+    // Both look the id up before either records it: the race two replicas meet on a caller's retry.
+    let looked = 0;
+    let bothLooked!: () => void;
+    const barrier = new Promise<void>((resolve) => (bothLooked = resolve));
+    const racing = (): AcceptedEvents => {
+      const accepted = new AcceptedEvents(buckets.accepted, topo.topology);
+      const find = accepted.find.bind(accepted);
+      accepted.find = async (ws, id) => {
+        const found = await find(ws, id);
+        if (++looked === 2) bothLooked();
+        await barrier;
+        return found;
+      };
+      return accepted;
+    };
+    const a = new Ingestor(publisher, routes, racing(), topo.topology, limits, logger);
+    const b = new Ingestor(publisher, withSecond, racing(), topo.topology, limits, logger);
+    const [fromA, fromB] = await Promise.all([a.publish([event('evt_race', workspaceId)], caller, false), b.publish([event('evt_race', workspaceId)], caller, false)]);
+    const answers = [fromA[0]!, fromB[0]!];
+    // One is the acceptance, the other a duplicate naming both webhooks; before, both said "not a
+    // duplicate" and the record kept whichever list came first.
+    assert.deepEqual(answers.map((x) => x.duplicate).sort(), [false, true]);
+    const duplicate = answers.find((x) => x.duplicate)!;
+    assert.deepEqual([...duplicate.webhookIds].sort(), [webhookId, secondWebhook]);
+    assert.deepEqual([...(await new AcceptedEvents(buckets.accepted, topo.topology).find(workspaceId, 'evt_race'))!.webhookIds].sort(), [webhookId, secondWebhook]);
+    // A later retry answers the same.
+    const later = await a.publish([event('evt_race', workspaceId)], caller, false);
+    assert.deepEqual([later[0]!.duplicate, [...later[0]!.webhookIds].sort()], [true, [webhookId, secondWebhook]]);
+  });
+
   it('answers UNAVAILABLE, saying to retry, when the routing table mirror is behind', async () => {
     const behind = { sync: () => Promise.reject(new RoutingTableBehindError(3, 5, 250)) } as unknown as RoutingTable;
     const ingestor = new Ingestor(publisher, behind, new AcceptedEvents(buckets.accepted, topo.topology), topo.topology, limits, logger);

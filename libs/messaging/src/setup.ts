@@ -99,7 +99,8 @@ async function ensureTopologyOnce(nc: NatsConnection, t: Topology): Promise<{ js
   const kvOptions = { history: 1, replicas: t.options.replicas };
   const routes = await kvm.create(t.buckets.routes, kvOptions);
   const breaker = await kvm.create(t.buckets.breaker, kvOptions);
-  const accepted = await ensureBucketWithTtl(jsm, kvm, t.buckets.accepted, acceptedBucketOptions(t));
+  // A fresh acceptance must be seen by the next lookup, on whichever ingest replica.
+  const accepted = readFromLeader(await ensureBucketWithTtl(jsm, kvm, t.buckets.accepted, acceptedBucketOptions(t)));
   return { jsm, buckets: { routes, breaker, accepted } };
 }
 
@@ -108,9 +109,17 @@ async function ensureTopologyOnce(nc: NatsConnection, t: Topology): Promise<{ js
  * lease time setting), so no other service resets its age limit.
  */
 export async function ensureDispatchersBucket(nc: NatsConnection, t: Topology, leaseTtlMs: number): Promise<KV> {
-  const kv = await whileUnavailable(async () => ensureBucketWithTtl(await jetstreamManager(nc), new Kvm(jetstream(nc)), t.buckets.dispatchers, dispatchersBucketOptions(t, leaseTtlMs)));
-  // Leases are read from the bucket's stream leader, not by direct gets: in a cluster a direct get may be
-  // answered by a follower still catching up, which would show a lease holder an older entry than its own.
+  // A lease holder must never see an older entry than its own.
+  return readFromLeader(await whileUnavailable(async () => ensureBucketWithTtl(await jetstreamManager(nc), new Kvm(jetstream(nc)), t.buckets.dispatchers, dispatchersBucketOptions(t, leaseTtlMs))));
+}
+
+/**
+ * Reads of this bucket handle go to its stream's leader instead of direct gets: in a cluster a direct get
+ * may be answered by a follower still catching up, which can show an entry older than one already
+ * written. Used where an old answer is wrong rather than slow: the dispatchers' leases and the accepted
+ * event ids (README, "Operating").
+ */
+export function readFromLeader(kv: KV): KV {
   (kv as Bucket).direct = false;
   return kv;
 }
