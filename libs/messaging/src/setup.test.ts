@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats, ensureTopology, whileUnavailable } from './setup.js';
+import { connectNats, ensureTopology, leaseRequestTimeoutMs, whileUnavailable } from './setup.js';
 import { streamNames, topology } from './topology.js';
 
 const natsUrl = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -84,5 +84,14 @@ describe('setup steps while JetStream is unavailable', () => {
     );
     assert.equal(calls, 1, 'not tried again');
     await assert.rejects(whileUnavailable(async () => Promise.reject(timeout()), 50, 5), { name: 'TimeoutError' });
+  });
+});
+
+describe('leaseRequestTimeoutMs', () => {
+  it('gives a lease request a sixth of the lease time, between 500 ms and 5 s', () => {
+    assert.equal(leaseRequestTimeoutMs(15_000), 2_500);
+    assert.equal(leaseRequestTimeoutMs(6_000), 1_000);
+    assert.equal(leaseRequestTimeoutMs(1_500), 500);
+    assert.equal(leaseRequestTimeoutMs(120_000), 5_000);
   });
 });

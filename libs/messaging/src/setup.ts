@@ -109,8 +109,17 @@ async function ensureTopologyOnce(nc: NatsConnection, t: Topology): Promise<{ js
  * lease time setting), so no other service resets its age limit.
  */
 export async function ensureDispatchersBucket(nc: NatsConnection, t: Topology, leaseTtlMs: number): Promise<KV> {
+  // Every lease request gives up after a sixth of the lease time (at most 5 s): a request left unanswered
+  // while NATS elects a leader must not hold a heartbeat so long that the leases it renews lapse; the next
+  // heartbeat, a third of the lease time later, asks again.
+  const js = jetstream(nc, { timeout: leaseRequestTimeoutMs(leaseTtlMs) });
   // A lease holder must never see an older entry than its own.
-  return readFromLeader(await whileUnavailable(async () => ensureBucketWithTtl(await jetstreamManager(nc), new Kvm(jetstream(nc)), t.buckets.dispatchers, dispatchersBucketOptions(t, leaseTtlMs))));
+  return readFromLeader(await whileUnavailable(async () => ensureBucketWithTtl(await jetstreamManager(nc), new Kvm(js), t.buckets.dispatchers, dispatchersBucketOptions(t, leaseTtlMs))));
+}
+
+/** How long one request on the dispatchers' bucket may take: a sixth of the lease time, 500 ms to 5 s. */
+export function leaseRequestTimeoutMs(leaseTtlMs: number): number {
+  return Math.min(5_000, Math.max(500, Math.floor(leaseTtlMs / 6)));
 }
 
 /**

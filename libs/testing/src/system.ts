@@ -36,6 +36,9 @@ export async function startSystem(env: Record<string, string> = {}, clientCreden
   const database = await createTestDatabase();
   const prefix = uniqueName('t');
   const outbox = mkdtempSync(join(tmpdir(), 'outbox-'));
+  // Removed by stop(); and when the test process ends without it (a failed before hook, a test cut off).
+  const removeOutbox = () => rmSync(outbox, { recursive: true, force: true });
+  process.once('exit', removeOutbox);
   const baseEnv: Record<string, string> = {
     PROFILE: 'local',
     DATABASE_URL: database.url,
@@ -96,7 +99,8 @@ export async function startSystem(env: Record<string, string> = {}, clientCreden
         const codes = await stopAll(graceMs);
         await removeTopology(prefix, baseEnv.NATS_URL!).catch(() => undefined);
         await database.drop();
-        rmSync(outbox, { recursive: true, force: true });
+        removeOutbox();
+        process.off('exit', removeOutbox);
         return codes;
       },
     };
@@ -104,7 +108,8 @@ export async function startSystem(env: Record<string, string> = {}, clientCreden
     await stopAll();
     await removeTopology(prefix, baseEnv.NATS_URL!).catch(() => undefined);
     await database.drop();
-    rmSync(outbox, { recursive: true, force: true });
+    removeOutbox();
+    process.off('exit', removeOutbox);
     throw error;
   }
 }

@@ -65,6 +65,8 @@ describe('production topology: a three-server NATS cluster with replicas of ever
       BREAKER_WINDOW: '1m',
       SMTP_URL: smtp.url,
       SHUTDOWN_GRACE: '3s',
+      // Each attempt is logged (debug) so that a repeat can be traced to the process that sent each copy.
+      LOG_LEVEL: 'debug',
       // Leases survive the slow KV answers of three servers on two busy cores (15 s in production).
       DISPATCH_LEASE_TTL: '6s',
     });
@@ -253,6 +255,14 @@ describe('production topology: a three-server NATS cluster with replicas of ever
         const phase = phases.filter((p) => p.at <= arrival.at).at(-1)!.name;
         repeatsByPhase.set(phase, (repeatsByPhase.get(phase) ?? 0) + 1);
       });
+      // What each dispatcher process did with a repeated event: the evidence of both sends.
+      timed.forEach((arrival, i) => {
+        if (i === 0 || timed[i - 1]!.id !== arrival.id) return;
+        console.log(`repeat of ${arrival.id} at ${path}:`);
+        for (const [index, dispatcher] of (system.services.get('dispatcher') ?? []).entries()) {
+          for (const line of dispatcher.logs) if (JSON.stringify(line).includes(arrival.id)) console.log(`  dispatcher #${index} (pid ${dispatcher.pid}): ${JSON.stringify(line)}`);
+        }
+      });
       // In order, each exactly once, except the immediate repeat of an event in flight at a kill.
       assert.deepEqual(once, ids, `order and completeness at ${path}`);
     }
@@ -297,6 +307,28 @@ describe('production topology: a three-server NATS cluster with replicas of ever
       await database.end();
       await nc.close();
     }
+
+    // Recovery after the kill, per steady-load webhook: from the kill to the first delivery of an event
+    // accepted after it; and what the dispatchers did with their leases meanwhile.
+    const recoveries = workspaces.flatMap((w) => {
+      const acceptedAfter = new Set(w.accepted.filter((a) => a.sentAt >= killedAt).map((a) => a.id));
+      return w.paths.map((path) => (arrivals(receiver, path).find((a) => acceptedAfter.has(a.id))?.at ?? Infinity) - killedAt);
+    }).sort((a, b) => a - b);
+    const firstAccepted = Math.min(...workspaces.flatMap((w) => w.accepted.filter((a) => a.sentAt >= killedAt).map((a) => a.sentAt))) - killedAt;
+    const leaseEvents = new Map<string, number[]>();
+    for (const dispatcher of system.services.get('dispatcher') ?? []) {
+      for (const line of dispatcher.logs) {
+        const at = Date.parse(String(line.time)) - killedAt;
+        if (!(at >= 0 && at < 60_000)) continue;
+        const key = line.msg === 'shards released' || line.msg === 'shards acquired' ? `${line.msg}${line.reason ? ` (${String(line.reason)})` : ''}` : line.msg === 'shard lease heartbeat failed; trying again' ? 'heartbeat failed' : undefined;
+        if (key) leaseEvents.set(key, [...(leaseEvents.get(key) ?? []), at]);
+      }
+    }
+    const seconds = (ms: number) => (ms / 1000).toFixed(1);
+    console.log(
+      `cluster suite recovery after the kill: first event accepted again after ${seconds(firstAccepted)} s; webhooks delivering again after ${seconds(recoveries[0]!)} s (first), ${seconds(recoveries[Math.floor(recoveries.length / 2)]!)} s (median), ${seconds(recoveries.at(-1)!)} s (last); ` +
+        `dispatcher lease events: ${[...leaseEvents].map(([key, ats]) => `${ats.length} × ${key} at ${ats.map(seconds).join('/')} s`).join('; ') || 'none'}`,
+    );
 
     const events = workspaces.reduce((sum, w) => sum + w.accepted.length, 0) + churnSent.length;
     console.log(
