@@ -140,8 +140,13 @@ describe('shard ownership under request faults', () => {
   });
 
   after(async () => {
-    for (const r of replicas) await r.ownership.stop().catch(() => undefined);
+    for (const r of replicas) {
+      console.log('stopping', r.id, new Date().toISOString());
+      await r.ownership.stop().catch(() => undefined);
+      console.log('stopped', r.id, new Date().toISOString());
+    }
     await test?.remove();
+    console.log('removed');
   });
 
   it('consumes a shard it took in a heartbeat that failed on another shard', async () => {

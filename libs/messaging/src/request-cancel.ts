@@ -5,8 +5,9 @@
 // about a tenth of its CPU under load. The hook rejects with one shared error instead; a request cancelled
 // while still pending (the connection closed) still fails, with that error. It replaces one internal
 // method of one known client line (3.4), checks the shape it relies on as well, and leaves the client
-// alone when an upgrade changed either. The shared error is frozen: no caller can change what every
-// other caller receives.
+// alone when an upgrade changed either. The shared error is not frozen: the client writes to the error a
+// pending request is rejected with, and with a frozen one that write threw inside the client and the
+// request's promise never settled (seen: a KV delete of a lease waited forever).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -39,7 +40,7 @@ export function cheapRequestCancel(): boolean {
   if (installed) return true;
   const prototype = (RequestOne as unknown as { prototype?: { cancel?: unknown } }).prototype;
   if (!prototype || !hookFits(natsCoreVersion(), prototype.cancel)) return false;
-  const cancelled = Object.freeze(new RequestError('cancelled'));
+  const cancelled = new RequestError('cancelled');
   prototype.cancel = function cancel(this: RequestInternals, error?: Error): void {
     this.timer?.cancel();
     this.mux.cancel(this);
