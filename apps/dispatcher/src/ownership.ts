@@ -34,6 +34,9 @@
 // 8. Every held lease is consumed. A shard taken is started even when the same heartbeat failed on
 //    another shard (a timeout, a 503, a lost reply): each heartbeat starts every held shard not yet
 //    started, and a failure of one shard's request never stops the others' decisions.
+// 9. Renewal comes first in each heartbeat: the leases held (and those being handed over) are renewed
+//    on the revision last written, before the membership is written and listed and the assignment is
+//    computed, so a failure of those (a listing left unanswered during an election) lets no lease lapse.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { JetStreamApiError, type KV, type Topology } from '@webhooks/messaging';
@@ -70,6 +73,24 @@ function isConflict(error: unknown): boolean {
 /** An id for this process: the host (the pod's name on Kubernetes) and a random part, as one key token. */
 export function newReplicaId(): string {
   return `${hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 48)}-${randomBytes(3).toString('hex')}`;
+}
+
+/** Resolves as `work` does, or rejects once `ms` have passed: no request may hold a heartbeat for ever. */
+function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Awaits one step of a heartbeat within its deadline; a failure says which step it was. */
+async function step<T>(name: string, work: Promise<T>, deadlineMs: number): Promise<T> {
+  try {
+    return await withDeadline(work, deadlineMs, name);
+  } catch (error) {
+    throw new Error(`${name}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
 }
 
 /** The monotonic clock leases are trusted by (rule 3). */
@@ -171,45 +192,59 @@ export class ShardOwnership {
     const expired = [...this.held.entries()].filter(([, held]) => held.validUntil <= started).map(([shard]) => shard);
     if (expired.length > 0) this.drop(expired, 'lease not renewed in time');
 
-    if (!this.stopping) await this.kv.put(this.topology.keys.dispatcher(this.replicaId), new TextEncoder().encode(JSON.stringify({ heartbeat: new Date().toISOString() })));
+    // Rule 9: the leases held are renewed first, by themselves; the membership and the assignment below
+    // may fail (a listing during an election) without a lease lapsing for it.
+    const me = new TextEncoder().encode(this.replicaId);
+    const validUntil = started + this.settings.leaseTtlMs - this.heartbeatMs;
+    const renewed = new Set<number>();
+    const renewalLost: number[] = [];
+    const renewing = [...this.held.entries(), ...[...this.leaving.entries()].map(([shard, revision]) => [shard, { revision, validUntil: 0 }] as const)];
+    const renewals = await Promise.allSettled(
+      renewing.map(async ([shard, held]) => {
+        const revision = await withDeadline(this.renew(shard, held.revision, me), this.heartbeatMs, 'lease renewal');
+        if (revision === undefined) {
+          if (this.held.has(shard)) renewalLost.push(shard);
+          return;
+        }
+        renewed.add(shard);
+        if (this.leaving.has(shard)) this.leaving.set(shard, revision);
+        else if (this.held.has(shard)) this.held.set(shard, { revision, validUntil });
+      }),
+    );
+    if (renewalLost.length > 0) this.drop(renewalLost, 'lease taken by another replica');
+
+    if (!this.stopping) await step('membership write', this.kv.put(this.topology.keys.dispatcher(this.replicaId), new TextEncoder().encode(JSON.stringify({ heartbeat: new Date().toISOString() }))), this.heartbeatMs);
     const members: string[] = [];
-    for await (const key of await this.kv.keys(this.topology.keys.dispatchersAll)) members.push(key.slice('member.'.length));
+    await step('membership list', (async () => {
+      for await (const key of await this.kv.keys(this.topology.keys.dispatchersAll)) members.push(key.slice('member.'.length));
+    })(), this.heartbeatMs);
     if (this.stopping) members.splice(0, members.length, ...members.filter((member) => member !== this.replicaId));
     else if (!members.includes(this.replicaId)) members.push(this.replicaId);
     const shards = Array.from({ length: this.settings.shardCount }, (_, shard) => shard);
     // A lease that cannot be read this time is left as it is (rule 8): neither renewed nor taken nor dropped.
-    const reads = await Promise.allSettled(shards.map((shard) => this.kv.get(this.topology.keys.shardLease(shard))));
+    const reads = await Promise.allSettled(shards.map((shard) => withDeadline(this.kv.get(this.topology.keys.shardLease(shard)), this.heartbeatMs, 'lease read')));
     const entries = reads.map((read) => (read.status === 'fulfilled' ? read.value : undefined));
     const holders = entries.map((entry) => (entry && entry.operation === 'PUT' && entry.value.length > 0 ? new TextDecoder().decode(entry.value) : undefined));
     const desired = assignShards(this.settings.shardCount, members, holders.map((holder) => (holder && members.includes(holder) ? holder : undefined)));
 
     const lost: number[] = [];
     const handOver = new Map<number, number>();
-    const me = new TextEncoder().encode(this.replicaId);
-    const validUntil = started + this.settings.leaseTtlMs - this.heartbeatMs;
     const outcomes = await Promise.allSettled(
       shards.map(async (shard) => {
         if (reads[shard]!.status === 'rejected') throw (reads[shard] as PromiseRejectedResult).reason;
         const entry = entries[shard];
         const holder = holders[shard];
         const key = this.topology.keys.shardLease(shard);
-        if (this.leaving.has(shard)) {
-          // Kept alive until its handover has stopped consuming it and deletes it (rule 7).
-          if (holder !== this.replicaId) return;
-          try {
-            this.leaving.set(shard, await this.kv.update(key, me, entry!.revision));
-          } catch (error) {
-            if (!isConflict(error)) throw error;
-          }
-          return;
-        }
+        // Kept alive until its handover has stopped consuming it and deletes it (rule 7).
+        if (this.leaving.has(shard)) return;
         if (holder === this.replicaId) {
           if (desired[shard] !== this.replicaId) {
-            handOver.set(shard, entry!.revision);
+            handOver.set(shard, this.held.get(shard)?.revision ?? entry!.revision);
             return;
           }
+          if (renewed.has(shard)) return;
           try {
-            const revision = await this.kv.update(key, me, entry!.revision);
+            const revision = await withDeadline(this.kv.update(key, me, entry!.revision), this.heartbeatMs, 'lease renewal');
             this.held.set(shard, { revision, validUntil });
           } catch (error) {
             if (!isConflict(error)) throw error;
@@ -217,7 +252,7 @@ export class ShardOwnership {
           }
         } else if (holder === undefined && desired[shard] === this.replicaId) {
           try {
-            const revision = await this.kv.put(key, me, { previousSeq: entry?.revision ?? 0 });
+            const revision = await withDeadline(this.kv.put(key, me, { previousSeq: entry?.revision ?? 0 }), this.heartbeatMs, 'lease take');
             this.held.set(shard, { revision, validUntil });
           } catch (error) {
             if (!isConflict(error)) throw error;
@@ -239,10 +274,35 @@ export class ShardOwnership {
         this.enqueue(shard, () => this.handler.acquired([shard]));
       }
     }
-    const failures = outcomes.flatMap((outcome, shard) => (outcome.status === 'rejected' ? [{ shard, error: outcome.reason as unknown }] : []));
+    const failures = [
+      ...renewals.flatMap((outcome, i) => (outcome.status === 'rejected' ? [{ shard: renewing[i]![0], error: outcome.reason as unknown }] : [])),
+      ...outcomes.flatMap((outcome, shard) => (outcome.status === 'rejected' ? [{ shard, error: outcome.reason as unknown }] : [])),
+    ];
     if (failures.length > 0) {
       const first = failures[0]!.error;
-      throw new AggregateError(failures.map((f) => f.error), `shard lease requests failed for shards ${failures.map((f) => f.shard).join(', ')}: ${first instanceof Error ? first.message : String(first)}`);
+      throw new AggregateError(failures.map((f) => f.error), `lease reads or writes failed for shards ${failures.map((f) => f.shard).join(', ')}: ${first instanceof Error ? first.message : String(first)}`);
+    }
+  }
+
+  /**
+   * Renews one lease on the revision this replica last wrote; returns the new revision, or undefined when
+   * another replica holds it now. A conflict may also mean this replica's own last write went through with
+   * its answer lost: the entry, read from the leader, tells, and then the renewal is made on its revision.
+   */
+  private async renew(shard: number, revision: number, me: Uint8Array): Promise<number | undefined> {
+    const key = this.topology.keys.shardLease(shard);
+    try {
+      return await this.kv.update(key, me, revision);
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+    }
+    const entry = await this.kv.get(key);
+    if (!entry || entry.operation !== 'PUT' || new TextDecoder().decode(entry.value) !== this.replicaId) return undefined;
+    try {
+      return await this.kv.update(key, me, entry.revision);
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+      return undefined;
     }
   }
 
@@ -272,7 +332,7 @@ export class ShardOwnership {
       this.stopShard(shard);
       this.enqueue(shard, async () => {
         try {
-          await this.kv.delete(this.topology.keys.shardLease(shard), { previousSeq: this.leaving.get(shard) ?? revision });
+          await withDeadline(this.kv.delete(this.topology.keys.shardLease(shard), { previousSeq: this.leaving.get(shard) ?? revision }), this.heartbeatMs, 'lease delete');
         } catch (error) {
           // Changed meanwhile: it expired and was taken, which is what handing over wanted anyway. Any
           // other failure leaves the lease to expire on the server.

@@ -116,7 +116,7 @@ describe('shard ownership on real NATS KV', () => {
 });
 
 /** The bucket as it is, but for the calls `faults` replaces (a timeout, a lost reply). */
-function faultyKv(kv: KV, faults: Partial<Pick<KV, 'update' | 'put' | 'get'>>): KV {
+function faultyKv(kv: KV, faults: Partial<Pick<KV, 'update' | 'put' | 'get' | 'keys'>>): KV {
   return new Proxy(kv, {
     get(target, property, receiver) {
       const fault = faults[property as keyof typeof faults];
@@ -140,13 +140,8 @@ describe('shard ownership under request faults', () => {
   });
 
   after(async () => {
-    for (const r of replicas) {
-      console.log('stopping', r.id, new Date().toISOString());
-      await r.ownership.stop().catch(() => undefined);
-      console.log('stopped', r.id, new Date().toISOString());
-    }
+    for (const r of replicas) await r.ownership.stop().catch(() => undefined);
     await test?.remove();
-    console.log('removed');
   });
 
   it('consumes a shard it took in a heartbeat that failed on another shard', async () => {
@@ -185,6 +180,38 @@ describe('shard ownership under request faults', () => {
     assert.equal(lost, 1);
     await watchUntil(() => replicas, () => y.consuming.size === deliverShards, 5_000, 'every shard consumed, the one whose reply was lost too');
     await y.ownership.stop();
+    replicas.pop();
+  });
+
+  it('keeps its leases through a heartbeat whose request is never answered', async () => {
+    let hung = 0;
+    let hang = false;
+    const faulty = faultyKv(kv, {
+      keys: (filter) => {
+        if (hang && hung === 0) {
+          hung++;
+          return new Promise(() => {});
+        }
+        return kv.keys(filter);
+      },
+    });
+    const z = replica(faulty, test, 'z');
+    replicas.push(z);
+    await z.ownership.start();
+    await watchUntil(() => replicas, () => z.consuming.size === deliverShards, 5_000, 'every shard consumed');
+    // From now on the next membership listing never answers (a request lost during an election).
+    hang = true;
+    const untrusted = new Set<number>();
+    const until = Date.now() + 3 * leaseTtlMs;
+    while (Date.now() < until) {
+      for (let shard = 0; shard < deliverShards; shard++) if (!z.ownership.owns(shard)) untrusted.add(shard);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(hung, 1, 'the listing hung once');
+    // Before, the heartbeat waited for that answer for ever: every lease lapsed and was never renewed again.
+    assert.deepEqual([...untrusted], [], 'no lease went untrusted');
+    assert.equal(z.consuming.size, deliverShards);
+    await z.ownership.stop();
     replicas.pop();
   });
 

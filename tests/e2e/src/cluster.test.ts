@@ -320,7 +320,8 @@ describe('production topology: a three-server NATS cluster with replicas of ever
       for (const line of dispatcher.logs) {
         const at = Date.parse(String(line.time)) - killedAt;
         if (!(at >= 0 && at < 60_000)) continue;
-        const key = line.msg === 'shards released' || line.msg === 'shards acquired' ? `${line.msg}${line.reason ? ` (${String(line.reason)})` : ''}` : line.msg === 'shard lease heartbeat failed; trying again' ? 'heartbeat failed' : undefined;
+        const failure = (line as { err?: { message?: string } }).err?.message?.split(':')[0];
+        const key = line.msg === 'shards released' || line.msg === 'shards acquired' ? `${line.msg}${line.reason ? ` (${String(line.reason)})` : ''}` : line.msg === 'shard lease heartbeat failed; trying again' ? `heartbeat failed (${failure})` : undefined;
         if (key) leaseEvents.set(key, [...(leaseEvents.get(key) ?? []), at]);
       }
     }
