@@ -47,9 +47,11 @@ export class DeliveryConsumers implements ShardHandler {
     owns: (shard: number) => boolean = () => true,
     /** Recalls a shard's recently stored successes (dispatch.ts); returns how many. */
     recall: (shard: number) => Promise<number> = async () => 0,
+    /** How often the stall watch looks at each shard consumer (shard-consumer.ts rule 6). */
+    stallCheckIntervalMs?: number,
   ) {
     const health = new LoopHealth(onLoopsDown);
-    this.shards = new ShardConsumers(js, jsm, topology, ackWaitMs, () => this.lanes, () => this.parks, () => this.fence, health, recall, logger);
+    this.shards = new ShardConsumers(js, jsm, topology, ackWaitMs, () => this.lanes, () => this.parks, () => this.fence, health, recall, logger, stallCheckIntervalMs);
     const fence = new ShardFence(owns, (shard) => this.shards.consuming(shard));
     this.fence = fence;
     this.parks = new Parks(jsm, publisher, topology, handle, () => this.lanes, fence, health, (shard) => this.shards.consuming(shard), logger);

@@ -105,6 +105,8 @@ export class ShardOwnership {
   /** Each shard's handler calls, one after another (rule 7); an entry goes once its chain is idle. */
   private readonly work = new Map<number, Promise<void>>();
   private readonly heartbeatMs: number;
+  /** How long one step of a heartbeat may take (half a heartbeat): no request holds the rhythm for long. */
+  private readonly stepDeadlineMs: number;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopping = false;
@@ -121,6 +123,7 @@ export class ShardOwnership {
     private readonly now: () => number = monotonicNow,
   ) {
     this.heartbeatMs = Math.max(100, Math.floor(settings.leaseTtlMs / 3));
+    this.stepDeadlineMs = Math.max(50, Math.floor(this.heartbeatMs / 2));
   }
 
   /** Whether this replica holds the shard's lease now (and may start a task of it). */
@@ -160,6 +163,7 @@ export class ShardOwnership {
 
   /** One heartbeat, supervised: a failure is logged and the next heartbeat comes all the same. */
   private runTick(): Promise<void> {
+    const startedAt = this.now();
     this.ticking = this.tick().then(
       () => {
         if (this.failing) this.logger.info({ replica: this.replicaId }, 'shard leases renewed again');
@@ -171,7 +175,8 @@ export class ShardOwnership {
       },
     );
     return this.ticking.finally(() => {
-      if (!this.stopped) this.timer = setTimeout(() => void this.runTick(), this.heartbeatMs);
+      // The rhythm counts from each heartbeat's start, so a slow one does not push the next renewal back.
+      if (!this.stopped) this.timer = setTimeout(() => void this.runTick(), Math.max(0, startedAt + this.heartbeatMs - this.now()));
     });
   }
 
@@ -201,7 +206,7 @@ export class ShardOwnership {
     const renewing = [...this.held.entries(), ...[...this.leaving.entries()].map(([shard, revision]) => [shard, { revision, validUntil: 0 }] as const)];
     const renewals = await Promise.allSettled(
       renewing.map(async ([shard, held]) => {
-        const revision = await withDeadline(this.renew(shard, held.revision, me), this.heartbeatMs, 'lease renewal');
+        const revision = await withDeadline(this.renew(shard, held.revision, me), this.stepDeadlineMs, 'lease renewal');
         if (revision === undefined) {
           if (this.held.has(shard)) renewalLost.push(shard);
           return;
@@ -213,16 +218,16 @@ export class ShardOwnership {
     );
     if (renewalLost.length > 0) this.drop(renewalLost, 'lease taken by another replica');
 
-    if (!this.stopping) await step('membership write', this.kv.put(this.topology.keys.dispatcher(this.replicaId), new TextEncoder().encode(JSON.stringify({ heartbeat: new Date().toISOString() }))), this.heartbeatMs);
+    if (!this.stopping) await step('membership write', this.kv.put(this.topology.keys.dispatcher(this.replicaId), new TextEncoder().encode(JSON.stringify({ heartbeat: new Date().toISOString() }))), this.stepDeadlineMs);
     const members: string[] = [];
     await step('membership list', (async () => {
       for await (const key of await this.kv.keys(this.topology.keys.dispatchersAll)) members.push(key.slice('member.'.length));
-    })(), this.heartbeatMs);
+    })(), this.stepDeadlineMs);
     if (this.stopping) members.splice(0, members.length, ...members.filter((member) => member !== this.replicaId));
     else if (!members.includes(this.replicaId)) members.push(this.replicaId);
     const shards = Array.from({ length: this.settings.shardCount }, (_, shard) => shard);
     // A lease that cannot be read this time is left as it is (rule 8): neither renewed nor taken nor dropped.
-    const reads = await Promise.allSettled(shards.map((shard) => withDeadline(this.kv.get(this.topology.keys.shardLease(shard)), this.heartbeatMs, 'lease read')));
+    const reads = await Promise.allSettled(shards.map((shard) => withDeadline(this.kv.get(this.topology.keys.shardLease(shard)), this.stepDeadlineMs, 'lease read')));
     const entries = reads.map((read) => (read.status === 'fulfilled' ? read.value : undefined));
     const holders = entries.map((entry) => (entry && entry.operation === 'PUT' && entry.value.length > 0 ? new TextDecoder().decode(entry.value) : undefined));
     const desired = assignShards(this.settings.shardCount, members, holders.map((holder) => (holder && members.includes(holder) ? holder : undefined)));
@@ -244,7 +249,7 @@ export class ShardOwnership {
           }
           if (renewed.has(shard)) return;
           try {
-            const revision = await withDeadline(this.kv.update(key, me, entry!.revision), this.heartbeatMs, 'lease renewal');
+            const revision = await withDeadline(this.kv.update(key, me, entry!.revision), this.stepDeadlineMs, 'lease renewal');
             this.held.set(shard, { revision, validUntil });
           } catch (error) {
             if (!isConflict(error)) throw error;
@@ -252,7 +257,7 @@ export class ShardOwnership {
           }
         } else if (holder === undefined && desired[shard] === this.replicaId) {
           try {
-            const revision = await withDeadline(this.kv.put(key, me, { previousSeq: entry?.revision ?? 0 }), this.heartbeatMs, 'lease take');
+            const revision = await withDeadline(this.kv.put(key, me, { previousSeq: entry?.revision ?? 0 }), this.stepDeadlineMs, 'lease take');
             this.held.set(shard, { revision, validUntil });
           } catch (error) {
             if (!isConflict(error)) throw error;
@@ -332,7 +337,7 @@ export class ShardOwnership {
       this.stopShard(shard);
       this.enqueue(shard, async () => {
         try {
-          await withDeadline(this.kv.delete(this.topology.keys.shardLease(shard), { previousSeq: this.leaving.get(shard) ?? revision }), this.heartbeatMs, 'lease delete');
+          await withDeadline(this.kv.delete(this.topology.keys.shardLease(shard), { previousSeq: this.leaving.get(shard) ?? revision }), this.stepDeadlineMs, 'lease delete');
         } catch (error) {
           // Changed meanwhile: it expired and was taken, which is what handing over wanted anyway. Any
           // other failure leaves the lease to expire on the server.

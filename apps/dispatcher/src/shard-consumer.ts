@@ -26,6 +26,11 @@
 //    gives way before it consumes.
 // 5. Tasks queued while no replica owned the shard are dropped by the dispatch when its new owner reaches
 //    them, if their webhook is no longer deliverable.
+// 6. Stall watch. Every stallCheckMs the owner reads each open shard consumer's state; a consumer that has
+//    tasks waiting (num_pending), room to hand them out (below its max_ack_pending), and has handed out
+//    nothing since the previous look, twice in a row, is stalled (seen on NATS 2.9 after a consumer
+//    leader change, and when a pull is lost with the server that held it): it is recreated, as a restart
+//    is (rule 4), with a log line that says why.
 // Eviction: a shard's state, lanes and park readers go when the shard is released.
 import {
   ensureConsumer,
@@ -41,6 +46,7 @@ import { limiter, RecentSet, sleep } from './concurrency.js';
 import { ownershipPollMs, type ShardFence } from './fence.js';
 import type { Lanes, LaneShards } from './lanes.js';
 import type { LoopHealth } from './loop-health.js';
+import { dispatcherMetrics } from './metrics.js';
 import type { Parks } from './park.js';
 
 /** Tasks of one shard held at once by its owner (rule 1): the bound on a replica's memory for tasks. */
@@ -56,6 +62,10 @@ const ackSettleMs = 2_000;
  */
 const idlePullMs = 30_000;
 const idleHeartbeatMs = 15_000;
+/** How often each open shard consumer's progress is read (rule 6): 16 small requests per replica. */
+export const stallCheckMs = 5_000;
+/** Looks without progress, while tasks wait, before a consumer counts as stalled (rule 6). */
+const stalledLooks = 2;
 /** Consumer creations and deletions in flight at once, so a replica taking many shards does not flood JetStream's API. */
 const maxConsumerOperations = 16;
 
@@ -82,6 +92,8 @@ interface Shard {
   restartTimer?: NodeJS.Timeout;
   /** Tasks the loop received once the shard was being released: never acked here (rule 3). */
   ignored: number;
+  /** The stall watch's last look: the consumer's delivered stream sequence, and how many looks saw no progress (rule 6). */
+  watched?: { consumer: number; delivered: number; stuck: number };
   /** The highest consumer delivery sequence the loop received: deliveries beyond it never reached this replica (rule 3). */
   lastDelivery: number;
 }
@@ -103,7 +115,43 @@ export class ShardConsumers implements LaneShards {
     /** Recalls a shard's recently stored successes (dispatch.ts); returns how many. */
     private readonly recall: (shard: number) => Promise<number>,
     private readonly logger: Logger,
+    private readonly stallCheckIntervalMs = stallCheckMs,
   ) {}
+
+  private watchTimer: NodeJS.Timeout | undefined;
+  private watching = false;
+
+  /** Rule 6: looks at every open shard consumer's progress; runs while shards are consumed here. */
+  private watch(): void {
+    if (this.watchTimer || this.closed) return;
+    this.watchTimer = setInterval(() => {
+      if (this.watching) return;
+      this.watching = true;
+      void this.lookForStalls().finally(() => (this.watching = false));
+    }, this.stallCheckIntervalMs);
+    this.watchTimer.unref();
+  }
+
+  private async lookForStalls(): Promise<void> {
+    for (const [shard, state] of this.shards) {
+      if (!state.loop || state.loop.stopped) {
+        state.watched = undefined;
+        continue;
+      }
+      const generation = state.generation;
+      const info = await this.jsm.consumers.info(this.stream(shard), this.topology.consumers.shard(shard)).catch(() => undefined);
+      if (!info || this.shards.get(shard) !== state || state.generation !== generation) continue;
+      const waiting = info.num_pending > 0 && info.num_ack_pending < shardMaxAckPending;
+      const progressed = state.watched?.consumer !== generation || info.delivered.stream_seq !== state.watched.delivered;
+      const stuck = waiting && !progressed ? (state.watched?.stuck ?? 0) + 1 : 0;
+      state.watched = { consumer: generation, delivered: info.delivered.stream_seq, stuck };
+      if (stuck < stalledLooks) continue;
+      state.watched = undefined;
+      this.logger.warn({ shard, pending: info.num_pending, ackPending: info.num_ack_pending, delivered: info.delivered.stream_seq }, 'shard consumer stalled: tasks wait but none was handed out; recreating it');
+      dispatcherMetrics.deliveryLoopRestarts.add(1);
+      void this.open(shard);
+    }
+  }
 
   consuming(shard: number): boolean {
     return !this.closed && this.shards.has(shard);
@@ -127,6 +175,7 @@ export class ShardConsumers implements LaneShards {
       shards.map((shard) => {
         if (this.closed || this.shards.has(shard)) return;
         this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0, handedOutUpTo: 0, recalled: false, generation: 0, ignored: 0, lastDelivery: 0 });
+        this.watch();
         return this.open(shard);
       }),
     );
@@ -146,6 +195,7 @@ export class ShardConsumers implements LaneShards {
   /** Stops every shard and takes no new one. */
   async stop(): Promise<void> {
     this.closed = true;
+    clearInterval(this.watchTimer);
     await Promise.all([...this.shards.keys()].map((shard) => this.close(shard)));
   }
 

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DeliveryTask, Route } from '@webhooks/contracts';
-import { ensureTopology, jetstream, JetStreamPublisher, RoutingTable, type Buckets, type JetStreamManager } from '@webhooks/messaging';
+import { ensureTopology, jetstream, JetStreamPublisher, RoutingTable, type Buckets, type JetStreamClient, type JetStreamManager } from '@webhooks/messaging';
 import { createLogger, type Logger } from '@webhooks/telemetry';
-import { createTestTopology, uniqueName, waitUntil, type TestTopology } from '@webhooks/testing';
+import { createTestTopology, timeoutError, uniqueName, waitUntil, withReplaced, type TestTopology } from '@webhooks/testing';
 import { Suspensions } from '../src/breaker.js';
 import { DeliveryConsumers, type DeliveryHandler } from '../src/consumers.js';
 import type { Handled, TaskMessage, TaskPath } from '../src/dispatch.js';
@@ -91,8 +91,14 @@ describe('supervised delivery loops on real NATS', () => {
   }
 
   /** A replica's consumers on the test's connection, with an ack wait of a minute unless told. */
-  function replica(handle: DeliveryHandler, options: { ackWaitMs?: number; onLoopsDown?: (down: number) => void; owns?: (shard: number) => boolean; jsm?: JetStreamManager; suspensions?: Suspensions; logger?: Logger } = {}): DeliveryConsumers {
-    return new DeliveryConsumers(jetstream(test.nc), options.jsm ?? jsm, publisher, test.topology, routes, options.ackWaitMs ?? 60_000, handle, options.suspensions ?? new Suspensions(), options.logger ?? logger, options.onLoopsDown, options.owns);
+  function replica(
+    handle: DeliveryHandler,
+    options: { ackWaitMs?: number; onLoopsDown?: (down: number) => void; owns?: (shard: number) => boolean; jsm?: JetStreamManager; js?: JetStreamClient; suspensions?: Suspensions; logger?: Logger; stallCheckMs?: number } = {},
+  ): DeliveryConsumers {
+    return new DeliveryConsumers(
+      options.js ?? jetstream(test.nc), options.jsm ?? jsm, publisher, test.topology, routes, options.ackWaitMs ?? 60_000, handle, options.suspensions ?? new Suspensions(), options.logger ?? logger,
+      options.onLoopsDown, options.owns, undefined, options.stallCheckMs,
+    );
   }
 
   /** A handler that records each task's event id (with a label) and acks it. */
@@ -274,23 +280,17 @@ describe('supervised delivery loops on real NATS', () => {
     };
     // The first delete of a settled parked task is carried out, and its answer lost (a timeout).
     let lost = 0;
-    const streams = new Proxy(jsm.streams, {
-      get(target, property, receiver) {
-        if (property === 'deleteMessage') {
-          return async (stream: string, seq: number, erase?: boolean) => {
-            const deleted = await target.deleteMessage(stream, seq, erase);
-            if (lost === 0) {
-              lost++;
-              throw Object.assign(new Error('TIMEOUT'), { name: 'TimeoutError' });
-            }
-            return deleted;
-          };
+    const streams = withReplaced(jsm.streams, {
+      deleteMessage: async (stream: string, seq: number, erase?: boolean) => {
+        const deleted = await jsm.streams.deleteMessage(stream, seq, erase);
+        if (lost === 0) {
+          lost++;
+          throw timeoutError();
         }
-        const value: unknown = Reflect.get(target, property, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
+        return deleted;
       },
     });
-    const faultyJsm = new Proxy(jsm, { get: (target, property, receiver) => (property === 'streams' ? streams : Reflect.get(target, property, receiver)) });
+    const faultyJsm = withReplaced(jsm, { streams });
     consumers = replica(handle, { ackWaitMs: 5_000, jsm: faultyJsm });
     await consumers.startAll();
     await publishTasks(workspaceId, webhookId, ['q1']);
@@ -321,19 +321,13 @@ describe('supervised delivery loops on real NATS', () => {
     const stream = t.streams.deliver(webhookId);
     const shard = t.streams.deliverShards.indexOf(stream);
     let opens = 0;
-    const counting = new Proxy(jsm.consumers, {
-      get(target, property, receiver) {
-        if (property === 'add') {
-          return (name: string, config: Parameters<typeof target.add>[1]) => {
-            if (name === stream) opens++;
-            return target.add(name, config);
-          };
-        }
-        const value: unknown = Reflect.get(target, property, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
+    const counting = withReplaced(jsm.consumers, {
+      add: (name: string, config: Parameters<typeof jsm.consumers.add>[1]) => {
+        if (name === stream) opens++;
+        return jsm.consumers.add(name, config);
       },
     });
-    const countingJsm = new Proxy(jsm, { get: (target, property, receiver) => (property === 'consumers' ? counting : Reflect.get(target, property, receiver)) });
+    const countingJsm = withReplaced(jsm, { consumers: counting });
     const handled: string[] = [];
     let resumed = false;
     // The NATS connection "comes back" (resume) right after the failed loop's restart was scheduled.
@@ -388,6 +382,42 @@ describe('supervised delivery loops on real NATS', () => {
     // Before the fix the wait counted only the tasks the lanes held, so it ran its whole 2 s whenever
     // tasks were received or handed out after the stop.
     assert.deepEqual(released.map((r) => r.counted), [true], `the wait ended on the server's count (${JSON.stringify(released)})`);
+    await consumers.stop();
+    consumers = undefined;
+  });
+
+  it('recreates a shard consumer that stalls: tasks wait, none is handed out', async () => {
+    const { workspaceId, webhookId } = await activeWebhook();
+    const handled: string[] = [];
+    const js = jetstream(test.nc);
+    // The first consume of the shard is a pull that never receives anything (lost with the server that
+    // held it, or a consumer stuck after a leader change); the loop itself does not end.
+    let stalled = 0;
+    const consumersApi = withReplaced(js.consumers, {
+      getConsumerFromInfo: (info: Parameters<typeof js.consumers.getConsumerFromInfo>[0]) => {
+        const consumer = js.consumers.getConsumerFromInfo(info);
+        if (stalled > 0) return consumer;
+        stalled++;
+        return withReplaced(consumer, {
+          consume: async () => {
+            let stop = () => {};
+            const stopped = new Promise<void>((resolve) => (stop = resolve));
+            return {
+              stop,
+              [Symbol.asyncIterator]: () => ({ next: async () => (await stopped, { done: true, value: undefined }) }),
+            } as unknown as Awaited<ReturnType<typeof consumer.consume>>;
+          },
+        });
+      },
+    });
+    consumers = replica(acking(handled), { js: withReplaced(js, { consumers: consumersApi }), stallCheckMs: 200 });
+    const shard = test.topology.streams.deliverShards.indexOf(test.topology.streams.deliver(webhookId));
+    await consumers.acquire([shard]);
+    await publishTasks(workspaceId, webhookId, ['w1', 'w2']);
+    // Before the stall watch the tasks waited until the shard moved to another replica.
+    await waitUntil(() => handled.length === 2, 10_000, `the tasks after the stalled consumer was recreated (handled ${handled.join(', ')})`);
+    assert.equal(stalled, 1);
+    assert.deepEqual(handled, ['w1', 'w2']);
     await consumers.stop();
     consumers = undefined;
   });

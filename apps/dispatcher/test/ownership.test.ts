@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connectNats, deliverShards, ensureDispatchersBucket, type KV, type NatsConnection } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
-import { createTestTopology, testEnvironment, type TestTopology } from '@webhooks/testing';
+import { createTestTopology, testEnvironment, timeoutError, withReplaced, type TestTopology } from '@webhooks/testing';
 import { ShardOwnership, type ShardHandler } from '../src/ownership.js';
 
 const logger = createLogger('ownership-test', 'silent');
@@ -115,19 +115,7 @@ describe('shard ownership on real NATS KV', () => {
   });
 });
 
-/** The bucket as it is, but for the calls `faults` replaces (a timeout, a lost reply). */
-function faultyKv(kv: KV, faults: Partial<Pick<KV, 'update' | 'put' | 'get' | 'keys'>>): KV {
-  return new Proxy(kv, {
-    get(target, property, receiver) {
-      const fault = faults[property as keyof typeof faults];
-      if (fault) return fault;
-      const value: unknown = Reflect.get(target, property, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
-
-const timeout = () => Object.assign(new Error('TIMEOUT'), { name: 'TimeoutError' });
+const faultyKv = (kv: KV, faults: Partial<Pick<KV, 'update' | 'put' | 'get' | 'keys'>>): KV => withReplaced(kv, faults);
 
 describe('shard ownership under request faults', () => {
   let test: TestTopology;
@@ -151,7 +139,7 @@ describe('shard ownership under request faults', () => {
     let failed = 0;
     const faulty = faultyKv(kv, {
       update: async (key, value, revision) => {
-        if (key === test.topology.keys.shardLease(1) && failed++ === 0) throw timeout();
+        if (key === test.topology.keys.shardLease(1) && failed++ === 0) throw timeoutError();
         return kv.update(key, value, revision);
       },
     });
@@ -170,7 +158,7 @@ describe('shard ownership under request faults', () => {
     const faulty = faultyKv(kv, {
       put: async (key, value, options) => {
         const revision = await kv.put(key, value, options);
-        if (key === test.topology.keys.shardLease(3) && lost++ === 0) throw timeout();
+        if (key === test.topology.keys.shardLease(3) && lost++ === 0) throw timeoutError();
         return revision;
       },
     });

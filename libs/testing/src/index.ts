@@ -16,3 +16,4 @@ export * from './tcp-proxy.js';
 export * from './certificates.js';
 export * from './connect-proxy.js';
 export * from './wait.js';
+export * from './faults.js';
