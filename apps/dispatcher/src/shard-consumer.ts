@@ -118,6 +118,23 @@ export class ShardConsumers implements LaneShards {
     private readonly stallCheckIntervalMs = stallCheckMs,
   ) {}
 
+  /**
+   * The sequences settled here, per shard, kept when a shard is released: a shard that comes back to this
+   * replica (a lease that lapsed during an election and was taken again) still knows what it settled, so
+   * a task the server hands out again after a lost ack is acked, not sent again (lanes.ts rule 2).
+   * Eviction: at most settledMemory sequences per shard, the oldest first; 16 shards.
+   */
+  private readonly settledMemories = new Map<number, RecentSet>();
+
+  private settledMemoryOf(shard: number): RecentSet {
+    let memory = this.settledMemories.get(shard);
+    if (!memory) {
+      memory = new RecentSet(settledMemory);
+      this.settledMemories.set(shard, memory);
+    }
+    return memory;
+  }
+
   private watchTimer: NodeJS.Timeout | undefined;
   private watching = false;
 
@@ -174,7 +191,7 @@ export class ShardConsumers implements LaneShards {
     await Promise.all(
       shards.map((shard) => {
         if (this.closed || this.shards.has(shard)) return;
-        this.shards.set(shard, { settled: new RecentSet(settledMemory), failures: 0, handedOutUpTo: 0, recalled: false, generation: 0, ignored: 0, lastDelivery: 0 });
+        this.shards.set(shard, { settled: this.settledMemoryOf(shard), failures: 0, handedOutUpTo: 0, recalled: false, generation: 0, ignored: 0, lastDelivery: 0 });
         this.watch();
         return this.open(shard);
       }),

@@ -421,4 +421,30 @@ describe('supervised delivery loops on real NATS', () => {
     await consumers.stop();
     consumers = undefined;
   });
+
+  it('still knows what it settled in a shard it lost and took back: a task handed out again after a lost ack is not sent again', async () => {
+    const t = test.topology;
+    const { workspaceId, webhookId } = await activeWebhook();
+    const shard = t.streams.deliverShards.indexOf(t.streams.deliver(webhookId));
+    const sent: string[] = [];
+    // The ack of m1 is lost (as when the consumer leader that received it dies before it is replicated).
+    const handle = async (message: TaskMessage): Promise<Handled> => {
+      const eventId = DeliveryTask.decode(message.data).eventId;
+      sent.push(eventId);
+      if (eventId !== 'm1') message.ack();
+      return 'settled';
+    };
+    consumers = replica(handle, { ackWaitMs: 1_000 });
+    await consumers.acquire([shard]);
+    await publishTasks(workspaceId, webhookId, ['m1', 'm2']);
+    await waitUntil(() => sent.length === 2, 10_000, 'both tasks');
+    // The lease lapses and comes back to this replica: the shard is released and taken again.
+    await consumers.release([shard]);
+    await consumers.acquire([shard]);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    // Before, a re-acquired shard started with an empty memory and m1 went to the endpoint again.
+    assert.deepEqual(sent, ['m1', 'm2']);
+    await consumers.stop();
+    consumers = undefined;
+  });
 });

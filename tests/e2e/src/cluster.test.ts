@@ -87,7 +87,7 @@ describe('production topology: a three-server NATS cluster with replicas of ever
     for (const [name, processes] of system?.services ?? []) {
       for (const process of processes) {
         for (const line of process.logs) {
-          if (line.level !== 'error' && line.level !== 'fatal') continue;
+          if (line.level !== 'error' && line.level !== 'fatal' && line.level !== 'warn') continue;
           const key = `${name}: ${line.msg} ${JSON.stringify((line as { err?: { message?: string } }).err?.message ?? '')}`;
           errors.set(key, (errors.get(key) ?? 0) + 1);
         }
@@ -271,6 +271,14 @@ describe('production topology: a three-server NATS cluster with replicas of ever
           for (const line of dispatcher.logs) if (JSON.stringify(line).includes(arrival.id)) console.log(`  dispatcher #${index} (pid ${dispatcher.pid}): ${JSON.stringify(line)}`);
         }
       });
+      // An event out of order: what each dispatcher process did with it.
+      const wrong = once.findIndex((id, i) => id !== ids[i]);
+      if (wrong >= 0) {
+        console.log(`out of order at ${path}: ${once[wrong]} where ${ids[wrong]} was due`);
+        for (const [index, dispatcher] of (system.services.get('dispatcher') ?? []).entries()) {
+          for (const line of dispatcher.logs) if (JSON.stringify(line).includes(once[wrong]!) || /stalled|shards (released|acquired)|recalled/.test(line.msg ?? '')) console.log(`  dispatcher #${index} (pid ${dispatcher.pid}): ${JSON.stringify(line).slice(0, 400)}`);
+        }
+      }
       // In order, each exactly once, except the immediate repeat of an event in flight at a kill.
       assert.deepEqual(once, ids, `order and completeness at ${path}`);
     }
