@@ -50,7 +50,7 @@ import { recallSuccesses, type RecordBatches } from './record-batches.js';
 const tracer = trace.getTracer('dispatcher');
 
 /**
- * Where a task came from (consumers.ts): a webhook's lane, taken from its shard's consumer with later
+ * Where a task came from (lanes.ts, park.ts): a webhook's lane, taken from its shard's consumer with later
  * tasks of the webhook possibly held behind it, or its park, whose consumer hands out one at a time.
  */
 export type TaskPath = 'lane' | 'parked';
@@ -65,7 +65,7 @@ export type Handled = 'settled' | 'handed-back' | 'park' | 'abandoned';
 
 /**
  * What the dispatch needs of a task's message: a JetStream message from the shard's consumer, or a
- * parked task read from its stream (consumers.ts), whose ack and term delete it and whose nak sets the
+ * parked task read from its stream (park.ts), whose ack and term delete it and whose nak sets the
  * pause before it is read again.
  */
 export interface TaskMessage {

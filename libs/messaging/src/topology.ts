@@ -72,7 +72,7 @@ export function topology(options: Partial<TopologyOptions> = {}) {
       deliverShard: (shard: number) => `${p}.deliver.${shard}.*.*`,
       /**
        * A webhook's parked tasks, in the same stream as its new ones: moved here, in order, while the
-       * webhook retries or falls behind, and read (without a consumer) by the shard's owner (dispatcher consumers.ts).
+       * webhook retries or falls behind, and read (without a consumer) by the shard's owner (dispatcher park.ts).
        */
       park: (workspaceId: string, webhookId: string) => `${p}.park.${deliverShardOf(webhookId)}.${workspaceId}.${webhookId}`,
       /** Every parked task of one delivery stream. */
