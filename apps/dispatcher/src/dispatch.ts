@@ -265,7 +265,9 @@ export class Dispatch {
     const outcome = await this.deliverer.attempt(task, route, attempt, firstAttemptAt);
     this.pacer.ended(task.webhookId, route.rateLimit ?? 0, Date.now());
     // Debug only (off in production): which replica sent what, to explain a repeat from the logs.
-    this.logger.debug({ eventId: task.eventId, webhookId: task.webhookId, attempt, seq: message.seq, path, maybeAttempted: message.info.deliveryCount > 1, outcome: outcome.result.kind }, 'attempt made');
+    if (this.logger.isLevelEnabled('debug')) {
+      this.logger.debug({ eventId: task.eventId, webhookId: task.webhookId, attempt, seq: message.seq, path, maybeAttempted: message.info.deliveryCount > 1, outcome: outcome.result.kind }, 'attempt made');
+    }
     const decision = outcome.decision;
     this.memory.remember(key, { attempt, firstAttemptAt, decision });
     span.setAttributes({ 'webhook.outcome': outcome.result.kind, 'webhook.decision': decision.kind, 'http.response.status_code': outcome.result.statusCode });

@@ -39,7 +39,7 @@
 //    computed, so a failure of those (a listing left unanswered during an election) lets no lease lapse.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { JetStreamApiError, type KV, type Topology } from '@webhooks/messaging';
+import { isWriteConflict, type KV, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import { assignShards } from './shard-assignment.js';
 
@@ -61,13 +61,6 @@ interface Held {
   revision: number;
   /** Until when this replica may act on the lease without renewing it (rule 3). */
   validUntil: number;
-}
-
-// The server's answers to a compare-and-set whose expected revision is stale.
-const wrongLastSequence: ReadonlySet<number> = new Set([10071, 10164]);
-
-function isConflict(error: unknown): boolean {
-  return error instanceof JetStreamApiError && wrongLastSequence.has(error.code);
 }
 
 /** An id for this process: the host (the pod's name on Kubernetes) and a random part, as one key token. */
@@ -252,7 +245,7 @@ export class ShardOwnership {
             const revision = await withDeadline(this.kv.update(key, me, entry!.revision), this.stepDeadlineMs, 'lease renewal');
             this.held.set(shard, { revision, validUntil });
           } catch (error) {
-            if (!isConflict(error)) throw error;
+            if (!isWriteConflict(error)) throw error;
             if (this.held.has(shard)) lost.push(shard);
           }
         } else if (holder === undefined && desired[shard] === this.replicaId) {
@@ -260,7 +253,7 @@ export class ShardOwnership {
             const revision = await withDeadline(this.kv.put(key, me, { previousSeq: entry?.revision ?? 0 }), this.stepDeadlineMs, 'lease take');
             this.held.set(shard, { revision, validUntil });
           } catch (error) {
-            if (!isConflict(error)) throw error;
+            if (!isWriteConflict(error)) throw error;
           }
         } else if (this.held.has(shard)) {
           // Someone else holds it now: ours had expired on the server.
@@ -299,16 +292,36 @@ export class ShardOwnership {
     try {
       return await this.kv.update(key, me, revision);
     } catch (error) {
-      if (!isConflict(error)) throw error;
+      if (!isWriteConflict(error)) throw error;
     }
     const entry = await this.kv.get(key);
     if (!entry || entry.operation !== 'PUT' || new TextDecoder().decode(entry.value) !== this.replicaId) return undefined;
     try {
       return await this.kv.update(key, me, entry.revision);
     } catch (error) {
-      if (!isConflict(error)) throw error;
+      if (!isWriteConflict(error)) throw error;
       return undefined;
     }
+  }
+
+  /**
+   * Deletes a lease this replica hands over, on the revision it last wrote. A conflict means either that
+   * another replica holds it now (nothing to do) or that a renewal of this replica's own moved it on
+   * meanwhile: the entry tells, and then the delete is made on its revision.
+   */
+  private async release(shard: number, revision: number): Promise<void> {
+    const key = this.topology.keys.shardLease(shard);
+    try {
+      await this.kv.delete(key, { previousSeq: revision });
+      return;
+    } catch (error) {
+      if (!isWriteConflict(error)) throw error;
+    }
+    const entry = await this.kv.get(key);
+    if (!entry || entry.operation !== 'PUT' || new TextDecoder().decode(entry.value) !== this.replicaId) return;
+    await this.kv.delete(key, { previousSeq: entry.revision }).catch((error: unknown) => {
+      if (!isWriteConflict(error)) throw error;
+    });
   }
 
   /** Stops consuming shards whose lease is no longer ours; nothing to give back. */
@@ -337,11 +350,10 @@ export class ShardOwnership {
       this.stopShard(shard);
       this.enqueue(shard, async () => {
         try {
-          await withDeadline(this.kv.delete(this.topology.keys.shardLease(shard), { previousSeq: this.leaving.get(shard) ?? revision }), this.stepDeadlineMs, 'lease delete');
+          await withDeadline(this.release(shard, this.leaving.get(shard) ?? revision), this.stepDeadlineMs, 'lease delete');
         } catch (error) {
-          // Changed meanwhile: it expired and was taken, which is what handing over wanted anyway. Any
-          // other failure leaves the lease to expire on the server.
-          if (!isConflict(error)) this.logger.warn({ err: error, replica: this.replicaId, shard }, 'a handed-over lease could not be deleted; it expires by itself');
+          // The lease then expires on the server by itself.
+          this.logger.warn({ err: error, replica: this.replicaId, shard }, 'a handed-over lease could not be deleted; it expires by itself');
         } finally {
           this.leaving.delete(shard);
         }

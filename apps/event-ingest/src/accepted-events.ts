@@ -2,7 +2,7 @@
 // recognises a retried event after the delivery streams have forgotten its task ids, e.g. because NATS
 // restarted after the task was delivered. One key per (workspace, event id); its value is the webhook
 // ids the event was queued for, so a duplicate answer names the same webhooks as the first answer.
-import { compareAndSet, type KV, type Topology } from '@webhooks/messaging';
+import { compareAndSet, isWriteConflict, type KV, type Topology } from '@webhooks/messaging';
 
 /** An event ingest accepted earlier, and the webhooks it was queued for then. */
 export interface EarlierAcceptance {
@@ -41,7 +41,7 @@ export class AcceptedEvents {
       await this.kv.create(key, new TextEncoder().encode(JSON.stringify({ webhookIds } satisfies StoredAcceptance)));
       return undefined;
     } catch (error) {
-      if (!/wrong last sequence|key exists|already exists/i.test((error as Error).message ?? '')) throw error;
+      if (!isWriteConflict(error)) throw error;
     }
     let earlier: string[] | undefined;
     await compareAndSet(this.kv, key, (current) => {

@@ -10,7 +10,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { EndpointAuthKind, Plan, Route, WorkspaceRoute, type RouteSecret } from '@webhooks/contracts';
 import type { EndpointAuthKindName } from '@webhooks/domain';
-import { JetStreamApiError, type KV, type Topology } from '@webhooks/messaging';
+import { isWriteConflict, type KV, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import { WebhookEntity, WorkspaceEntity, type PlanName, type Webhook, type Workspace } from './persistence/entities.js';
 
@@ -20,9 +20,6 @@ const defaultPageSize = 500;
 const keysInFlight = 16;
 /** A key conflicts only while others write it; a few rounds settle it, more means something is wrong. */
 const maxRounds = 50;
-/** JetStreamApiCodes.StreamWrongLastSequence and ...Unknown: the entry's revision moved since it was read. */
-const wrongLastSequence: ReadonlySet<number> = new Set([10071, 10164]);
-
 export const authKindToProto: Record<EndpointAuthKindName, EndpointAuthKind> = {
   basic: EndpointAuthKind.ENDPOINT_AUTH_KIND_BASIC,
   oauth: EndpointAuthKind.ENDPOINT_AUTH_KIND_OAUTH_CLIENT_CREDENTIALS,
@@ -83,10 +80,6 @@ function versionOf(key: RouteKey, value: Uint8Array): number {
     // Bytes no writer of ours produced: anything from PostgreSQL replaces them.
     return -1;
   }
-}
-
-function isConflict(error: unknown): boolean {
-  return error instanceof JetStreamApiError && wrongLastSequence.has(error.code);
 }
 
 /** What one reconcile pass did; logged as one line. */
@@ -220,7 +213,7 @@ export class RoutePublisher {
         await this.kv.delete(key, { previousSeq: entry.revision });
         return 'deleted';
       } catch (error) {
-        if (!isConflict(error) || round >= maxRounds) throw error;
+        if (!isWriteConflict(error) || round >= maxRounds) throw error;
       }
     }
   }
@@ -256,7 +249,7 @@ export class RoutePublisher {
         await this.kv.put(name, wanted.value, { previousSeq: revision });
         return 'written';
       } catch (error) {
-        if (!isConflict(error) || round >= maxRounds) throw error;
+        if (!isWriteConflict(error) || round >= maxRounds) throw error;
       }
     }
   }

@@ -1,6 +1,7 @@
 // Read-modify-write of one KV key that several processes update: the write names the revision it read,
 // so a concurrent change makes it fail and the change is computed again on the new value.
 import type { KV } from '@nats-io/kv';
+import { isWriteConflict } from './repeatable-requests.js';
 
 // Conflicts only happen between writers of the same key at the same moment; a short random pause
 // spreads them out.
@@ -22,9 +23,7 @@ export async function compareAndSet<T>(kv: KV, key: string, change: (current: Ui
       else await kv.update(key, value, revision);
       return result;
     } catch (error) {
-      const message = (error as Error).message ?? '';
-      const conflict = /wrong last sequence|key exists|already exists/i.test(message);
-      if (!conflict || attempt >= maxTries) throw error;
+      if (!isWriteConflict(error) || attempt >= maxTries) throw error;
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(20, attempt)));
     }
   }

@@ -13,4 +13,4 @@ export * from './compare-and-set.js';
 export { coalesceWrites } from './write-coalescing.js';
 export { JetStreamPublisher, PublishError, type PubAck, type PublishOptions } from './publisher.js';
 export { eachStored, readStored, type StoredMessage } from './stream-reading.js';
-export { deleteStoredMessage, isMessageGone } from './repeatable-requests.js';
+export { deleteStoredMessage, isMessageGone, isWriteConflict } from './repeatable-requests.js';

@@ -3,6 +3,18 @@
 // done instead of failing forever.
 import { JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 
+/** The server's answers to a compare-and-set whose expected revision is stale (wrong last sequence). */
+const staleRevision: ReadonlySet<number> = new Set([10071, 10164]);
+
+/**
+ * Whether a compare-and-set write lost to another writer: the key changed since the revision named, or
+ * (a create) it exists. The KV client reports a create's conflict by message only.
+ */
+export function isWriteConflict(error: unknown): boolean {
+  if (error instanceof JetStreamApiError && staleRevision.has(error.code)) return true;
+  return /wrong last sequence|key exists|already exists/i.test((error as Error | undefined)?.message ?? '');
+}
+
 /** The server's answer to deleting a message that is not (or no longer) in the stream. */
 const messageDeleteFailed = 10057;
 
