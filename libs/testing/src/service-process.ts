@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setupRetryBudgetMs } from '@webhooks/messaging';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,7 +38,13 @@ export class ServiceProcess {
     child.stderr!.on('data', onData);
   }
 
-  static async start(name: ServiceName, env: Record<string, string>, timeoutMs = 20_000): Promise<ServiceProcess> {
+  /**
+   * `timeoutMs` covers a start-up that waits for a NATS cluster electing leaders: every service tries its
+   * topology set-up again for up to setupRetryBudgetMs (60 s) before it gives up, so a replica restarted
+   * right after a server's kill may be ready only then (seen: a subscription replica in the cluster suite
+   * still setting up after 20 s). A healthy start takes about a second; only a failing test waits longer.
+   */
+  static async start(name: ServiceName, env: Record<string, string>, timeoutMs = setupRetryBudgetMs + 10_000): Promise<ServiceProcess> {
     const child = spawn(process.execPath, [join(repoRoot, 'apps', name, 'dist', 'main.js')], {
       env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
