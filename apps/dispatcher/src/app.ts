@@ -13,7 +13,7 @@ import { Deliverer } from './delivery.js';
 import { Dispatch } from './dispatch.js';
 import { RecordBatches } from './record-batches.js';
 import { BreakerQueue } from './breaker-queue.js';
-import { attemptBudget } from './time-budget.js';
+import { attemptBudget, leaseTrustMs } from './time-budget.js';
 import { HttpSender } from './http-sender.js';
 import { dispatcherMetrics } from './metrics.js';
 
@@ -23,6 +23,8 @@ async function main(): Promise<void> {
   const config = dispatcherConfig.parse(withProfileDefaults(process.env));
   // Refuses (ConfigError) an ack wait an attempt and its record cannot fit in.
   const budget = attemptBudget(config.ackWait, config.attemptTimeout);
+  // Refuses (ConfigError) a lease time a request cannot end inside (time-budget.ts).
+  leaseTrustMs(config.leaseTtl, config.attemptTimeout);
   // Decided before anything connects: production refuses plaintext gRPC (GRPC_TLS_*, GRPC_PLAINTEXT_BEHIND_MESH).
   const grpcSecurity = serverSecurity(config, logger);
   const urlPolicy = { allowHttp: config.allowHttp, allowedHosts: config.allowedHosts, maxLength: 2048 };
@@ -50,7 +52,7 @@ async function main(): Promise<void> {
   const suspensions = new Suspensions();
   const breaker = new Breaker(buckets.breaker, publisher, t, routes, { threshold: config.breakerThreshold, windowMs: config.breakerWindow }, logger);
   const breakerQueue = new BreakerQueue(breaker, logger);
-  // A success still unacked when its owner died is at most about ack_wait plus the lease time old (record-batches.ts rule 4).
+  // A success unacked here comes back after ack_wait; a recalled one at once: remembered twice that and a lease (record-batches.ts rule 4).
   const recallWindowMs = 2 * (config.ackWait + config.leaseTtl);
   const dispatch = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breakerQueue, suspensions, logger, budget.recordPublishTimeoutMs, new RecordBatches(publisher, t), js, recallWindowMs, (shard) =>
     followers.consumers ? followers.consumers.mayAct(shard) : Promise.resolve(false),
@@ -77,7 +79,7 @@ async function main(): Promise<void> {
     await ensureDispatchersBucket(nc, t, config.leaseTtl),
     t,
     newReplicaId(),
-    { leaseTtlMs: config.leaseTtl, shardCount: deliverShards },
+    { leaseTtlMs: config.leaseTtl, shardCount: deliverShards, attemptTimeoutMs: config.attemptTimeout },
     { acquired: (shards) => consumers.acquire(shards), released: (shards) => consumers.release(shards) },
     logger,
   );

@@ -85,6 +85,24 @@ export class EndedDeliveries {
     this.rotateAt = now + windowMs;
   }
 
+  /**
+   * Successes recalled at a takeover (record-batches.ts rule 4), kept apart: the traffic of new deliveries
+   * never rotates them out. Two generations by time only, like the others; their number is bounded by the
+   * recalls themselves (each reads the successes since the oldest task its predecessor may have had out).
+   */
+  private recalled = new Map<string, number>();
+  private previousRecalled = new Map<string, number>();
+  private recalledRotateAt = 0;
+
+  recall(deliveryId: string, attempt: number, now = Date.now()): void {
+    if (now >= this.recalledRotateAt) {
+      this.previousRecalled = this.recalled;
+      this.recalled = new Map();
+      this.recalledRotateAt = now + this.windowMs;
+    }
+    this.recalled.set(deliveryId, attempt);
+  }
+
   add(deliveryId: string, attempt: number, kind: 'succeeded' | 'dropped', now = Date.now()): void {
     if (now >= this.rotateAt || this.current.size >= this.capacity) {
       this.previous = this.current;
@@ -96,7 +114,7 @@ export class EndedDeliveries {
 
   /** How the delivery ended, as a decided attempt (its first attempt's time is not kept: unknown, 0). */
   get(deliveryId: string): DecidedAttempt | undefined {
-    const value = this.current.get(deliveryId) ?? this.previous.get(deliveryId);
+    const value = this.current.get(deliveryId) ?? this.previous.get(deliveryId) ?? this.recalled.get(deliveryId) ?? this.previousRecalled.get(deliveryId);
     if (value === undefined) return undefined;
     return value >= 0
       ? { attempt: value, firstAttemptAt: 0, decision: { kind: 'succeeded' } }
@@ -104,6 +122,6 @@ export class EndedDeliveries {
   }
 
   get size(): number {
-    return this.current.size + this.previous.size;
+    return this.current.size + this.previous.size + this.recalled.size + this.previousRecalled.size;
   }
 }

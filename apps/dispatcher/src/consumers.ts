@@ -45,8 +45,8 @@ export class DeliveryConsumers implements ShardHandler {
     onLoopsDown: (down: number) => void = () => {},
     /** Whether this replica owns a delivery shard now (ownership.ts); every shard without ownership. */
     owns: (shard: number) => boolean = () => true,
-    /** Recalls a shard's recently stored successes (dispatch.ts); returns how many. */
-    recall: (shard: number) => Promise<number> = async () => 0,
+    /** Recalls a shard's successes stored since a server time (dispatch.ts); returns how many. */
+    recall: (shard: number, sinceMs: number) => Promise<number> = async () => 0,
     /** How often the stall watch looks at each shard consumer (shard-consumer.ts rule 6). */
     stallCheckIntervalMs?: number,
   ) {
@@ -54,7 +54,7 @@ export class DeliveryConsumers implements ShardHandler {
     this.shards = new ShardConsumers(js, jsm, topology, ackWaitMs, () => this.lanes, () => this.parks, () => this.fence, health, recall, logger, stallCheckIntervalMs);
     const fence = new ShardFence(owns, (shard) => this.shards.consuming(shard));
     this.fence = fence;
-    this.parks = new Parks(jsm, publisher, topology, handle, () => this.lanes, fence, health, (shard) => this.shards.consuming(shard), logger);
+    this.parks = new Parks(jsm, publisher, topology, handle, () => this.lanes, fence, health, (shard) => this.shards.consuming(shard), logger, (shard) => this.shards.parkFence(shard));
     this.lanes = new Lanes(handle, this.shards, this.parks, fence, health, ackWaitMs, logger);
   }
 

@@ -12,7 +12,9 @@
 // it again: the endpoint may see that one event twice (the documented at-least-once repeat).
 //
 // A success's record is stored with others of its shard (record-batches.ts); retries and drops have one
-// message each on the webhook's subject, where the next attempt reads them back. A task that ended here
+// message each on the webhook's subject, where the next attempt reads them back, and so has a parked
+// task's success: a parked task is read again by whoever reads the park next, however long after, and
+// finds its end there (a recall covers only what a predecessor may have had out of the shard consumer). A task that ended here
 // is remembered by its delivery for the recall window, and a replica taking a shard over recalls the
 // successes stored in it recently: so a task whose success was stored but not acked is settled, not sent
 // again, by this replica or the next owner.
@@ -43,6 +45,7 @@ import type { Suspensions } from './breaker.js';
 import type { BreakerQueue } from './breaker-queue.js';
 import type { AttemptResult, Decision, Deliverer } from './delivery.js';
 import { AttemptMemory, attemptMemoryMarginMs, EndedDeliveries, type DecidedAttempt } from './attempt-memory.js';
+import { limiter } from './concurrency.js';
 import { retryInPlace } from './retry-in-place.js';
 import { RatePacer, waitKeepingAlive } from './rate-pacing.js';
 import { recallSuccesses, type RecordBatches } from './record-batches.js';
@@ -82,6 +85,13 @@ export interface TaskMessage {
 /** What the task's last decided attempt says, as far as this replica can tell. */
 type KnownTask = { readonly kind: 'new' } | ({ readonly kind: 'decided' } & DecidedAttempt);
 
+/**
+ * Reads of a webhook's last attempt record in flight at once. A takeover hands every task its
+ * predecessor had out to the lanes at once, each maybe attempted and so looked up: at 10,000 webhooks
+ * that was thousands of requests at once to one stream leader. Lanes wait their turn instead.
+ */
+const maxLookups = 32;
+
 /** Pause before asking again when the last attempt record cannot be read. */
 const lookupRetryMs = 1_000;
 const recordRetryInitialMs = 100;
@@ -93,6 +103,7 @@ export class Dispatch {
   /** Deliveries that ended (succeeded or dropped) here or in a recalled batch, by delivery id, for the recall window. */
   private readonly ended: EndedDeliveries;
   private readonly pacer = new RatePacer();
+  private readonly lookup = limiter(maxLookups);
   private stopping = false;
 
   constructor(
@@ -109,7 +120,7 @@ export class Dispatch {
     private readonly recordPublishTimeoutMs: number,
     private readonly batches: RecordBatches,
     private readonly js: JetStreamClient,
-    /** How far back a new owner recalls a shard's successes, and how long ended deliveries are remembered (record-batches.ts rule 4). */
+    /** How long ended deliveries (and recalled successes) are remembered (record-batches.ts rule 4). */
     private readonly recallWindowMs: number,
     /**
      * Asked right before each request (fence.ts): waits while the shard's lease renewal runs late, false
@@ -124,10 +135,11 @@ export class Dispatch {
 
   /**
    * Before a new owner touches a shard's tasks: remembers the successes stored in the shard's batches
-   * within the recall window. Returns how many.
+   * since `sinceMs`, the server's store time of the oldest task its predecessor may have had out
+   * (shard-consumer.ts rule 2): a success of that task was stored after it. Returns how many.
    */
-  readonly recall = (shard: number): Promise<number> =>
-    recallSuccesses(this.js, this.topology, shard, Date.now() - this.recallWindowMs, (success) => this.ended.add(success.deliveryId, success.attempt, 'succeeded'));
+  readonly recall = (shard: number, sinceMs: number): Promise<number> =>
+    recallSuccesses(this.js, this.topology, shard, sinceMs, (success) => this.ended.recall(success.deliveryId, success.attempt));
 
   /** Runs each attempt inside the trace context the task carries from ingest. */
   /**
@@ -221,9 +233,7 @@ export class Dispatch {
   private async settledEarlier(message: TaskMessage, task: DeliveryTask): Promise<boolean> {
     const ended = this.ended.get(deliveryOf(task));
     if (ended) return this.applyEarlierDecision(message, 'parked', task, this.keyOf(task, message), ended) === 'settled';
-    const last = await this.jsm.streams
-      .getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) })
-      .catch(() => null);
+    const last = await this.lastRecord(task).catch(() => null);
     const record = last ? AttemptRecord.decode(last.data) : undefined;
     const deliveryId = deliveryOf(task);
     if (!record || record.deliveryId !== deliveryId) return false;
@@ -279,7 +289,7 @@ export class Dispatch {
       this.breaker.add({ workspaceId: task.workspaceId, webhookId: task.webhookId, at: outcome.startedAt.getTime(), reason: outcome.result.reason });
     }
     try {
-      const { failedTries } = await retryInPlace(() => this.record(task, attempt, firstAttemptAt, outcome, decision, () => message.working()), {
+      const { failedTries } = await retryInPlace(() => this.record(task, attempt, firstAttemptAt, outcome, decision, () => message.working(), path), {
         keepAlive: () => message.working(),
         initialDelayMs: recordRetryInitialMs,
         maxDelayMs: this.recordPublishTimeoutMs,
@@ -335,7 +345,7 @@ export class Dispatch {
     const deliveryId = deliveryOf(task);
     const ended = this.ended.get(deliveryId);
     if (ended) return { kind: 'decided', ...ended };
-    const last = await this.jsm.streams.getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) });
+    const last = await this.lastRecord(task);
     const record = last ? AttemptRecord.decode(last.data) : undefined;
     if (!record || record.deliveryId !== deliveryId || record.attemptNumber < 1) return { kind: 'new' };
     const decided: DecidedAttempt = { attempt: record.attemptNumber, firstAttemptAt: (record.firstAttemptTime ?? record.startTime ?? new Date()).getTime(), decision: decisionOf(record) };
@@ -343,13 +353,18 @@ export class Dispatch {
     return { kind: 'decided', ...decided };
   }
 
+  /** The webhook's last single attempt record (a retry, a drop, a parked task's success), at most maxLookups at once. */
+  private lastRecord(task: DeliveryTask) {
+    return this.lookup(() => this.jsm.streams.getMessage(this.topology.streams.attempts, { last_by_subj: this.topology.subjects.attempt(task.workspaceId, task.webhookId) }));
+  }
+
   /**
    * Stores one attempt record (attempt 0: dropped without an attempt). The first record of a delivery
-   * carries its body, so the log can replay it. A success's record goes into its shard's batch
-   * (`keepAlive` is its task's working(), for a wait behind a slow store); any other is its own message,
-   * deduplicated per delivery and attempt.
+   * carries its body, so the log can replay it. A lane task's success goes into its shard's batch
+   * (`keepAlive` is its task's working(), for a wait behind a slow store); any other record, a parked
+   * task's success too, is its own message, deduplicated per delivery and attempt.
    */
-  private async record(task: DeliveryTask, attempt: number, firstAttemptAt: number | undefined, outcome: AttemptResult | undefined, decision: Decision, keepAlive: () => void): Promise<void> {
+  private async record(task: DeliveryTask, attempt: number, firstAttemptAt: number | undefined, outcome: AttemptResult | undefined, decision: Decision, keepAlive: () => void, path: TaskPath = 'lane'): Promise<void> {
     const result = outcome?.result;
     const deliveryId = deliveryOf(task);
     const msgID = attempt === 0 ? `${deliveryId}.dropped` : `${deliveryId}.${attempt}`;
@@ -380,7 +395,7 @@ export class Dispatch {
       acceptedAt: task.acceptedAt,
       traceContext: {},
     };
-    if (decision.kind === 'succeeded') {
+    if (decision.kind === 'succeeded' && path === 'lane') {
       record.traceContext = traceEntries();
       return this.batches.add(deliverShardOf(task.webhookId), record, keepAlive);
     }

@@ -7,10 +7,15 @@
 //    with compare-and-set on the revision the holder last wrote; a renewal that fails because the entry
 //    changed means the lease had expired and someone else took it: the holder stops that shard at once.
 // 3. Fencing by time. Between renewals a holder trusts its lease only until the start of its last
-//    successful renewal plus the lease time minus one heartbeat, on the monotonic clock (a step of the
-//    wall clock cannot extend a lease). Past that (NATS unreachable) it stops consuming the shard, a
-//    heartbeat before the server can expire the lease and another replica take it. The delivery loops also
-//    ask owns() before every task they start (fence.ts).
+//    successful renewal plus its trust: the lease time minus ATTEMPT_TIMEOUT minus a margin
+//    (time-budget.ts), on the monotonic clock (a step of the wall clock cannot extend a lease). A request
+//    is started only while the lease is trusted (fence.ts, asked right before it), so it has ended before
+//    the server can expire the lease and another replica take it. Past the trust (NATS unreachable, an
+//    election) the shard pauses: nothing of it is started or acked, but its consumer and lanes stay, and a
+//    renewal that goes through on the revision last written (nobody took it) resumes it at once. Once the
+//    lease has surely expired on the server (the last renewal's answer plus the lease time), the shard is
+//    stopped. Writes that may still reach the server after that (nats.js buffers them while it cannot
+//    send) are fenced by the server's order, not by this clock: park.ts rule 6.
 // 4. Assignment. Every replica computes who should hold each shard from the same snapshot of the bucket
 //    (assignShards: the live members and the present holders; evenly spread, moving as few shards as it
 //    can). A holder that should no longer hold a shard hands it over: it stops consuming it (waiting for
@@ -42,6 +47,7 @@ import { randomBytes } from 'node:crypto';
 import { isWriteConflict, type KV, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import { assignShards } from './shard-assignment.js';
+import { leaseTrustMs } from './time-budget.js';
 
 /** What a replica does when it gains or loses shards. */
 export interface ShardHandler {
@@ -54,6 +60,8 @@ export interface ShardHandler {
 export interface OwnershipSettings {
   readonly leaseTtlMs: number;
   readonly shardCount: number;
+  /** How long a request started under a lease may last (ATTEMPT_TIMEOUT): the trust leaves room for it (rule 3). */
+  readonly attemptTimeoutMs: number;
 }
 
 interface Held {
@@ -61,6 +69,8 @@ interface Held {
   revision: number;
   /** Until when this replica may act on the lease without renewing it (rule 3). */
   validUntil: number;
+  /** By when the lease has surely expired on the server unless renewed: the last renewal's answer plus the lease time. */
+  expiresBy: number;
 }
 
 /** An id for this process: the host (the pod's name on Kubernetes) and a random part, as one key token. */
@@ -98,6 +108,10 @@ export class ShardOwnership {
   /** Each shard's handler calls, one after another (rule 7); an entry goes once its chain is idle. */
   private readonly work = new Map<number, Promise<void>>();
   private readonly heartbeatMs: number;
+  /** How long after a renewal's start requests may start under the lease (rule 3). */
+  private readonly trustMs: number;
+  /** Shards whose trust lapsed without a renewal, paused (rule 3): logged once per lapse. */
+  private readonly paused = new Set<number>();
   /** How long one step of a heartbeat may take (half a heartbeat): no request holds the rhythm for long. */
   private readonly stepDeadlineMs: number;
   private timer: NodeJS.Timeout | undefined;
@@ -116,6 +130,7 @@ export class ShardOwnership {
     private readonly now: () => number = monotonicNow,
   ) {
     this.heartbeatMs = Math.max(100, Math.floor(settings.leaseTtlMs / 3));
+    this.trustMs = leaseTrustMs(settings.leaseTtlMs, settings.attemptTimeoutMs);
     this.stepDeadlineMs = Math.max(50, Math.floor(this.heartbeatMs / 2));
   }
 
@@ -186,17 +201,22 @@ export class ShardOwnership {
 
   private async tick(): Promise<void> {
     const started = this.now();
-    // Rule 3: a lease not renewed in time is no longer acted on, whatever NATS says later.
-    const expired = [...this.held.entries()].filter(([, held]) => held.validUntil <= started).map(([shard]) => shard);
-    if (expired.length > 0) this.drop(expired, 'lease not renewed in time');
+    // Rule 3: a lease past its trust pauses its shard (and one surely expired on the server stops it,
+    // below, unless this heartbeat's renewal still went through).
+    const lapsed = [...this.held.entries()].filter(([shard, held]) => held.validUntil <= started && !this.paused.has(shard)).map(([shard]) => shard);
+    if (lapsed.length > 0) {
+      for (const shard of lapsed) this.paused.add(shard);
+      this.logger.warn({ replica: this.replicaId, shards: lapsed }, 'shard leases not renewed in time; their shards pause until a renewal goes through');
+    }
 
     // Rule 9: the leases held are renewed first, by themselves; the membership and the assignment below
     // may fail (a listing during an election) without a lease lapsing for it.
     const me = new TextEncoder().encode(this.replicaId);
-    const validUntil = started + this.settings.leaseTtlMs - this.heartbeatMs;
+    const validUntil = started + this.trustMs;
+    const renewedHeld = (revision: number): Held => ({ revision, validUntil, expiresBy: this.now() + this.settings.leaseTtlMs });
     const renewed = new Set<number>();
     const renewalLost: number[] = [];
-    const renewing = [...this.held.entries(), ...[...this.leaving.entries()].map(([shard, revision]) => [shard, { revision, validUntil: 0 }] as const)];
+    const renewing = [...this.held.entries(), ...[...this.leaving.entries()].map(([shard, revision]) => [shard, { revision }] as const)];
     const renewals = await Promise.allSettled(
       renewing.map(async ([shard, held]) => {
         const revision = await withDeadline(this.renew(shard, held.revision, me), this.stepDeadlineMs, 'lease renewal');
@@ -206,10 +226,17 @@ export class ShardOwnership {
         }
         renewed.add(shard);
         if (this.leaving.has(shard)) this.leaving.set(shard, revision);
-        else if (this.held.has(shard)) this.held.set(shard, { revision, validUntil });
+        else if (this.held.has(shard)) this.held.set(shard, renewedHeld(revision));
       }),
     );
+    const resumed = [...this.paused].filter((shard) => renewed.has(shard) && this.held.has(shard));
+    if (resumed.length > 0) {
+      for (const shard of resumed) this.paused.delete(shard);
+      this.logger.info({ replica: this.replicaId, shards: resumed }, 'shard leases renewed again; their shards resume');
+    }
     if (renewalLost.length > 0) this.drop(renewalLost, 'lease taken by another replica');
+    const expired = [...this.held.entries()].filter(([shard, held]) => !renewed.has(shard) && held.expiresBy <= this.now()).map(([shard]) => shard);
+    if (expired.length > 0) this.drop(expired, 'lease expired on the server without a renewal');
 
     if (!this.stopping) await step('membership write', this.kv.put(this.topology.keys.dispatcher(this.replicaId), new TextEncoder().encode(JSON.stringify({ heartbeat: new Date().toISOString() }))), this.stepDeadlineMs);
     const members: string[] = [];
@@ -243,7 +270,8 @@ export class ShardOwnership {
           if (renewed.has(shard)) return;
           try {
             const revision = await withDeadline(this.kv.update(key, me, entry!.revision), this.stepDeadlineMs, 'lease renewal');
-            this.held.set(shard, { revision, validUntil });
+            this.held.set(shard, renewedHeld(revision));
+            this.paused.delete(shard);
           } catch (error) {
             if (!isWriteConflict(error)) throw error;
             if (this.held.has(shard)) lost.push(shard);
@@ -251,7 +279,7 @@ export class ShardOwnership {
         } else if (holder === undefined && desired[shard] === this.replicaId) {
           try {
             const revision = await withDeadline(this.kv.put(key, me, { previousSeq: entry?.revision ?? 0 }), this.stepDeadlineMs, 'lease take');
-            this.held.set(shard, { revision, validUntil });
+            this.held.set(shard, renewedHeld(revision));
           } catch (error) {
             if (!isWriteConflict(error)) throw error;
           }
@@ -326,7 +354,10 @@ export class ShardOwnership {
 
   /** Stops consuming shards whose lease is no longer ours; nothing to give back. */
   private drop(shards: readonly number[], reason: string): void {
-    for (const shard of shards) this.held.delete(shard);
+    for (const shard of shards) {
+      this.held.delete(shard);
+      this.paused.delete(shard);
+    }
     this.logger.warn({ replica: this.replicaId, shards, reason }, 'shards released');
     for (const shard of shards) this.stopShard(shard);
   }
@@ -343,7 +374,10 @@ export class ShardOwnership {
   private giveUp(leases: ReadonlyMap<number, number>, reason: string): void {
     if (leases.size === 0) return;
     const shards = [...leases.keys()].sort((a, b) => a - b);
-    for (const shard of shards) this.held.delete(shard);
+    for (const shard of shards) {
+      this.held.delete(shard);
+      this.paused.delete(shard);
+    }
     this.logger.info({ replica: this.replicaId, shards, reason }, 'shards released');
     for (const [shard, revision] of leases) {
       this.leaving.set(shard, revision);

@@ -18,8 +18,17 @@
 //    is done (its first answer was lost after the server deleted it).
 // 5. A parked webhook that becomes undeliverable (disabled, suspended) has its reader woken, so a task
 //    waiting for its retry delay is dropped without waiting.
+// 6. Fencing by the server's order. Each owner's hold of a shard is a tenure with its own id, and its
+//    park copies carry it. When a tenure begins, the shard stream's last sequence is its barrier (read
+//    from the stream's leader before anything of the tenure is written). A copy stored after the barrier
+//    by another tenure was written under a lease that had lapsed: a replica cut off from NATS whose
+//    publish was buffered by the client (nats.js cannot be told not to buffer) and sent once it
+//    reconnected. Its task was never acked (acks wait for the copy's answer and then for the fence), so
+//    the new owner delivers it from the shard consumer in order; the late copy is removed unread and
+//    logged. Without the barrier it would be delivered again whenever the webhook next parks, ahead of
+//    newer tasks.
 // Eviction: a reader ends when its lane unparks or its shard is released (stop()).
-import { deleteStoredMessage, natsHeaders, parkedFromHeader, type JetStreamManager, type JetStreamPublisher, type MsgHdrs, type StoredMsg, type Topology } from '@webhooks/messaging';
+import { deleteStoredMessage, natsHeaders, parkedFromHeader, parkedTenureHeader, type JetStreamManager, type JetStreamPublisher, type MsgHdrs, type StoredMsg, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import type { Handled, TaskMessage } from './dispatch.js';
 import type { ShardFence } from './fence.js';
@@ -29,6 +38,13 @@ import { retryInPlace } from './retry-in-place.js';
 
 const moveRetryInitialMs = 100;
 const moveRetryMaxMs = 2_000;
+
+/** A shard's current tenure and its barrier (rule 6). */
+export interface ParkFence {
+  readonly tenure: string;
+  /** The shard stream's last sequence when the tenure began. */
+  readonly barrier: number;
+}
 
 /** The reader of one webhook's park (rule 2). */
 export interface ParkReader {
@@ -50,6 +66,8 @@ export class Parks {
     /** Whether the shard is consumed here. */
     private readonly consuming: (shard: number) => boolean,
     private readonly logger: Logger,
+    /** The shard's tenure here and its barrier (rule 6); undefined before its first open. */
+    private readonly tenure: (shard: number) => ParkFence | undefined = () => undefined,
   ) {}
 
   /** Runs one parking step of a lane after the ones before it (rule 3). */
@@ -106,9 +124,11 @@ export class Parks {
       return;
     }
     const subject = this.topology.subjects.park(lane.workspaceId, lane.webhookId);
+    const tenure = this.tenure(lane.shard)?.tenure;
+    if (!tenure) throw new Error(`shard ${lane.shard} has no tenure here; its tasks stay in the lane`);
     while (lane.held.length > 0 && (await this.fence.mayAct(lane.shard))) {
       const task = lane.held[0]!;
-      await retryInPlace(() => this.publisher.publish(subject, task.message.data, { msgID: `parked.${task.seq}`, headers: parkedHeaders(task.message.headers, task.seq) }), {
+      await retryInPlace(() => this.publisher.publish(subject, task.message.data, { msgID: `parked.${task.seq}`, headers: parkedHeaders(task.message.headers, task.seq, tenure) }), {
         keepAlive: () => task.message.working(),
         initialDelayMs: moveRetryInitialMs,
         maxDelayMs: moveRetryMaxMs,
@@ -174,6 +194,14 @@ export class Parks {
         });
         continue;
       }
+      if (this.writtenAfterLapse(lane.shard, stored)) {
+        this.logger.warn(
+          { webhookId: lane.webhookId, workspaceId: lane.workspaceId, seq: stored.seq, parkedFrom: stored.header?.get(parkedFromHeader), tenure: stored.header?.get(parkedTenureHeader) ?? '' },
+          'a park copy stored after the shard changed hands (written under a lapsed lease) removed unread; its task is delivered from the shard in order',
+        );
+        if (!(await this.remove(lane, reader, stream, stored.seq))) return;
+        continue;
+      }
       const count = (reads.get(stored.seq) ?? 0) + 1;
       reads.clear();
       reads.set(stored.seq, count);
@@ -185,27 +213,40 @@ export class Parks {
         await failed(error, 'a parked delivery failed with an error');
         continue;
       }
-      if (task.removed) {
-        try {
-          // Retried in place: read again, a delivered task would be sent again (rule 4). A repeat that
-          // finds it gone is done: the delete went through and only its answer was lost.
-          await retryInPlace(() => deleteStoredMessage(this.jsm, stream, stored.seq), {
-            keepAlive: () => {},
-            initialDelayMs: moveRetryInitialMs,
-            maxDelayMs: moveRetryMaxMs,
-            givenUp: () => reader.stopped || !this.consuming(lane.shard),
-            onFirstFailure: (error) => this.logger.warn({ err: error, webhookId: lane.webhookId, seq: stored.seq }, 'removing a settled parked task failed; retrying'),
-          });
-        } catch {
-          return;
-        }
-      }
+      if (task.removed && !(await this.remove(lane, reader, stream, stored.seq))) return;
       if (lane.failures > 0) {
         lane.failures = 0;
         this.health.markUp(`park:${lane.webhookId}`);
       }
       if (handled === 'handed-back') await pause(task.pauseMs);
     }
+  }
+
+  /**
+   * Removes a parked task, retried in place: read again, a delivered task would be sent again (rule 4). A
+   * repeat that finds it gone is done: the delete went through and only its answer was lost. False when
+   * the reader was stopped first.
+   */
+  private async remove(lane: Lane, reader: ParkReader, stream: string, seq: number): Promise<boolean> {
+    try {
+      await retryInPlace(() => deleteStoredMessage(this.jsm, stream, seq), {
+        keepAlive: () => {},
+        initialDelayMs: moveRetryInitialMs,
+        maxDelayMs: moveRetryMaxMs,
+        givenUp: () => reader.stopped || !this.consuming(lane.shard),
+        onFirstFailure: (error) => this.logger.warn({ err: error, webhookId: lane.webhookId, seq }, 'removing a parked task failed; retrying'),
+      });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Whether a park copy was stored after this tenure's barrier by another tenure (rule 6). */
+  private writtenAfterLapse(shard: number, stored: StoredMsg): boolean {
+    const fence = this.tenure(shard);
+    if (!fence || stored.seq <= fence.barrier) return false;
+    return stored.header?.get(parkedTenureHeader) !== fence.tenure;
   }
 
   /** The webhook's oldest parked task, or null. */
@@ -247,7 +288,7 @@ class ParkedTask implements TaskMessage {
 }
 
 /** A parked copy keeps the task's own headers (its trace context), not its stream's bookkeeping ones. */
-function parkedHeaders(original: MsgHdrs | undefined, seq: number): MsgHdrs {
+function parkedHeaders(original: MsgHdrs | undefined, seq: number, tenure: string): MsgHdrs {
   const h = natsHeaders();
   if (original) {
     for (const key of original.keys()) {
@@ -256,5 +297,6 @@ function parkedHeaders(original: MsgHdrs | undefined, seq: number): MsgHdrs {
     }
   }
   h.set(parkedFromHeader, String(seq));
+  h.set(parkedTenureHeader, tenure);
   return h;
 }

@@ -15,12 +15,12 @@
 //    attempt) once. A record that waited longer than keepAliveAfterMs has its task kept alive
 //    (working()) before its batch goes, so waiting behind a slow store does not eat the task's ack wait.
 // 4. Recall. A replica remembers the deliveries it settled (dispatch.ts) for a while. A replica that takes
-//    a shard over reads the shard's batches stored within the recall window, before it touches any task
-//    its predecessor may have attempted, and remembers the successes they hold: a task whose success
-//    was stored but whose ack never reached the server is then acked, not sent again. An attempt is
-//    acked right after its batch is stored; an ack lost on the way comes back to its owner after
-//    ack_wait and is acked again; so a success still unacked when its owner died or hung is at most about
-//    ack_wait plus the lease time old. The window is twice that.
+//    a shard over, when its predecessor may have had tasks out, reads the shard's batches stored since
+//    the server's store time of the oldest such task (shard-consumer.ts rule 2), before it touches any of
+//    them, and remembers the successes they hold apart from its own, so new deliveries cannot crowd them
+//    out: a task whose success was stored but whose ack never reached the server is then acked, not sent
+//    again, however long ago that was. Server time against server time: a success of a task was stored
+//    after the task. Parked tasks' successes are not batched (dispatch.ts).
 import { AttemptDecision, AttemptRecord, AttemptRecordBatch, encodeMessage } from '@webhooks/contracts';
 import { eachStored, type JetStreamClient, type JetStreamPublisher, type Topology } from '@webhooks/messaging';
 import { dispatcherMetrics } from './metrics.js';

@@ -11,9 +11,13 @@
 //    in order, and a pull the previous loop left open on the server (a pull cannot be withdrawn, and in a
 //    cluster the server keeps it after its requester left) receives nothing more. The only repeat is the
 //    attempt that was in flight on a crashed replica. Tasks the old consumer had handed out are marked as
-//    maybe attempted, so their attempt numbers continue from the log (dispatch.ts); when the old consumer
-//    still had tasks out, or parks hold tasks, the new owner first recalls the successes recently stored
-//    in the shard's record batches (record-batches.ts rule 4). Before recreating, tasks at or below the
+//    maybe attempted, so their attempt numbers continue from the log (dispatch.ts). When tasks may have
+//    been out with a predecessor (the old consumer has tasks out, or it is gone and tasks are stored), the
+//    new owner first recalls the successes stored in the shard's record batches since the server's store
+//    time of the oldest such task: after the old consumer's ack floor, or the oldest stored at all when
+//    there is no old consumer (record-batches.ts rule 4). Server time against server time, and however
+//    long ago: a success of a task still stored was stored after the task. Parked tasks need no recall:
+//    their successes are single records on their webhook's subject (dispatch.ts). Before recreating, tasks at or below the
 //    old consumer's ack floor are purged: they were acked, and one the server failed to remove (seen in a
 //    cluster across leader changes) would otherwise be sent again, long after its successors.
 // 3. Handing a shard over. Its lanes stop after their attempts in flight, and the replica waits (up to
@@ -31,6 +35,9 @@
 //    nothing since the previous look, twice in a row, is stalled (seen on NATS 2.9 after a consumer
 //    leader change, and when a pull is lost with the server that held it): it is recreated, as a restart
 //    is (rule 4), with a log line that says why.
+// 7. Tenure. Each acquisition of a shard here is a tenure with a fresh id; its first open reads the
+//    stream's last sequence as the tenure's barrier, before anything of the tenure is written (park.ts
+//    rule 6).
 // Eviction: a shard's state, lanes and park readers go when the shard is released.
 import {
   ensureConsumer,
@@ -47,7 +54,8 @@ import { ownershipPollMs, type ShardFence } from './fence.js';
 import type { Lanes, LaneShards } from './lanes.js';
 import type { LoopHealth } from './loop-health.js';
 import { dispatcherMetrics } from './metrics.js';
-import type { Parks } from './park.js';
+import type { ParkFence, Parks } from './park.js';
+import { randomBytes } from 'node:crypto';
 
 /** Tasks of one shard held at once by its owner (rule 1): the bound on a replica's memory for tasks. */
 export const shardMaxAckPending = 2_000;
@@ -96,6 +104,10 @@ interface Shard {
   watched?: { consumer: number; delivered: number; stuck: number };
   /** The highest consumer delivery sequence the loop received: deliveries beyond it never reached this replica (rule 3). */
   lastDelivery: number;
+  /** This hold of the shard (rule 7). */
+  readonly tenure: string;
+  /** The stream's last sequence when the tenure's first open began (rule 7). */
+  barrier?: number;
 }
 
 export class ShardConsumers implements LaneShards {
@@ -112,8 +124,8 @@ export class ShardConsumers implements LaneShards {
     private readonly parks: () => Parks,
     private readonly fence: () => ShardFence,
     private readonly health: LoopHealth,
-    /** Recalls a shard's recently stored successes (dispatch.ts); returns how many. */
-    private readonly recall: (shard: number) => Promise<number>,
+    /** Recalls a shard's successes stored since a server time (dispatch.ts); returns how many. */
+    private readonly recall: (shard: number, sinceMs: number) => Promise<number>,
     private readonly logger: Logger,
     private readonly stallCheckIntervalMs = stallCheckMs,
   ) {}
@@ -178,6 +190,12 @@ export class ShardConsumers implements LaneShards {
     return this.shards.get(shard)?.settled;
   }
 
+  /** The shard's tenure and barrier (rule 7), once its first open has read the barrier. */
+  parkFence(shard: number): ParkFence | undefined {
+    const state = this.shards.get(shard);
+    return state?.barrier === undefined ? undefined : { tenure: state.tenure, barrier: state.barrier };
+  }
+
   maybeAttempted(shard: number, seq: number): boolean {
     return seq <= (this.shards.get(shard)?.handedOutUpTo ?? 0);
   }
@@ -191,7 +209,7 @@ export class ShardConsumers implements LaneShards {
     await Promise.all(
       shards.map((shard) => {
         if (this.closed || this.shards.has(shard)) return;
-        this.shards.set(shard, { settled: this.settledMemoryOf(shard), failures: 0, handedOutUpTo: 0, recalled: false, generation: 0, ignored: 0, lastDelivery: 0 });
+        this.shards.set(shard, { settled: this.settledMemoryOf(shard), failures: 0, handedOutUpTo: 0, recalled: false, generation: 0, ignored: 0, lastDelivery: 0, tenure: randomBytes(6).toString('hex') });
         this.watch();
         return this.open(shard);
       }),
@@ -287,15 +305,20 @@ export class ShardConsumers implements LaneShards {
         else if (consumer.startsWith(this.topology.consumers.legacyDeliveryPrefix)) await this.consumerOperation(() => this.deleteConsumer(shard, consumer));
       }
       const { state: streamState } = await this.jsm.streams.info(stream, { subjects_filter: this.topology.subjects.parkShard(shard) });
+      // Rule 7: answered by the stream's leader, before this tenure writes anything.
+      state.barrier ??= streamState.last_seq;
       for (const subject of Object.keys(streamState.subjects ?? {})) {
         const [, , , workspaceId, webhookId] = subject.split('.');
         if (workspaceId && webhookId) parked.set(webhookId, workspaceId);
       }
-      if (!state.recalled && ((existing?.num_ack_pending ?? 0) > 0 || parked.size > 0)) {
-        const started = Date.now();
-        const recalled = await this.recall(shard);
+      if (!state.recalled) {
+        const since = await this.oldestMaybeOut(shard, existing);
+        if (since !== undefined) {
+          const started = Date.now();
+          const recalled = await this.recall(shard, since);
+          this.logger.info({ shard, recalled, since: new Date(since).toISOString(), durationMs: Date.now() - started }, 'recalled the successes stored in the shard since its oldest task a predecessor may have had out');
+        }
         state.recalled = true;
-        this.logger.info({ shard, recalled, durationMs: Date.now() - started }, 'recalled the successes recently stored in the shard');
       }
       for (const [webhookId, workspaceId] of parked) this.parks().resume(this.lanes().laneOf(shard, workspaceId, webhookId));
       if (!this.fence().holds(shard)) throw new Error(`the lease of shard ${shard} is not confirmed; opening it later`);
@@ -343,6 +366,24 @@ export class ShardConsumers implements LaneShards {
     } catch (error) {
       if (current()) this.restart(shard, state, error);
     }
+  }
+
+  /**
+   * The server's store time of the oldest task of the shard a predecessor may have had out (rule 2): the
+   * first stored after the old consumer's ack floor when it has tasks out, the oldest stored when there is
+   * no old consumer; undefined when there is none.
+   */
+  private async oldestMaybeOut(shard: number, existing: ConsumerInfo | undefined): Promise<number | undefined> {
+    if (existing && existing.num_ack_pending === 0) return undefined;
+    const from = existing ? existing.ack_floor.stream_seq + 1 : 0;
+    // NATS 2.9 answers "next by subject" (a wildcard too) from the stream's API, as park.ts reads parks.
+    const oldest = await this.jsm.streams
+      .getMessage(this.stream(shard), { next_by_subj: this.topology.subjects.deliverShard(shard), seq: from } as unknown as { seq: number })
+      .catch((error: unknown) => {
+        if (error instanceof JetStreamApiError && error.status === 404) return null;
+        throw error;
+      });
+    return oldest ? oldest.time.getTime() : undefined;
   }
 
   private restart(shard: number, state: Shard, error: unknown): void {

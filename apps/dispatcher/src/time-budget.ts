@@ -5,6 +5,14 @@
 // is not on this path (it is queued). If the sum plus a margin for the network and the event loop does
 // not fit inside the ack wait, the server would hand the task to another replica while the first attempt
 // still runs, and the endpoint would get the event twice: such a configuration is refused.
+//
+// The same holds for the shard lease (ownership.ts rule 3): a request started under a lease must end
+// before the lease can expire on the server. A renewal that started at s leaves the lease on the server
+// until at least s + DISPATCH_LEASE_TTL, so requests may start until s + TTL - ATTEMPT_TIMEOUT - margin
+// (the lease's trust). Renewed every third of the TTL, with half a heartbeat to answer, the trust must
+// reach past the next renewal's answer: ATTEMPT_TIMEOUT + margin <= TTL / 2, or a healthy replica would
+// pause between renewals. The rate limit's wait is not in it: the lease is asked again after the wait,
+// right before the request (dispatch.ts).
 import { ConfigError } from '@webhooks/config';
 
 /** Network round trips, the event loop under load, clocks: what the sum must leave free. */
@@ -31,4 +39,24 @@ export function attemptBudget(ackWaitMs: number, attemptTimeoutMs: number): Atte
     ]);
   }
   return { recordPublishTimeoutMs: Math.min(maxRecordPublishTimeoutMs, left) };
+}
+
+/** What the lease keeps free after the last request it lets start can end: the socket's close reaching the endpoint, the event loop. */
+export function leaseMarginMs(leaseTtlMs: number): number {
+  return Math.max(100, Math.floor(leaseTtlMs / 20));
+}
+
+/**
+ * How long after a renewal's start requests may start under the lease: TTL - ATTEMPT_TIMEOUT - margin.
+ * Throws a ConfigError naming the variables when it does not reach half the TTL.
+ */
+export function leaseTrustMs(leaseTtlMs: number, attemptTimeoutMs: number): number {
+  const margin = leaseMarginMs(leaseTtlMs);
+  if (attemptTimeoutMs + margin > leaseTtlMs / 2) {
+    const neededS = Math.ceil(Math.max(2 * (attemptTimeoutMs + 100), attemptTimeoutMs / 0.45) / 1000);
+    throw new ConfigError([
+      `DISPATCH_LEASE_TTL (${leaseTtlMs} ms) must be at least twice ATTEMPT_TIMEOUT (${attemptTimeoutMs} ms) plus its margin (${margin} ms): a request started under a lease must end before the lease can expire, with room for the renewals; raise DISPATCH_LEASE_TTL to at least ${neededS}s or lower ATTEMPT_TIMEOUT`,
+    ]);
+  }
+  return leaseTtlMs - attemptTimeoutMs - margin;
 }

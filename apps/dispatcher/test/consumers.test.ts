@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DeliveryTask, Route } from '@webhooks/contracts';
-import { ensureTopology, jetstream, JetStreamPublisher, RoutingTable, type Buckets, type JetStreamClient, type JetStreamManager } from '@webhooks/messaging';
+import { ensureTopology, jetstream, JetStreamPublisher, natsHeaders, parkedFromHeader, parkedTenureHeader, RoutingTable, type Buckets, type JetStreamClient, type JetStreamManager } from '@webhooks/messaging';
 import { createLogger, type Logger } from '@webhooks/telemetry';
 import { createTestTopology, timeoutError, uniqueName, waitUntil, withReplaced, type TestTopology } from '@webhooks/testing';
 import { Suspensions } from '../src/breaker.js';
@@ -93,11 +93,11 @@ describe('supervised delivery loops on real NATS', () => {
   /** A replica's consumers on the test's connection, with an ack wait of a minute unless told. */
   function replica(
     handle: DeliveryHandler,
-    options: { ackWaitMs?: number; onLoopsDown?: (down: number) => void; owns?: (shard: number) => boolean; jsm?: JetStreamManager; js?: JetStreamClient; suspensions?: Suspensions; logger?: Logger; stallCheckMs?: number } = {},
+    options: { ackWaitMs?: number; onLoopsDown?: (down: number) => void; owns?: (shard: number) => boolean; jsm?: JetStreamManager; js?: JetStreamClient; suspensions?: Suspensions; logger?: Logger; stallCheckMs?: number; recall?: (shard: number, sinceMs: number) => Promise<number> } = {},
   ): DeliveryConsumers {
     return new DeliveryConsumers(
       options.js ?? jetstream(test.nc), options.jsm ?? jsm, publisher, test.topology, routes, options.ackWaitMs ?? 60_000, handle, options.suspensions ?? new Suspensions(), options.logger ?? logger,
-      options.onLoopsDown, options.owns, undefined, options.stallCheckMs,
+      options.onLoopsDown, options.owns, options.recall, options.stallCheckMs,
     );
   }
 
@@ -300,6 +300,72 @@ describe('supervised delivery loops on real NATS', () => {
     await waitUntil(() => seen.length === 2, 10_000, `q2 after q1 (seen ${seen.join(', ')})`);
     assert.equal(lost, 1, 'the lost answer was forced once');
     assert.deepEqual(seen.map((s) => s.split(':')[0]), ['q1', 'q2']);
+    await consumers.stop();
+    consumers = undefined;
+  });
+
+  it('removes unread a park copy another tenure stored after this one began, and delivers one stored before it', async () => {
+    const { workspaceId, webhookId } = await activeWebhook();
+    /** A park copy as an owner makes it (park.ts), published here as that owner would. */
+    const parkCopy = async (eventId: string, tenure: string) => {
+      const task: DeliveryTask = { eventId, workspaceId, webhookId, eventType: 'contact.created', occurredAt: new Date(), body: Buffer.from('{}'), deliveryId: '', retryOfDeliveryId: '', acceptedAt: new Date() };
+      const headers = natsHeaders();
+      headers.set(parkedFromHeader, '1');
+      headers.set(parkedTenureHeader, tenure);
+      await publisher.publish(test.topology.subjects.park(workspaceId, webhookId), DeliveryTask.encode(task).finish(), { headers });
+    };
+    // Parked by the previous owner before this replica took the shard: delivered.
+    await parkCopy('f0', 'previous-owner');
+    const seen: string[] = [];
+    let waited = false;
+    const handle = async (message: TaskMessage, path: TaskPath): Promise<Handled> => {
+      const eventId = DeliveryTask.decode(message.data).eventId;
+      if (eventId === 'f2' && !waited) {
+        waited = true;
+        seen.push(`${eventId}:${path}:wait`);
+        return 'park';
+      }
+      seen.push(`${eventId}:${path}`);
+      message.ack();
+      return 'settled';
+    };
+    consumers = replica(handle, { ackWaitMs: 5_000 });
+    await consumers.startAll();
+    await waitUntil(() => seen.includes('f0:parked') && consumers!.counts().parked === 0, 10_000, 'the earlier owner\'s park copy delivered');
+    await publishTasks(workspaceId, webhookId, ['f1']);
+    await waitUntil(() => seen.includes('f1:lane'), 10_000, 'f1 through its lane');
+    // The copy of f1 a lapsed owner had parked, stored only now (buffered while it was cut off).
+    await parkCopy('f1', 'lapsed-owner');
+    // The webhook parks again: before the fence, the late copy was read first and f1 sent again, ahead of f2.
+    await publishTasks(workspaceId, webhookId, ['f2']);
+    await waitUntil(() => seen.includes('f2:parked'), 10_000, `f2 from the park (seen ${seen.join(', ')})`);
+    assert.deepEqual(seen, ['f0:parked', 'f1:lane', 'f2:lane:wait', 'f2:parked']);
+    assert.equal(await jsm.streams.getMessage(test.topology.streams.deliver(webhookId), { last_by_subj: test.topology.subjects.park(workspaceId, webhookId) }).catch(() => null), null, 'the late copy is gone');
+    await consumers.stop();
+    consumers = undefined;
+  });
+
+  it('recalls the successes since the oldest stored task when the shard\'s old consumer is gone, before any task is handled', async () => {
+    const { workspaceId, webhookId } = await activeWebhook();
+    const shard = test.topology.streams.deliverShards.indexOf(test.topology.streams.deliver(webhookId));
+    // Tasks stored while the shard's consumer is gone (deleted with its stream's other state, say): any of
+    // them may have been out with the previous owner.
+    await jsm.consumers.delete(test.topology.streams.deliver(webhookId), test.topology.consumers.shard(shard)).catch(() => false);
+    const publishedFrom = Date.now();
+    await publishTasks(workspaceId, webhookId, ['g1', 'g2']);
+    const recalls: { shard: number; sinceMs: number; handledBefore: number }[] = [];
+    const seen: string[] = [];
+    consumers = replica(acking(seen), { ackWaitMs: 5_000, recall: async (recalled, sinceMs) => {
+      recalls.push({ shard: recalled, sinceMs, handledBefore: seen.length });
+      return 0;
+    } });
+    await consumers.acquire([shard]);
+    await waitUntil(() => seen.length === 2, 10_000, 'both tasks');
+    // Before, there was no recall without an old consumer: a success stored but not acked was sent again.
+    assert.equal(recalls.length, 1, 'one recall');
+    assert.equal(recalls[0]!.shard, shard);
+    assert.equal(recalls[0]!.handledBefore, 0, 'before any task');
+    assert.ok(Math.abs(recalls[0]!.sinceMs - publishedFrom) < 2_000, `since the first task's store time (${new Date(recalls[0]!.sinceMs).toISOString()}, published from ${new Date(publishedFrom).toISOString()})`);
     await consumers.stop();
     consumers = undefined;
   });

@@ -11,20 +11,25 @@ import { ShardOwnership, type ShardHandler } from '../src/ownership.js';
 
 const logger = createLogger('ownership-test', 'silent');
 const leaseTtlMs = 1_500;
+/** Requests under a lease last at most this: the trust leaves room for it (time-budget.ts). */
+const attemptTimeoutMs = 250;
 
 /** A replica's ownership with a handler that keeps the shards it was told to consume. */
-function replica(kv: KV, test: TestTopology, id: string) {
+function replica(kv: KV, test: TestTopology, id: string, attempts = attemptTimeoutMs) {
   const consuming = new Set<number>();
+  /** Every shard the handler was told to stop, in order. */
+  const released: number[] = [];
   const handler: ShardHandler = {
     async acquired(shards) {
       for (const shard of shards) consuming.add(shard);
     },
     async released(shards) {
+      released.push(...shards);
       for (const shard of shards) consuming.delete(shard);
     },
   };
-  const ownership = new ShardOwnership(kv, test.topology, id, { leaseTtlMs, shardCount: deliverShards }, handler, logger);
-  return { id, ownership, consuming };
+  const ownership = new ShardOwnership(kv, test.topology, id, { leaseTtlMs, shardCount: deliverShards, attemptTimeoutMs: attempts }, handler, logger);
+  return { id, ownership, consuming, released };
 }
 
 type Replica = ReturnType<typeof replica>;
@@ -110,8 +115,9 @@ describe('shard ownership on real NATS KV', () => {
     // Fencing by time: it stops acting on its shards on its own, and nobody else has them meanwhile.
     await watchUntil(() => all, () => itsShards.every((shard) => !isolated.ownership.owns(shard)), 5_000, 'the isolated replica to stop trusting its leases', fenced);
     await watchUntil(() => all, () => started.reduce((sum, r) => sum + r.consuming.size, 0) === deliverShards, 10_000, 'the others taking the shards over', fenced);
-    assert.equal(isolated.consuming.size, 0, 'its handler was told to stop');
-    await isolated.ownership.stop().catch(() => undefined);
+    // Its handler is told to stop once the leases have surely expired on the server (their last renewal's
+    // answer plus the lease time): until then the shards only paused.
+    await watchUntil(() => all, () => isolated.consuming.size === 0, 3 * leaseTtlMs, 'its handler to be told to stop', fenced).finally(() => isolated.ownership.stop().catch(() => undefined));
   });
 });
 
@@ -200,6 +206,42 @@ describe('shard ownership under request faults', () => {
     assert.deepEqual([...untrusted], [], 'no lease went untrusted');
     assert.equal(z.consuming.size, deliverShards);
     await z.ownership.stop();
+    replicas.pop();
+  });
+
+  it('pauses its shards, without giving them up, while one heartbeat\'s renewals fail', async () => {
+    // Requests may last 500 ms: the trust (900 ms after a renewal's start) ends before the heartbeat after
+    // a failed one (1,000 ms), as with the defaults (9.25 s against 10 s).
+    let failing: number | undefined;
+    let failed = 0;
+    let arm = false;
+    const faulty = faultyKv(kv, {
+      update: (key, value, revision) => {
+        if (arm && failing === undefined) failing = Date.now();
+        if (failing !== undefined && Date.now() - failing < 200) {
+          failed++;
+          return Promise.reject(timeoutError());
+        }
+        return kv.update(key, value, revision);
+      },
+    });
+    const p = replica(faulty, test, 'p', 500);
+    replicas.push(p);
+    await p.ownership.start();
+    await watchUntil(() => replicas, () => p.consuming.size === deliverShards, 5_000, 'every shard consumed');
+    arm = true;
+    const untrusted = new Set<number>();
+    const until = Date.now() + 4 * (leaseTtlMs / 3);
+    while (Date.now() < until) {
+      for (let shard = 0; shard < deliverShards; shard++) if (!p.ownership.owns(shard)) untrusted.add(shard);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.ok(failed >= deliverShards, `one heartbeat's renewals failed (${failed} failed updates)`);
+    assert.equal(untrusted.size, deliverShards, 'every lease went untrusted between the failed renewal and the next: nothing was started meanwhile');
+    // Before, a lapsed lease was dropped at the next heartbeat: the shards were stopped and taken again.
+    assert.deepEqual(p.released, [], 'no shard was stopped');
+    for (let shard = 0; shard < deliverShards; shard++) assert.ok(p.ownership.owns(shard), `shard ${shard} trusted again after the next renewal`);
+    await p.ownership.stop();
     replicas.pop();
   });
 

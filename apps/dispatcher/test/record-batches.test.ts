@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { AttemptDecision, AttemptRecord, AttemptRecordBatch, DeliveryTask, encodeMessage, Route } from '@webhooks/contracts';
 import { deliveryIdOf, SecretBox } from '@webhooks/domain';
-import { deliverShardOf, ensureTopology, jetstream, JetStreamPublisher, readStored, RoutingTable, type Buckets, type JetStreamManager } from '@webhooks/messaging';
+import { deliverShardOf, ensureTopology, jetstream, JetStreamPublisher, natsHeaders, parkedFromHeader, readStored, RoutingTable, type Buckets, type JetStreamManager, type MsgHdrs } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
 import { attemptRecords, createTestTopology, HttpReceiver, uniqueName, type TestTopology } from '@webhooks/testing';
 import { Breaker, Suspensions } from '../src/breaker.js';
@@ -27,10 +27,10 @@ function record(webhookId: string, n: number): AttemptRecord {
 }
 
 /** A task message whose acks and terms are counted and go nowhere: as if lost on their way to the server. */
-function taskMessage(task: DeliveryTask, seq: number): TaskMessage & { acks: number; terms: number } {
+function taskMessage(task: DeliveryTask, seq: number, headers?: MsgHdrs): TaskMessage & { acks: number; terms: number } {
   return {
     data: encodeMessage(DeliveryTask, task),
-    headers: undefined,
+    headers,
     seq,
     info: { deliveryCount: 1 },
     acks: 0,
@@ -134,6 +134,8 @@ describe('attempt record batches on real NATS', () => {
     };
     const task = DeliveryTask.fromPartial({ eventId: uniqueName('e'), workspaceId, webhookId, eventType: 'contact.created', body: Buffer.from('{"n":1}'), acceptedAt: new Date() });
     const before = receiver.requests.length;
+    // When the task was stored (the shard consumer reads it from the stream: shard-consumer.ts rule 2).
+    const storedAt = Date.now();
 
     // The first owner delivers it and stores the success; its ack never reaches the server.
     const first = taskMessage(task, 7);
@@ -143,7 +145,7 @@ describe('attempt record batches on real NATS', () => {
 
     // The next owner is handed the same task as maybe attempted, and recalls the shard first.
     const next = replica();
-    assert.ok((await next.recall(shard)) >= 1, 'the stored success is recalled');
+    assert.ok((await next.recall(shard, storedAt)) >= 1, 'the stored success is recalled');
     const again = taskMessage(task, 7);
     assert.equal(await next.handle(again, 'lane', true), 'settled');
     assert.equal(again.acks, 1, 'settled as delivered');
@@ -153,6 +155,68 @@ describe('attempt record batches on real NATS', () => {
       [[1, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED]],
       'one record: no second attempt was made',
     );
+  });
+
+  it('recalls a success stored longer ago than the ended deliveries are remembered, from the task\'s own store time', async () => {
+    const t = test.topology;
+    const workspaceId = uniqueName('ws');
+    const webhookId = uniqueName('wh');
+    const shard = deliverShardOf(webhookId);
+    const route: Route = { webhookId, workspaceId, url: receiver.url, eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1, name: 'h', rateLimit: 0, auth: undefined };
+    await buckets.routes.put(t.keys.webhook(workspaceId, webhookId), Route.encode(route).finish());
+    await routes.sync();
+    // Ended deliveries are remembered for 300 ms here (2 × (ack wait + lease) in production).
+    const replica = () => {
+      const deliverer = new Deliverer(new HttpSender(urlPolicy, 2_000), SecretBox.fromBase64(randomBytes(32).toString('base64')), urlPolicy, retryPolicy, 2_000);
+      const breaker = new BreakerQueue(new Breaker(buckets.breaker, publisher, t, routes, { threshold: 30, windowMs: 60_000 }, logger), logger);
+      return new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breaker, new Suspensions(), logger, 2_000, new RecordBatches(publisher, t), jetstream(test.nc), 300);
+    };
+    const task = DeliveryTask.fromPartial({ eventId: uniqueName('e'), workspaceId, webhookId, eventType: 'contact.created', body: Buffer.from('{"n":2}'), acceptedAt: new Date() });
+    const before = receiver.requests.length;
+    const storedAt = Date.now();
+    const first = taskMessage(task, 11);
+    assert.equal(await replica().handle(first, 'lane'), 'settled');
+    assert.equal(receiver.requests.length, before + 1);
+    // Its ack was lost, and the shard changes hands only after the window (acks lost again and again).
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    const next = replica();
+    // Before, the recall read the last 300 ms by the dispatcher's clock and found nothing: the event was sent again.
+    assert.ok((await next.recall(shard, storedAt)) >= 1, 'the success is recalled from the task\'s store time');
+    const again = taskMessage(task, 11);
+    assert.equal(await next.handle(again, 'lane', true), 'settled');
+    assert.equal(again.acks, 1, 'settled as delivered');
+    assert.equal(receiver.requests.length, before + 1, 'the endpoint was not sent the event again');
+  });
+
+  it('settles a parked task whose success was stored but not removed from the park, by its record, with no recall', async () => {
+    const t = test.topology;
+    const workspaceId = uniqueName('ws');
+    const webhookId = uniqueName('wh');
+    const route: Route = { webhookId, workspaceId, url: receiver.url, eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1, name: 'h', rateLimit: 0, auth: undefined };
+    await buckets.routes.put(t.keys.webhook(workspaceId, webhookId), Route.encode(route).finish());
+    await routes.sync();
+    const replica = () => {
+      const deliverer = new Deliverer(new HttpSender(urlPolicy, 2_000), SecretBox.fromBase64(randomBytes(32).toString('base64')), urlPolicy, retryPolicy, 2_000);
+      const breaker = new BreakerQueue(new Breaker(buckets.breaker, publisher, t, routes, { threshold: 30, windowMs: 60_000 }, logger), logger);
+      return new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breaker, new Suspensions(), logger, 2_000, new RecordBatches(publisher, t), jetstream(test.nc), 300);
+    };
+    const task = DeliveryTask.fromPartial({ eventId: uniqueName('e'), workspaceId, webhookId, eventType: 'contact.created', body: Buffer.from('{"n":3}'), acceptedAt: new Date() });
+    const parked = () => {
+      const headers = natsHeaders();
+      headers.set(parkedFromHeader, '5');
+      return taskMessage(task, 21, headers);
+    };
+    const before = receiver.requests.length;
+    const first = parked();
+    assert.equal(await replica().handle(first, 'parked'), 'settled');
+    assert.equal(first.acks, 1);
+    assert.equal(receiver.requests.length, before + 1);
+    // The park copy was not removed (its owner died), and the next reader comes long after any window.
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    const again = parked();
+    assert.equal(await replica().handle(again, 'parked'), 'settled');
+    assert.equal(again.acks, 1, 'settled as delivered');
+    assert.equal(receiver.requests.length, before + 1, 'the endpoint was not sent the event again');
   });
 
   it('makes no request once the lease is lost between the lane\'s check and the request (the record lookup and the pacing come in between)', async () => {

@@ -190,6 +190,9 @@ export function streamConfigs(t: Topology): Partial<StreamConfig>[] {
 /** Header on a parked task: the stream sequence it had among the new tasks. Its attempts so far are in the log. */
 export const parkedFromHeader = 'Wh-Parked-From';
 
+/** Header on a parked task: the tenure (one owner's hold of the shard) that parked it, for the reader's fence. */
+export const parkedTenureHeader = 'Wh-Parked-Tenure';
+
 /**
  * The consumer of one delivery stream's new tasks. Its owner keeps them in per-webhook lanes, so the
  * server's limit is how many tasks of the shard may be held at once (delivered, not yet acked).

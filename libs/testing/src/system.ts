@@ -27,6 +27,14 @@ export interface RunningSystem {
   stop(graceMs?: number): Promise<Record<string, (number | null)[]>>;
 }
 
+/** The shortest whole-second lease time, at least 6 s, that a request of `attemptTimeout` ('300ms', '2s'; 5 s unset) fits in. */
+function leaseTtlSecondsFor(attemptTimeout: string | undefined): number {
+  const match = /^(\d+)(ms|s)$/.exec(attemptTimeout?.trim() ?? '5s');
+  if (!match) throw new Error(`ATTEMPT_TIMEOUT ${attemptTimeout} in a test: write it as <n>ms or <n>s, or set DISPATCH_LEASE_TTL`);
+  const ms = Number(match[1]) * (match[2] === 's' ? 1_000 : 1);
+  return Math.max(6, Math.ceil(Math.max(2 * (ms + 100), ms / 0.45) / 1_000));
+}
+
 /**
  * The four services as processes from their builds, on a fresh database and messaging prefix, with
  * ports chosen by the OS. `env` is added to every service's environment (e.g. scaled retry delays);
@@ -55,8 +63,9 @@ export async function startSystem(env: Record<string, string> = {}, clientCreden
     NOTIFIER_OPS_PORT: '0',
     NOTIFIER_API_TOKEN: testToken,
     // Dispatcher replicas that die are replaced within this plus a third (15 s in production); shorter
-    // leases flap on a busy 2-core machine.
-    DISPATCH_LEASE_TTL: '6s',
+    // leases flap on a busy 2-core machine. A request must fit in a lease (the dispatcher refuses a TTL
+    // under about 2.2 × ATTEMPT_TIMEOUT): 12 s for the default 5 s.
+    DISPATCH_LEASE_TTL: `${leaseTtlSecondsFor(env.ATTEMPT_TIMEOUT)}s`,
     EMAIL_OUTBOX_DIR: outbox,
     ...env,
   };

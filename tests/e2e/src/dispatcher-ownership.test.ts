@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AttemptDecision, DeliveryStatus, Plan, type AttemptRecord, type Delivery, type Event, type PublishEventResponse } from '@webhooks/contracts';
 import { deliverShardOf, deliverShards } from '@webhooks/messaging';
-import { attemptRecords, callUnary, HttpReceiver, startSystem, testToken, uniqueName, type RunningSystem, type ServiceProcess } from '@webhooks/testing';
+import { attemptRecords, callUnary, HttpReceiver, startSystem, TcpProxy, testEnvironment, testToken, uniqueName, type RunningSystem, type ServiceProcess } from '@webhooks/testing';
 import { contactCreated, finalDeliveries, publish, waitUntil } from './support.js';
 
 /** Every test's scaled timings: a crashed replica's shards come back after 3 s, its task after 4 s. */
@@ -297,14 +297,73 @@ describe('dispatcher replicas joining, stopping and crashing under load', () => 
   });
 });
 
+describe('a dispatcher replica cut off from NATS', () => {
+  let system: RunningSystem;
+  let receiver: HttpReceiver;
+  let proxy: TcpProxy | undefined;
+
+  after(async () => {
+    await system?.stop();
+    await receiver?.close();
+    await proxy?.close();
+  });
+
+  it('never overlaps its requests with its successor\'s, and nothing arrives after a newer event of its webhook', async () => {
+    // A 6 s lease with requests of up to 2.5 s (the start-up rule: 2.5 s + 0.3 s margin <= 3 s), and an
+    // endpoint answering in 2 s: a request started late in a lease is still open when it would lapse.
+    system = await startSystem({ DISPATCH_LEASE_TTL: '6s', ATTEMPT_TIMEOUT: '2500ms', DELIVERY_ACK_WAIT: '8s', RETRY_DELAYS: '200ms,400ms,600ms', GIVE_UP_AFTER: '60s', BREAKER_THRESHOLD: '1000', SHUTDOWN_GRACE: '3s' });
+    const direct = system.services.get('dispatcher')![0]!;
+    // The second replica reaches NATS through a proxy that can stop forwarding without closing anything.
+    proxy = await TcpProxy.start({ host: '127.0.0.1', port: Number(new URL(testEnvironment.natsUrl).port) });
+    const cutOff = await system.startService('dispatcher', { NATS_URL: `nats://${proxy.address}` });
+    await waitUntil(() => ownershipProblem([direct, cutOff]) === '' && heldShards(cutOff).size === deliverShards / 2, 30_000, () => `the shards split between the two: ${ownershipProblem([direct, cutOff])}`);
+    const endpoint = await trackingEndpoint(2_000);
+    receiver = endpoint.receiver;
+    const targets = await webhooksOnePerWorkspace(system, receiver, 16);
+    const perWebhook = 8;
+    const idsOf = (i: number) => Array.from({ length: perWebhook }, (_, n) => `w${i}_e${n}`);
+    for (const [i, target] of targets.entries()) {
+      await callUnary(system.ingest, system.ingest.publishEvents, { events: idsOf(i).map((id) => contactCreated(id, target.workspaceId)) }, testToken);
+    }
+    const cutShards = heldShards(cutOff);
+    const itsTargets = targets.filter((t) => cutShards.has(deliverShardOf(t.webhookId)));
+    assert.ok(itsTargets.length > 0, `some webhooks on the replica to cut off (it holds shards ${[...cutShards].join(',')})`);
+    // Cut off while its webhooks have requests in flight, for longer than the lease.
+    await waitUntil(() => itsTargets.every((t) => arrivals(receiver, t.path).length > 0), 30_000, 'a first delivery at each of its webhooks');
+    proxy.stall();
+    await sleep(14_000);
+    proxy.resume();
+
+    const total = targets.length * perWebhook;
+    await waitUntil(
+      () => targets.every((t, i) => new Set(arrivals(receiver, t.path)).size === idsOf(i).length),
+      120_000,
+      () => `all ${total} events delivered (${targets.map((t) => `${t.path}: ${new Set(arrivals(receiver, t.path)).size}`).join(', ')})`,
+    );
+    let repeats = 0;
+    for (const [i, target] of targets.entries()) {
+      const received = arrivals(receiver, target.path);
+      const once = withoutImmediateRepeats(received);
+      repeats += received.length - once.length;
+      // The only repeat allowed: the event in flight when the replica was cut off, whose success it could not record.
+      assert.deepEqual(once, idsOf(i), `order at ${target.path}: nothing arrives after a newer event`);
+      assert.equal(endpoint.maxOpen.get(target.path), 1, `most requests open at once at ${target.path}`);
+    }
+    assert.ok(repeats <= itsTargets.length, `${repeats} repeats, at most one per webhook of the replica cut off (${itsTargets.length})`);
+    const paused = cutOff.logs.filter((line) => line.msg === 'shard leases not renewed in time; their shards pause until a renewal goes through').length;
+    assert.ok(paused > 0, 'the replica cut off paused its shards');
+    console.log(`partition: ${total} events to ${targets.length} webhooks (${itsTargets.length} on the replica cut off for 14 s), ${receiver.requests.length} requests, ${repeats} repeats`);
+  });
+});
+
 describe('disabled and deleted webhooks with queued events, across replicas', () => {
   let system: RunningSystem;
   let receiver: HttpReceiver;
 
   before(async () => {
     // Room for an attempt held open while the webhook is disabled (ATTEMPT_TIMEOUT + 1 s margin + 2 s to
-    // store its record must fit in DELIVERY_ACK_WAIT).
-    system = await startSystem({ ...scaledTimings, ATTEMPT_TIMEOUT: '3s', DELIVERY_ACK_WAIT: '6s' });
+    // store its record must fit in DELIVERY_ACK_WAIT, and the attempt in a lease).
+    system = await startSystem({ ...scaledTimings, ATTEMPT_TIMEOUT: '3s', DELIVERY_ACK_WAIT: '6s', DISPATCH_LEASE_TTL: '7s' });
     await system.startService('dispatcher');
     await system.startService('dispatcher');
   });
