@@ -332,12 +332,27 @@ describe('production topology: a three-server NATS cluster with replicas of ever
     }).sort((a, b) => a - b);
     const firstAccepted = Math.min(...workspaces.flatMap((w) => w.accepted.filter((a) => a.sentAt >= killedAt).map((a) => a.sentAt))) - killedAt;
     const leaseEvents = new Map<string, number[]>();
+    // The rest of the breakdown: the client reconnecting, leases pausing and resuming, consumers recreated.
+    const breakdownEvents = new Map([
+      ['NATS connection back; restarting the delivery loops', 'reconnected'],
+      ['shard leases not renewed in time; their shards pause until a renewal goes through', 'leases paused'],
+      ['shard leases renewed again; their shards resume', 'leases resumed'],
+      ['shard consumer stalled: tasks wait but none was handed out; recreating it', 'consumer stalled (recreated)'],
+      ['delivery shard loop ended with an error; restarting it', 'shard loop restarted'],
+      ['attempt record not stored yet; retrying it in place', 'record store retried'],
+      ['attempt record stored after retries', 'record stored after retries'],
+    ]);
     for (const dispatcher of system.services.get('dispatcher') ?? []) {
       for (const line of dispatcher.logs) {
         const at = Date.parse(String(line.time)) - killedAt;
         if (!(at >= 0 && at < 60_000)) continue;
         const failure = (line as { err?: { message?: string } }).err?.message?.split(':')[0];
-        const key = line.msg === 'shards released' || line.msg === 'shards acquired' ? `${line.msg}${line.reason ? ` (${String(line.reason)})` : ''}` : line.msg === 'shard lease heartbeat failed; trying again' ? `heartbeat failed (${failure})` : undefined;
+        const key =
+          line.msg === 'shards released' || line.msg === 'shards acquired'
+            ? `${line.msg}${line.reason ? ` (${String(line.reason)})` : ''}`
+            : line.msg === 'shard lease heartbeat failed; trying again'
+              ? `heartbeat failed (${failure})`
+              : breakdownEvents.get(line.msg ?? '');
         if (key) leaseEvents.set(key, [...(leaseEvents.get(key) ?? []), at]);
       }
     }
