@@ -11,8 +11,8 @@ const maxValueLength = 1024;
 
 /**
  * Checks a webhook's custom headers and returns them with lower-case names. Names such as "constructor"
- * or "__proto__" are valid header tokens, so they are collected in a Map (no inherited keys to collide
- * with) and returned as plain own properties.
+ * are valid header tokens, so they are collected in a Map (no inherited keys to collide with) and returned
+ * as plain own properties. "__proto__" is refused: protobuf's generated decoders would drop it.
  */
 export function checkCustomHeaders(headers: Readonly<Record<string, string>>, field = 'headers'): Record<string, string> {
   const entries = Object.entries(headers);
@@ -24,6 +24,8 @@ export function checkCustomHeaders(headers: Readonly<Record<string, string>>, fi
     if (reserved.has(lower) || lower.startsWith('webhook-') || lower.startsWith('proxy-')) {
       throw invalidArgument(field, `"${name}" is set by the platform and cannot be overridden`);
     }
+    // Valid as a token, but no protobuf message can carry it (its decoders drop it, see grpc-kit's server).
+    if (lower === '__proto__') throw invalidArgument(field, '"__proto__" cannot be a header name: it would be lost on the way to the dispatcher; use another name');
     if (out.has(lower)) throw invalidArgument(field, `"${name}" is given twice`);
     if (value.length > maxValueLength) throw invalidArgument(field, `the value of "${name}" is longer than ${maxValueLength} characters`);
     if (!valuePattern.test(value)) throw invalidArgument(field, `the value of "${name}" contains a line break or control character`);

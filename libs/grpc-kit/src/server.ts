@@ -46,8 +46,16 @@ export class UndecodableRequest {
 }
 
 /**
+ * How a protobuf map entry whose key is "__proto__" starts on the wire: field 1, length-delimited, 9
+ * bytes. The generated decoders assign map entries to plain objects, where that key sets nothing: the
+ * entry (a custom header, a custom field) would vanish without a word. Such a request is refused instead.
+ */
+const protoKeyEntry = Buffer.from([0x0a, 0x09, ...Buffer.from('__proto__')]);
+
+/**
  * grpc-js answers a request its deserializer throws on with INTERNAL, as if the server were at fault.
- * Decoding failures are the caller's: they become an UndecodableRequest for the handler to refuse.
+ * Decoding failures are the caller's: they become an UndecodableRequest for the handler to refuse, and so
+ * does a map key the decoder would drop (protoKeyEntry).
  */
 function guardDecoding(definition: ServiceDefinition): ServiceDefinition {
   return Object.fromEntries(
@@ -57,6 +65,7 @@ function guardDecoding(definition: ServiceDefinition): ServiceDefinition {
         ...method,
         requestDeserialize: (bytes: Buffer) => {
           try {
+            if (bytes.includes(protoKeyEntry)) return new UndecodableRequest('"__proto__" cannot be a map key here (a custom header name or a custom field): it would be lost; use another name');
             return method.requestDeserialize(bytes);
           } catch (error) {
             return new UndecodableRequest((error as Error).message);

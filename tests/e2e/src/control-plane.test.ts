@@ -89,6 +89,21 @@ describe('control plane over gRPC', () => {
     assert.match(message, /plan GROWTH .* does not include webhooks; they are available on ADVANCED and ENTERPRISE/);
   });
 
+  it('refuses a custom header named __proto__ with INVALID_ARGUMENT, rather than dropping it', async () => {
+    const workspaceId = uniqueName('proto');
+    await callUnary(system.subscription, system.subscription.upsertWorkspace, { workspace: { id: workspaceId, name: 'P', plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, testToken);
+    // As a client in any language sends it (a JSON body parsed into a map makes it an own key): on the wire.
+    const headers = JSON.parse('{"__proto__": "p", "x-kept": "k"}') as Record<string, string>;
+    const message = await expectStatus(
+      callUnary(system.subscription, system.subscription.createWebhook, { workspaceId, name: 'a', url: receiver.url, eventTypes: ['contact.created'], headers }, testToken),
+      status.INVALID_ARGUMENT,
+    );
+    // Before, the decoder dropped the entry and the webhook was created without that header, silently.
+    assert.match(message, /"__proto__" cannot be a map key here \(a custom header name or a custom field\): it would be lost/);
+    const listed = await callUnary(system.subscription, system.subscription.listWebhooks, { workspaceId, pageSize: 10, pageToken: '', status: 0 }, testToken);
+    assert.equal(listed.webhooks.length, 0, 'nothing was created');
+  });
+
   it('publishes a catalog whose schemas match what endpoints receive for every event type', async () => {
     const { eventTypes } = await callUnary(system.subscription, system.subscription.listEventTypes, {}, testToken);
     assert.equal(eventTypes.length, 9);
