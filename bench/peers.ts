@@ -31,12 +31,18 @@ const jobOptions: JobsOptions = { attempts: 4, backoff: { type: 'exponential', d
 export type PeerMode = 'unordered' | 'ordered';
 export const peerNames: Record<PeerMode, string> = { unordered: 'BullMQ unordered', ordered: 'BullMQ ordered' };
 
-export interface PeerScenario { webhooks: number; eventsPerCall: number; events: number; publishers: number }
+export interface PeerScenario {
+  webhooks: number; eventsPerCall: number; events: number; publishers: number;
+  /** Queue every job before the workers start (a backlog), rather than while they run. */
+  backlog?: boolean;
+}
 
 export type PeerResult =
   | {
       scenario: string; webhooks: number; eventsPerCall: number; events: number; delivered: number; expected: number;
       failedAttempts: number; acceptPerSecond: number; deliveriesPerSecond: number; p50: number; p95: number; p99: number;
+      /** Deliveries per second from the first arrival to the last. */
+      drainPerSecond: number;
       cpuSeconds: Record<string, number>;
     }
   | { scenario: string; webhooks: number; eventsPerCall: number; skipped: string };
@@ -112,7 +118,7 @@ export async function startPeers(receiver: Receiver): Promise<Peers | undefined>
   const worker = fork(join(here, 'peer-worker.ts'), { execArgv: ['--import', 'tsx'] });
   const fileLimit = openFilesLimit();
 
-  async function run(mode: PeerMode, { webhooks, eventsPerCall, events, publishers }: PeerScenario): Promise<PeerResult> {
+  async function run(mode: PeerMode, { webhooks, eventsPerCall, events, publishers, backlog = false }: PeerScenario): Promise<PeerResult> {
     const scenario = peerNames[mode];
     if (mode === 'ordered') {
       // Every worker holds its own blocking connection; the worker process also keeps one socket per busy endpoint.
@@ -136,10 +142,11 @@ export async function startPeers(receiver: Receiver): Promise<Peers | undefined>
     const flows = new FlowProducer({ connection, prefix });
     let stopped = false;
     try {
-      await ask(worker, {
+      const startWorkers = () => ask(worker, {
         kind: 'start', redisUrl, prefix, queues: queueNames, concurrency: mode === 'unordered' ? unorderedConcurrency : 1,
         webhooks: targets.map((t) => ({ url: receiver.url + t.path, secret: t.secret })), timeoutMs: deliveryTimeoutMs,
       }, 'ready');
+      if (!backlog) await startWorkers();
       await Promise.all([...queues.values()].map((q) => q.waitUntilReady()));
       const published = new Map<string, number>();
       const ids = Array.from({ length: events }, (_, i) => i);
@@ -161,9 +168,11 @@ export async function startPeers(receiver: Receiver): Promise<Peers | undefined>
         else await flows.addBulk(jobs);
       });
       const acceptedIn = Date.now() - started;
+      if (backlog) await startWorkers();
       const ours = `/peer/${run}/`;
       const arrivals = (await waitForArrivals(receiver, events, 300_000)).filter((a) => a.path.startsWith(ours));
       const last = Math.max(...arrivals.map((a) => a.at));
+      const first = Math.min(...arrivals.map((a) => a.at));
       const cpuSeconds = meter();
       const latencies = arrivals.map((a) => a.at - published.get(a.id)!).sort((a, b) => a - b);
       stopped = true;
@@ -172,6 +181,7 @@ export async function startPeers(receiver: Receiver): Promise<Peers | undefined>
         scenario, webhooks, eventsPerCall, events, delivered: arrivals.length, expected: events, failedAttempts,
         acceptPerSecond: Math.round(events / (acceptedIn / 1000)),
         deliveriesPerSecond: Math.round(arrivals.length / ((last - started) / 1000)),
+        drainPerSecond: Math.round(arrivals.length / (Math.max(1, last - first) / 1000)),
         p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99),
         cpuSeconds,
       };

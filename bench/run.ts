@@ -7,7 +7,8 @@
 // default "1,20"), BENCH_OTEL_SDK_DISABLED (true: the services run without the OpenTelemetry SDK),
 // BENCH_TRACES (export: every service records and exports every span, to a sink that discards them;
 // by default no trace endpoint is set, so no spans are made),
-// BENCH_SCENARIOS ("pipeline,query,idle,startup" by default; query.ts is the delivery-log query
+// BENCH_SCENARIOS ("pipeline,backlog,query,idle,startup" by default; backlog.ts: busy webhooks, in runs
+// and as backlogs, beside the ordered BullMQ peer; query.ts is the delivery-log query
 // benchmark; "idle" and "startup" in idle.ts: the cost of 10,000 webhooks with no events on three
 // dispatcher replicas, and how soon a new replica delivers; "burst" and "soak" in load.ts run on demand;
 // "peers" runs only the direct step and the BullMQ peers, without our services),
@@ -225,9 +226,39 @@ function perBatch(before: { records: number; batches: number } | undefined, afte
   return +((after.records - before.records) / (after.batches - before.batches)).toFixed(1);
 }
 
-const scenarios = (process.env.BENCH_SCENARIOS ?? 'pipeline,query,idle,startup').split(',');
+/** Busy webhooks (backlog.ts): bursts in runs per webhook, and backlogs drained by a dispatcher that starts. */
+async function busyWebhooks(): Promise<void> {
+  const receiver = await startReceiver();
+  const env: Record<string, string> = { MAX_WEBHOOKS_PER_WORKSPACE: '1000' };
+  if (process.env.BENCH_PROFILE) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}`;
+  const system = await startSystem(env);
+  const peers = await startPeers(receiver);
+  const { runBusyWebhookScenarios } = await import('./backlog.js');
+  let rows: Record<string, unknown>[] = [];
+  try {
+    // Warm-up, not reported, as in main().
+    await pipeline(system, receiver, 100, 0, 20, 5_000);
+    await receiver.report();
+    rows = await runBusyWebhookScenarios(system, receiver, peers, (dispatcherPid) => {
+      const pids = processes(system, receiver.child);
+      return cpuMeter({ ...pids, dispatcher: dispatcherPid ?? pids.dispatcher });
+    });
+  } finally {
+    await peers?.close();
+    await system.stop(process.env.BENCH_PROFILE ? 120_000 : undefined);
+    receiver.child.send({ kind: 'stop' });
+  }
+  console.table(rows.map(({ cpuSeconds: _cpu, ...row }) => row));
+  mkdirSync(join(here, 'results'), { recursive: true });
+  const file = join(here, 'results', `backlog-${new Date().toISOString().replaceAll(':', '-')}.json`);
+  writeFileSync(file, JSON.stringify(rows, null, 2));
+  console.log(`wrote ${file}`);
+}
+
+const scenarios = (process.env.BENCH_SCENARIOS ?? 'pipeline,backlog,query,idle,startup').split(',');
 if (scenarios.includes('pipeline')) await main(true);
 else if (scenarios.includes('peers')) await main(false);
+if (scenarios.includes('backlog')) await busyWebhooks();
 for (const scenario of ['burst', 'soak'] as const) {
   if (!scenarios.includes(scenario)) continue;
   const load = await import('./load.js');
