@@ -234,7 +234,7 @@ async function busyWebhooks(): Promise<void> {
   const system = await startSystem(env);
   const peers = await startPeers(receiver);
   const { runBusyWebhookScenarios } = await import('./backlog.js');
-  let rows: Record<string, unknown>[] = [];
+  let rows: Record<string, unknown>[];
   try {
     // Warm-up, not reported, as in main().
     await pipeline(system, receiver, 100, 0, 20, 5_000);
