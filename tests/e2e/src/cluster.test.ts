@@ -251,6 +251,13 @@ describe('production topology: a three-server NATS cluster with replicas of ever
     const retried = (eventId: string, webhookId: string) =>
       (system.services.get('dispatcher') ?? []).some((dispatcher) => dispatcher.logs.some((line) => line.msg === 'attempt made' && line.eventId === eventId && line.webhookId === webhookId && line.outcome === 'failed'));
     const retriesByPhase = new Map<string, number>();
+    /**
+     * Whether the dispatchers attempted this event for this webhook as two different tasks (two stream
+     * sequences of one shard): it was stored twice on its way in, not sent twice by a dispatcher.
+     */
+    const storedTwice = (eventId: string, webhookId: string) =>
+      new Set((system.services.get('dispatcher') ?? []).flatMap((dispatcher) => dispatcher.logs.filter((line) => line.msg === 'attempt made' && line.eventId === eventId && line.webhookId === webhookId && line.path === 'lane').map((line) => line.seq))).size > 1;
+    const storedTwiceByPhase = new Map<string, number>();
     for (const { path, ids } of expected) {
       const timed = arrivals(receiver, path).filter((a) => a.id !== fenceId);
       const received = timed.map((a) => a.id);
@@ -260,7 +267,8 @@ describe('production topology: a three-server NATS cluster with replicas of ever
       timed.forEach((arrival, i) => {
         if (i === 0 || timed[i - 1]!.id !== arrival.id) return;
         const phase = phases.filter((p) => p.at <= arrival.at).at(-1)!.name;
-        const byPhase = retried(arrival.id, webhookOfPath.get(path)!) ? retriesByPhase : repeatsByPhase;
+        const webhookId = webhookOfPath.get(path)!;
+        const byPhase = retried(arrival.id, webhookId) ? retriesByPhase : storedTwice(arrival.id, webhookId) ? storedTwiceByPhase : repeatsByPhase;
         byPhase.set(phase, (byPhase.get(phase) ?? 0) + 1);
       });
       // What each dispatcher process did with a repeated event: the evidence of both sends.
@@ -365,7 +373,7 @@ describe('production topology: a three-server NATS cluster with replicas of ever
     const events = workspaces.reduce((sum, w) => sum + w.accepted.length, 0) + churnSent.length;
     console.log(
       `cluster suite: load flowing after ${flowingAfter.toFixed(0)} s, ${events} events accepted, ${deliveries} deliveries to the steady-load endpoints, 1 NATS server killed (${victim}, leading ${counts.get(victim)} of ${leaders.size} delivery streams), ` +
-        `${rollingRestarts} rolling restarts, ${repeats} immediate repeats: ${[...repeatsByPhase.values()].reduce((a, b) => a + b, 0)} sent again (${[...repeatsByPhase].map(([phase, n]) => `${n} ${phase}`).join(', ')}) and ${[...retriesByPhase.values()].reduce((a, b) => a + b, 0)} retried after a failed attempt (${[...retriesByPhase].map(([phase, n]) => `${n} ${phase}`).join(', ')}), ${secondsToRecover.toFixed(1)} s to recover, ${churnPaths.length} webhooks churned, ${sample.length} ids republished, ${((Date.now() - started) / 1000).toFixed(0)} s in all`,
+        `${rollingRestarts} rolling restarts, ${repeats} immediate repeats: ${[...repeatsByPhase.values()].reduce((a, b) => a + b, 0)} sent again (${[...repeatsByPhase].map(([phase, n]) => `${n} ${phase}`).join(', ')}), ${[...retriesByPhase.values()].reduce((a, b) => a + b, 0)} retried after a failed attempt (${[...retriesByPhase].map(([phase, n]) => `${n} ${phase}`).join(', ')}) and ${[...storedTwiceByPhase.values()].reduce((a, b) => a + b, 0)} stored twice by ingest (${[...storedTwiceByPhase].map(([phase, n]) => `${n} ${phase}`).join(', ')}), ${secondsToRecover.toFixed(1)} s to recover, ${churnPaths.length} webhooks churned, ${sample.length} ids republished, ${((Date.now() - started) / 1000).toFixed(0)} s in all`,
     );
   });
 });
