@@ -56,6 +56,7 @@ async function main(): Promise<void> {
   const recallWindowMs = 2 * (config.ackWait + config.leaseTtl);
   const dispatch = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breakerQueue, suspensions, logger, budget.recordPublishTimeoutMs, new RecordBatches(publisher, t), js, recallWindowMs, (shard) =>
     followers.consumers ? followers.consumers.mayAct(shard) : Promise.resolve(false),
+    budget.freshForMs,
   );
   // Each webhook is consumed by the one replica that holds its shard's lease (ownership.ts).
   const leases: { ownership?: ShardOwnership } = {};

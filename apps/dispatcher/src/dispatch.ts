@@ -128,6 +128,8 @@ export class Dispatch {
      * and the rate limit's wait come in between.
      */
     private readonly mayAct: (shard: number) => Promise<boolean> = async () => true,
+    /** A task taken from its shard consumer less than this long ago needs no working() before its request (time-budget.ts). */
+    private readonly freshForMs = 0,
   ) {
     this.memory = new AttemptMemory(retryPolicy.giveUpAfterMs + attemptMemoryMarginMs);
     this.ended = new EndedDeliveries(recallWindowMs);
@@ -146,8 +148,8 @@ export class Dispatch {
    * `maybeAttempted`: the lane knows this task may have been attempted before although JetStream hands it
    * out for the first time (its shard's consumer was recreated after tasks were out with another owner).
    */
-  readonly handle = (message: TaskMessage, path: TaskPath, maybeAttempted = false): Promise<Handled> =>
-    context.with(traceContextOf(message.headers), () => this.process(message, path, maybeAttempted));
+  readonly handle = (message: TaskMessage, path: TaskPath, maybeAttempted = false, takenAt?: number): Promise<Handled> =>
+    context.with(traceContextOf(message.headers), () => this.process(message, path, maybeAttempted, takenAt));
 
   /**
    * Shutting down: a record still being retried is given up, and its task left to be redelivered after
@@ -164,7 +166,7 @@ export class Dispatch {
     return 'handed-back';
   }
 
-  private async process(message: TaskMessage, path: TaskPath, maybeAttempted: boolean): Promise<Handled> {
+  private async process(message: TaskMessage, path: TaskPath, maybeAttempted: boolean, takenAt: number | undefined): Promise<Handled> {
     let task: DeliveryTask;
     try {
       task = DeliveryTask.decode(message.data);
@@ -217,7 +219,7 @@ export class Dispatch {
       { attributes: { 'webhook.id': task.webhookId, 'workspace.id': task.workspaceId, 'event.id': task.eventId, 'event.type': task.eventType, 'webhook.attempt': attempt } },
       async (span) => {
         try {
-          return await this.attempt(message, path, task, route, key, attempt, firstAttemptAt, span);
+          return await this.attempt(message, path, task, route, key, attempt, firstAttemptAt, span, takenAt);
         } finally {
           span.end();
         }
@@ -269,9 +271,11 @@ export class Dispatch {
     return 'settled';
   }
 
-  private async attempt(message: TaskMessage, path: TaskPath, task: DeliveryTask, route: Route, key: string, attempt: number, firstAttemptAt: number, span: Span): Promise<Handled> {
-    // The ack wait starts again here, so reading the last record does not eat into the attempt's budget.
-    message.working();
+  private async attempt(message: TaskMessage, path: TaskPath, task: DeliveryTask, route: Route, key: string, attempt: number, firstAttemptAt: number, span: Span, takenAt: number | undefined): Promise<Handled> {
+    // The ack wait starts again here, so the time the task waited (in its lane, for its record lookup or
+    // its rate limit) does not eat into the attempt's budget; unless it was handed out so recently that
+    // the ack wait from its delivery still covers the attempt (time-budget.ts freshForMs).
+    if (takenAt === undefined || Date.now() - takenAt >= this.freshForMs) message.working();
     const outcome = await this.deliverer.attempt(task, route, attempt, firstAttemptAt);
     this.pacer.ended(task.webhookId, route.rateLimit ?? 0, Date.now());
     // Debug only (off in production): which replica sent what, to explain a repeat from the logs.

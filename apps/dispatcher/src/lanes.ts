@@ -6,9 +6,13 @@
 //    keeps one copy, acking through the newest delivery. A task settled here recently (its sequence is in
 //    the shard's settled memory) is acked again instead of attempted twice.
 // 3. A lane never naks. A task that must wait (a retry's delay, an unreadable record) parks the lane, and
-//    so does a lane that holds more than laneMaxHeld tasks, or whose oldest waiting task has waited half
-//    of ack_wait (a slow endpoint): its tasks then go to the park (park.ts), and so does every later task
-//    of that webhook while it stays parked.
+//    so does a lane whose oldest waiting task has waited half of ack_wait (an endpoint slower than its
+//    share): its tasks then go to the park (park.ts), and so does every later task of that webhook while
+//    it stays parked. A busy lane (more than laneMaxHeld tasks) of a healthy endpoint is not parked for
+//    being busy: it drains at the endpoint's speed, with no copies. It is parked only when it blocks
+//    others: its shard's consumer has no room left to hand out tasks, tasks of webhooks without a busy
+//    lane wait behind it, and it is the busiest lane of its shard (shard-consumer.ts blockedBehind).
+//    That is asked at most once per blockCheckMs per lane.
 // 4. A handler that throws keeps its task first; the lane tries it again after the backoff
 //    (loop-health.ts) and is reported down meanwhile.
 // 5. Every start of a task asks the fence (fence.ts); a lane stops at once when its shard is released.
@@ -24,10 +28,12 @@ import type { ParkReader } from './park.js';
 import { sleep } from './concurrency.js';
 
 /** Handles one task (dispatch.ts). */
-export type DeliveryHandler = (message: TaskMessage, path: TaskPath, maybeAttempted?: boolean) => Promise<Handled>;
+export type DeliveryHandler = (message: TaskMessage, path: TaskPath, maybeAttempted?: boolean, takenAt?: number) => Promise<Handled>;
 
-/** Tasks one lane may hold before its later ones are parked (rule 3). */
+/** Tasks one lane may hold before it asks whether it blocks other webhooks of its shard (rule 3). */
 export const laneMaxHeld = 200;
+/** How often a busy lane asks whether it blocks others (rule 3): two small JetStream requests each time. */
+export const blockCheckMs = 500;
 
 export interface HeldTask {
   readonly seq: number;
@@ -48,6 +54,8 @@ export interface Lane {
   steps: Promise<void>;
   park?: ParkReader;
   failures: number;
+  /** When this lane last asked whether it blocks others (rule 3). */
+  blockCheckedAt: number;
 }
 
 /** What a lane needs of the shard it belongs to (shard-consumer.ts). */
@@ -58,6 +66,8 @@ export interface LaneShards {
   settled(shard: number): RecentSet | undefined;
   /** Whether a task of the shard may have been attempted before although handed out for the first time. */
   maybeAttempted(shard: number, seq: number): boolean;
+  /** Whether the lane blocks tasks of other webhooks, its shard's consumer having no room left (rule 3). */
+  blockedBehind(lane: Lane): Promise<boolean>;
 }
 
 /** What a lane needs of parking (park.ts). */
@@ -99,7 +109,7 @@ export class Lanes {
   laneOf(shard: number, workspaceId: string, webhookId: string): Lane {
     let lane = this.lanes.get(webhookId);
     if (!lane) {
-      lane = { shard, workspaceId, webhookId, held: [], bySeq: new Map(), running: false, parked: false, steps: Promise.resolve(), failures: 0 };
+      lane = { shard, workspaceId, webhookId, held: [], bySeq: new Map(), running: false, parked: false, steps: Promise.resolve(), failures: 0, blockCheckedAt: 0 };
       this.lanes.set(webhookId, lane);
     }
     return lane;
@@ -146,7 +156,7 @@ export class Lanes {
         const message = head.message;
         let handled: Handled;
         try {
-          handled = await this.handle(message, 'lane', this.shards.maybeAttempted(lane.shard, head.seq));
+          handled = await this.handle(message, 'lane', this.shards.maybeAttempted(lane.shard, head.seq), head.takenAt);
         } catch (error) {
           lane.failures++;
           const delayMs = this.health.failed(`lane:${lane.webhookId}`, lane.failures);
@@ -172,10 +182,18 @@ export class Lanes {
         if (head.message !== message) head.message.ack();
         this.forget(lane, head);
         const next = lane.held[0];
-        if (next && (lane.held.length > laneMaxHeld || Date.now() - next.takenAt > this.ackWaitMs / 2)) {
+        if (next && Date.now() - next.takenAt > this.ackWaitMs / 2) {
           this.logger.info({ webhookId: lane.webhookId, held: lane.held.length, waitedMs: Date.now() - next.takenAt }, 'webhook falling behind; its tasks are parked');
           await this.parking.park(lane);
           return;
+        }
+        if (next && lane.held.length > laneMaxHeld && Date.now() - lane.blockCheckedAt >= blockCheckMs) {
+          lane.blockCheckedAt = Date.now();
+          if (await this.shards.blockedBehind(lane).catch(() => false)) {
+            this.logger.info({ webhookId: lane.webhookId, held: lane.held.length }, 'busy webhook holds its shard\'s room while other webhooks wait; its tasks are parked');
+            await this.parking.park(lane);
+            return;
+          }
         }
       }
     } finally {

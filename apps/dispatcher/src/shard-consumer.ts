@@ -51,7 +51,7 @@ import {
 import type { Logger } from '@webhooks/telemetry';
 import { limiter, RecentSet, sleep } from './concurrency.js';
 import { ownershipPollMs, type ShardFence } from './fence.js';
-import type { Lanes, LaneShards } from './lanes.js';
+import { laneMaxHeld, type Lane, type Lanes, type LaneShards } from './lanes.js';
 import type { LoopHealth } from './loop-health.js';
 import { dispatcherMetrics } from './metrics.js';
 import type { ParkFence, Parks } from './park.js';
@@ -194,6 +194,26 @@ export class ShardConsumers implements LaneShards {
   parkFence(shard: number): ParkFence | undefined {
     const state = this.shards.get(shard);
     return state?.barrier === undefined ? undefined : { tenure: state.tenure, barrier: state.barrier };
+  }
+
+  /**
+   * Whether the lane blocks others (lanes.ts rule 3): the shard's consumer has (nearly) no room left to
+   * hand out tasks, more of its tasks wait than the busy lanes of the shard have still to come (so tasks
+   * of a webhook without a busy lane wait behind them), and this lane is the busiest (so of several busy
+   * lanes sharing a shard only one is parked at a time, and two busy webhooks that share the room fairly
+   * are left to drain). Two requests: the consumer's state, and the shard's per-webhook counts.
+   */
+  async blockedBehind(lane: Lane): Promise<boolean> {
+    const stream = this.stream(lane.shard);
+    const busy = this.lanes().ofShard(lane.shard).filter((other) => !other.parked && other.held.length > laneMaxHeld);
+    if (busy.some((other) => other.held.length > lane.held.length)) return false;
+    // The counts first, then the consumer: tasks handed out in between lower its pending count, so the
+    // two answers, a few milliseconds apart, can hide a waiting task but never make one up.
+    const { state } = await this.jsm.streams.info(stream, { subjects_filter: this.topology.subjects.deliverShard(lane.shard) });
+    const stillToCome = busy.reduce((sum, other) => sum + Math.max(0, (state.subjects?.[this.topology.subjects.deliver(other.workspaceId, other.webhookId)] ?? 0) - other.held.length), 0);
+    const info = await this.jsm.consumers.info(stream, this.topology.consumers.shard(lane.shard));
+    if (info.num_ack_pending < shardMaxAckPending * 0.9) return false;
+    return info.num_pending > stillToCome;
   }
 
   maybeAttempted(shard: number, seq: number): boolean {

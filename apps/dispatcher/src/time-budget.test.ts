@@ -5,9 +5,9 @@ import { attemptBudget, leaseTrustMs } from './time-budget.js';
 
 describe('attempt time budget inside the ack wait', () => {
   it('gives the record publish what the attempt and the margin leave, at most 5 s', () => {
-    assert.deepEqual(attemptBudget(30_000, 5_000), { recordPublishTimeoutMs: 5_000 });
-    assert.deepEqual(attemptBudget(4_000, 1_000), { recordPublishTimeoutMs: 2_000 });
-    assert.deepEqual(attemptBudget(2_000, 300), { recordPublishTimeoutMs: 700 });
+    assert.deepEqual(attemptBudget(30_000, 5_000), { recordPublishTimeoutMs: 5_000, freshForMs: 19_000 });
+    assert.deepEqual(attemptBudget(4_000, 1_000), { recordPublishTimeoutMs: 2_000, freshForMs: 0 });
+    assert.deepEqual(attemptBudget(2_000, 300), { recordPublishTimeoutMs: 700, freshForMs: 0 });
   });
 
   it('refuses an ack wait the attempt cannot fit in, naming both variables', () => {

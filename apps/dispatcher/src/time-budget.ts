@@ -25,6 +25,12 @@ export const minRecordPublishTimeoutMs = 500;
 export interface AttemptBudget {
   /** How long one try to store an attempt record (or a breaker trip) may wait for the stream's ack. */
   readonly recordPublishTimeoutMs: number;
+  /**
+   * What the ack wait leaves beyond the attempt, its first record try and the margin: a task handed out
+   * less than this long ago needs no working() before its request (the ack wait from its delivery still
+   * covers both), which saves a message to the server and a turn of the event loop per delivery.
+   */
+  readonly freshForMs: number;
 }
 
 /**
@@ -38,7 +44,8 @@ export function attemptBudget(ackWaitMs: number, attemptTimeoutMs: number): Atte
       `DELIVERY_ACK_WAIT (${ackWaitMs} ms) must be at least ATTEMPT_TIMEOUT (${attemptTimeoutMs} ms) + ${minRecordPublishTimeoutMs} ms to store the attempt record + ${ackWaitMarginMs} ms margin = ${attemptTimeoutMs + minRecordPublishTimeoutMs + ackWaitMarginMs} ms; raise DELIVERY_ACK_WAIT or lower ATTEMPT_TIMEOUT`,
     ]);
   }
-  return { recordPublishTimeoutMs: Math.min(maxRecordPublishTimeoutMs, left) };
+  const recordPublishTimeoutMs = Math.min(maxRecordPublishTimeoutMs, left);
+  return { recordPublishTimeoutMs, freshForMs: left - recordPublishTimeoutMs };
 }
 
 /** What the lease keeps free after the last request it lets start can end: the socket's close reaching the endpoint, the event loop. */

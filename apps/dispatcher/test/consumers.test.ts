@@ -263,6 +263,57 @@ describe('supervised delivery loops on real NATS', () => {
     consumers = undefined;
   });
 
+  it('drains a busy healthy webhook in its lane, in order and with no park copy, while it blocks no other webhook', async () => {
+    const { workspaceId, webhookId } = await activeWebhook();
+    const ids = Array.from({ length: 600 }, (_, i) => `h${String(i).padStart(3, '0')}`);
+    const seen: string[] = [];
+    const handle = async (message: TaskMessage, path: TaskPath): Promise<Handled> => {
+      seen.push(`${DeliveryTask.decode(message.data).eventId}:${path}`);
+      // An endpoint answering in about a millisecond: the lane holds hundreds of tasks meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      message.ack();
+      return 'settled';
+    };
+    consumers = replica(handle, { ackWaitMs: 30_000 });
+    await consumers.startAll();
+    await publishTasks(workspaceId, webhookId, ids);
+    await waitUntil(() => seen.length === ids.length, 60_000, () => `the ${ids.length} tasks (${seen.length} so far)`);
+    // Before, a lane holding more than 200 tasks was parked: each later task copied to the park and read back.
+    assert.deepEqual(seen, ids.map((id) => `${id}:lane`), 'every task through the lane, in order');
+    await consumers.stop();
+    consumers = undefined;
+  });
+
+  it('parks a busy webhook that fills its shard\'s room while another webhook\'s tasks wait behind it', async () => {
+    const t = test.topology;
+    const busy = await activeWebhook();
+    // Another webhook of the same shard.
+    let quiet = await activeWebhook();
+    while (t.streams.deliver(quiet.webhookId) !== t.streams.deliver(busy.webhookId)) quiet = await activeWebhook();
+    const busyIds = Array.from({ length: 5_000 }, (_, i) => `b${String(i).padStart(4, '0')}`);
+    const seen: string[] = [];
+    const handle = async (message: TaskMessage, path: TaskPath): Promise<Handled> => {
+      const task = DeliveryTask.decode(message.data);
+      seen.push(`${task.eventId}:${path}`);
+      if (task.webhookId === busy.webhookId) await new Promise((resolve) => setTimeout(resolve, 1));
+      message.ack();
+      return 'settled';
+    };
+    await publishTasks(busy.workspaceId, busy.webhookId, busyIds);
+    await publishTasks(quiet.workspaceId, quiet.webhookId, ['q1', 'q2', 'q3']);
+    consumers = replica(handle, { ackWaitMs: 60_000 });
+    await consumers.startAll();
+    await waitUntil(() => seen.length === busyIds.length + 3, 120_000, () => `every task (${seen.length} so far)`);
+    const position = (id: string) => seen.findIndex((entry) => entry.startsWith(`${id}:`));
+    // The quiet webhook's tasks were behind 5,000 of the busy one's in the stream, 3,000 past the shard's
+    // room of 2,000: kept in its lane, the busy webhook would hold them back until 3,000 of its own were done.
+    assert.ok(position('q3') < 1_500, `the quiet webhook's tasks came at ${position('q1')}-${position('q3')} of ${seen.length}, not behind the busy webhook's backlog`);
+    assert.deepEqual(seen.filter((entry) => entry.startsWith('b')).map((entry) => entry.split(':')[0]), busyIds, 'the busy webhook in order');
+    assert.ok(seen.some((entry) => entry.endsWith(':parked')), 'the busy webhook was parked');
+    await consumers.stop();
+    consumers = undefined;
+  });
+
   it('moves on from a parked task whose delete went through but whose answer was lost', async () => {
     const { workspaceId, webhookId } = await activeWebhook();
     const seen: string[] = [];
