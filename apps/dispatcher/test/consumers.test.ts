@@ -101,6 +101,27 @@ describe('supervised delivery loops on real NATS', () => {
     );
   }
 
+  /**
+   * A handler that records each task as `<event id>:<path>` and acks it, except that the first attempt
+   * of `waiter` must wait (as for a retry's delay): recorded as `<id>:<path>:wait`, answered 'park'
+   * after `pauseMs`.
+   */
+  function waitingOnce(waiter: string, seen: string[], pauseMs = 0): DeliveryHandler {
+    let waited = false;
+    return async (message: TaskMessage, path: TaskPath): Promise<Handled> => {
+      const eventId = DeliveryTask.decode(message.data).eventId;
+      if (eventId === waiter && !waited) {
+        waited = true;
+        seen.push(`${eventId}:${path}:wait`);
+        if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        return 'park';
+      }
+      seen.push(`${eventId}:${path}`);
+      message.ack();
+      return 'settled';
+    };
+  }
+
   /** A handler that records each task's event id (with a label) and acks it. */
   function acking(seen: string[], label = ''): (message: TaskMessage) => Promise<Handled> {
     return async (message) => {
@@ -229,20 +250,8 @@ describe('supervised delivery loops on real NATS', () => {
     const t = test.topology;
     const { workspaceId, webhookId } = await activeWebhook();
     const seen: string[] = [];
-    let parkedOnce = false;
-    const handle = async (message: TaskMessage, path: TaskPath): Promise<Handled> => {
-      const eventId = DeliveryTask.decode(message.data).eventId;
-      // p2 must wait once (as a retry would): the lane parks it, and p3..p5 behind it.
-      if (eventId === 'p2' && !parkedOnce) {
-        parkedOnce = true;
-        seen.push(`${eventId}:${path}:wait`);
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        return 'park';
-      }
-      seen.push(`${eventId}:${path}`);
-      message.ack();
-      return 'settled';
-    };
+    // p2 must wait once (as a retry would): the lane parks it, and p3..p5 behind it.
+    const handle = waitingOnce('p2', seen, 200);
     consumers = replica(handle, { ackWaitMs: 5_000 });
     await consumers.startAll();
     await publishTasks(workspaceId, webhookId, ['p1', 'p2', 'p3', 'p4', 'p5']);
@@ -368,18 +377,7 @@ describe('supervised delivery loops on real NATS', () => {
     // Parked by the previous owner before this replica took the shard: delivered.
     await parkCopy('f0', 'previous-owner');
     const seen: string[] = [];
-    let waited = false;
-    const handle = async (message: TaskMessage, path: TaskPath): Promise<Handled> => {
-      const eventId = DeliveryTask.decode(message.data).eventId;
-      if (eventId === 'f2' && !waited) {
-        waited = true;
-        seen.push(`${eventId}:${path}:wait`);
-        return 'park';
-      }
-      seen.push(`${eventId}:${path}`);
-      message.ack();
-      return 'settled';
-    };
+    const handle = waitingOnce('f2', seen);
     consumers = replica(handle, { ackWaitMs: 5_000 });
     await consumers.startAll();
     await waitUntil(() => seen.includes('f0:parked') && consumers!.counts().parked === 0, 10_000, 'the earlier owner\'s park copy delivered');
@@ -402,6 +400,8 @@ describe('supervised delivery loops on real NATS', () => {
     // Tasks stored while the shard's consumer is gone (deleted with its stream's other state, say): any of
     // them may have been out with the previous owner.
     await jsm.consumers.delete(test.topology.streams.deliver(webhookId), test.topology.consumers.shard(shard)).catch(() => false);
+    // Tasks an earlier test left in this shard would be the oldest: removed first.
+    await jsm.streams.purge(test.topology.streams.deliver(webhookId), { filter: test.topology.subjects.deliverShard(shard) });
     const publishedFrom = Date.now();
     await publishTasks(workspaceId, webhookId, ['g1', 'g2']);
     const recalls: { shard: number; sinceMs: number; handledBefore: number }[] = [];
@@ -545,10 +545,11 @@ describe('supervised delivery loops on real NATS', () => {
     const shard = t.streams.deliverShards.indexOf(t.streams.deliver(webhookId));
     const sent: string[] = [];
     // The ack of m1 is lost (as when the consumer leader that received it dies before it is replicated).
+    // Tasks an earlier test left in the same shard are acked and not counted.
     const handle = async (message: TaskMessage): Promise<Handled> => {
-      const eventId = DeliveryTask.decode(message.data).eventId;
-      sent.push(eventId);
-      if (eventId !== 'm1') message.ack();
+      const task = DeliveryTask.decode(message.data);
+      if (task.webhookId === webhookId) sent.push(task.eventId);
+      if (task.eventId !== 'm1') message.ack();
       return 'settled';
     };
     consumers = replica(handle, { ackWaitMs: 1_000 });

@@ -69,6 +69,24 @@ describe('attempt record batches on real NATS', () => {
     await test?.remove();
   });
 
+  /** A webhook whose endpoint is the receiver, in the routing table. */
+  async function routedWebhook(): Promise<{ workspaceId: string; webhookId: string }> {
+    const workspaceId = uniqueName('ws');
+    const webhookId = uniqueName('wh');
+    const route: Route = { webhookId, workspaceId, url: receiver.url, eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1, name: 'h', rateLimit: 0, auth: undefined };
+    await buckets.routes.put(test.topology.keys.webhook(workspaceId, webhookId), Route.encode(route).finish());
+    await routes.sync();
+    return { workspaceId, webhookId };
+  }
+
+  /** A replica's dispatch, remembering ended deliveries for `recallWindowMs`, asking `mayAct` before each request. */
+  function dispatchReplica(recallWindowMs: number, mayAct?: (shard: number) => Promise<boolean>): Dispatch {
+    const t = test.topology;
+    const deliverer = new Deliverer(new HttpSender(urlPolicy, 2_000), SecretBox.fromBase64(randomBytes(32).toString('base64')), urlPolicy, retryPolicy, 2_000);
+    const breaker = new BreakerQueue(new Breaker(buckets.breaker, publisher, t, routes, { threshold: 30, windowMs: 60_000 }, logger), logger);
+    return new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breaker, new Suspensions(), logger, 2_000, new RecordBatches(publisher, t), jetstream(test.nc), recallWindowMs, mayAct);
+  }
+
   it('stores records added together as batches within the limits, in the order they came', async () => {
     const t = test.topology;
     const webhookId = uniqueName('wh');
@@ -120,18 +138,9 @@ describe('attempt record batches on real NATS', () => {
   });
 
   it('settles without a new request a task whose success was stored but not acked, once its new owner recalled the shard', async () => {
-    const t = test.topology;
-    const workspaceId = uniqueName('ws');
-    const webhookId = uniqueName('wh');
+    const { workspaceId, webhookId } = await routedWebhook();
     const shard = deliverShardOf(webhookId);
-    const route: Route = { webhookId, workspaceId, url: receiver.url, eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1, name: 'h', rateLimit: 0, auth: undefined };
-    await buckets.routes.put(t.keys.webhook(workspaceId, webhookId), Route.encode(route).finish());
-    await routes.sync();
-    const replica = () => {
-      const deliverer = new Deliverer(new HttpSender(urlPolicy, 2_000), SecretBox.fromBase64(randomBytes(32).toString('base64')), urlPolicy, retryPolicy, 2_000);
-      const breaker = new BreakerQueue(new Breaker(buckets.breaker, publisher, t, routes, { threshold: 30, windowMs: 60_000 }, logger), logger);
-      return new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breaker, new Suspensions(), logger, 2_000, new RecordBatches(publisher, t), jetstream(test.nc), 60_000);
-    };
+    const replica = () => dispatchReplica(60_000);
     const task = DeliveryTask.fromPartial({ eventId: uniqueName('e'), workspaceId, webhookId, eventType: 'contact.created', body: Buffer.from('{"n":1}'), acceptedAt: new Date() });
     const before = receiver.requests.length;
     // When the task was stored (the shard consumer reads it from the stream: shard-consumer.ts rule 2).
@@ -151,26 +160,17 @@ describe('attempt record batches on real NATS', () => {
     assert.equal(again.acks, 1, 'settled as delivered');
     assert.equal(receiver.requests.length, before + 1, 'the endpoint was not sent the event again');
     assert.deepEqual(
-      (await attemptRecords(t.options.prefix, workspaceId, webhookId, 1)).map((r) => [r.attemptNumber, r.decision]),
+      (await attemptRecords(test.topology.options.prefix, workspaceId, webhookId, 1)).map((r) => [r.attemptNumber, r.decision]),
       [[1, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED]],
       'one record: no second attempt was made',
     );
   });
 
   it('recalls a success stored longer ago than the ended deliveries are remembered, from the task\'s own store time', async () => {
-    const t = test.topology;
-    const workspaceId = uniqueName('ws');
-    const webhookId = uniqueName('wh');
+    const { workspaceId, webhookId } = await routedWebhook();
     const shard = deliverShardOf(webhookId);
-    const route: Route = { webhookId, workspaceId, url: receiver.url, eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1, name: 'h', rateLimit: 0, auth: undefined };
-    await buckets.routes.put(t.keys.webhook(workspaceId, webhookId), Route.encode(route).finish());
-    await routes.sync();
     // Ended deliveries are remembered for 300 ms here (2 × (ack wait + lease) in production).
-    const replica = () => {
-      const deliverer = new Deliverer(new HttpSender(urlPolicy, 2_000), SecretBox.fromBase64(randomBytes(32).toString('base64')), urlPolicy, retryPolicy, 2_000);
-      const breaker = new BreakerQueue(new Breaker(buckets.breaker, publisher, t, routes, { threshold: 30, windowMs: 60_000 }, logger), logger);
-      return new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breaker, new Suspensions(), logger, 2_000, new RecordBatches(publisher, t), jetstream(test.nc), 300);
-    };
+    const replica = () => dispatchReplica(300);
     const task = DeliveryTask.fromPartial({ eventId: uniqueName('e'), workspaceId, webhookId, eventType: 'contact.created', body: Buffer.from('{"n":2}'), acceptedAt: new Date() });
     const before = receiver.requests.length;
     const storedAt = Date.now();
@@ -189,17 +189,8 @@ describe('attempt record batches on real NATS', () => {
   });
 
   it('settles a parked task whose success was stored but not removed from the park, by its record, with no recall', async () => {
-    const t = test.topology;
-    const workspaceId = uniqueName('ws');
-    const webhookId = uniqueName('wh');
-    const route: Route = { webhookId, workspaceId, url: receiver.url, eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1, name: 'h', rateLimit: 0, auth: undefined };
-    await buckets.routes.put(t.keys.webhook(workspaceId, webhookId), Route.encode(route).finish());
-    await routes.sync();
-    const replica = () => {
-      const deliverer = new Deliverer(new HttpSender(urlPolicy, 2_000), SecretBox.fromBase64(randomBytes(32).toString('base64')), urlPolicy, retryPolicy, 2_000);
-      const breaker = new BreakerQueue(new Breaker(buckets.breaker, publisher, t, routes, { threshold: 30, windowMs: 60_000 }, logger), logger);
-      return new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breaker, new Suspensions(), logger, 2_000, new RecordBatches(publisher, t), jetstream(test.nc), 300);
-    };
+    const { workspaceId, webhookId } = await routedWebhook();
+    const replica = () => dispatchReplica(300);
     const task = DeliveryTask.fromPartial({ eventId: uniqueName('e'), workspaceId, webhookId, eventType: 'contact.created', body: Buffer.from('{"n":3}'), acceptedAt: new Date() });
     const parked = () => {
       const headers = natsHeaders();
@@ -220,16 +211,9 @@ describe('attempt record batches on real NATS', () => {
   });
 
   it('makes no request once the lease is lost between the lane\'s check and the request (the record lookup and the pacing come in between)', async () => {
-    const t = test.topology;
-    const workspaceId = uniqueName('ws');
-    const webhookId = uniqueName('wh');
-    const route: Route = { webhookId, workspaceId, url: receiver.url, eventTypes: ['contact.created'], headers: {}, active: true, secrets: [], version: 1, name: 'h', rateLimit: 0, auth: undefined };
-    await buckets.routes.put(t.keys.webhook(workspaceId, webhookId), Route.encode(route).finish());
-    await routes.sync();
+    const { workspaceId, webhookId } = await routedWebhook();
     let asked = 0;
-    const deliverer = new Deliverer(new HttpSender(urlPolicy, 2_000), SecretBox.fromBase64(randomBytes(32).toString('base64')), urlPolicy, retryPolicy, 2_000);
-    const breaker = new BreakerQueue(new Breaker(buckets.breaker, publisher, t, routes, { threshold: 30, windowMs: 60_000 }, logger), logger);
-    const fenced = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breaker, new Suspensions(), logger, 2_000, new RecordBatches(publisher, t), jetstream(test.nc), 60_000, async (shard) => {
+    const fenced = dispatchReplica(60_000, async (shard) => {
       asked++;
       assert.equal(shard, deliverShardOf(webhookId));
       return false;
