@@ -4,9 +4,9 @@ import { dispatcherConfig } from './config.js';
 import { withProfileDefaults } from '@webhooks/config';
 import { SecretBox } from '@webhooks/domain';
 import { logReady, onShutdownSignal, Readiness, runService, serverSecurity, startGrpcServer } from '@webhooks/grpc-kit';
-import { connectNats, deliverShards, ensureDispatchersBucket, ensureTopology, jetstream, JetStreamPublisher, RoutingTable, streamNames, topology, type RouteChange } from '@webhooks/messaging';
+import { connectNats, deliverShards, ensureDispatchersBucket, ensureTopology, jetstream, jetstreamManager, JetStreamPublisher, RoutingTable, streamNames, topology, type RouteChange } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
-import { DeliveryConsumers } from './consumers.js';
+import { DeliveryConsumers, shardRequestTimeoutMs } from './consumers.js';
 import { newReplicaId, ShardOwnership } from './ownership.js';
 import { Breaker, followTrips, Suspensions } from './breaker.js';
 import { Deliverer } from './delivery.js';
@@ -36,6 +36,8 @@ async function main(): Promise<void> {
   const t = topology({ prefix: config.messagingPrefix, replicas: config.natsReplicas, idempotencyWindowMs: config.idempotencyWindow });
   const { jsm, buckets } = await ensureTopology(nc, t);
   const js = jetstream(nc);
+  // The shard consumers and parks give up on an unanswered request sooner (shard-consumer.ts).
+  const shardJsm = await jetstreamManager(nc, { timeout: shardRequestTimeoutMs, checkAPI: false });
   const publisher = new JetStreamPublisher(nc, budget.recordPublishTimeoutMs);
   // Deliveries and OAuth token requests leave through EGRESS_PROXY_URL when it is set (egress.ts).
   const sender = new HttpSender(urlPolicy, config.attemptTimeout, { proxyUrl: config.egressProxyUrl });
@@ -62,7 +64,7 @@ async function main(): Promise<void> {
   const leases: { ownership?: ShardOwnership } = {};
   const consumers = new DeliveryConsumers(
     js,
-    jsm,
+    shardJsm,
     publisher,
     t,
     routes,

@@ -23,7 +23,7 @@ import { ShardConsumers } from './shard-consumer.js';
 
 export type { DeliveryHandler } from './lanes.js';
 export { laneMaxHeld } from './lanes.js';
-export { shardMaxAckPending } from './shard-consumer.js';
+export { shardMaxAckPending, shardRequestTimeoutMs } from './shard-consumer.js';
 
 export class DeliveryConsumers implements ShardHandler {
   private readonly shards: ShardConsumers;

@@ -74,6 +74,13 @@ const idleHeartbeatMs = 15_000;
 export const stallCheckMs = 2_000;
 /** Looks without progress, while tasks wait, before a consumer counts as stalled (rule 6). */
 const stalledLooks = 1;
+/**
+ * How long the shard consumers' and parks' JetStream API requests wait for an answer. An open of a shard
+ * makes several; while NATS elects a leader they go unanswered, and each restart of the open waited the
+ * client's 5 s default before it could try again (restarts at 5, 10, 15 s after a server was lost in
+ * the cluster suite). Answers take milliseconds otherwise.
+ */
+export const shardRequestTimeoutMs = 2_000;
 /** Consumer creations and deletions in flight at once, so a replica taking many shards does not flood JetStream's API. */
 const maxConsumerOperations = 16;
 
