@@ -6,7 +6,8 @@
 // Overflow rule: at most `capacity` failures wait. One more is not queued: it is counted in the metric
 // webhook.breaker.failures.dropped and logged (the first of each overflow episode), and delivery goes on.
 // Losing a few failures of a workspace whose failures already pile up only delays its trip. A failure
-// whose update fails is logged and not retried, as before the queue.
+// whose count cannot be updated is logged and not retried, as before the queue; a trip it crossed is
+// tried again by the breaker itself (breaker.ts), so the queue waits for it meanwhile.
 import type { Logger } from '@webhooks/telemetry';
 import { dispatcherMetrics } from './metrics.js';
 

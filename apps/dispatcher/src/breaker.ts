@@ -10,6 +10,7 @@ import { decodeBreakerState, encodeBreakerState, pendingTripIsStale, recordFailu
 import { compareAndSet, streamConfigs, traceHeaders, type JetStreamPublisher, type KV, type NatsConnection, type RoutingTable, type Topology } from '@webhooks/messaging';
 import type { Logger } from '@webhooks/telemetry';
 import { dispatcherMetrics } from './metrics.js';
+import { retryInPlace } from './retry-in-place.js';
 
 /** How many of each webhook's last errors a trip carries into the notice. */
 const lastErrorsPerWebhook = 5;
@@ -18,6 +19,12 @@ const lastErrorsPerWebhook = 5;
  * Webhooks a trip has switched off, until the routing table shows a newer version of them (disabled by
  * the control plane, or activated again after that). Lets every replica stop delivering at once.
  */
+/**
+ * How long a trip whose publish fails is tried again before it is left pending for the workspace's next
+ * failure (the trip stream deduplicates it by its id meanwhile, for ten minutes).
+ */
+export const tripPublishPersistMs = 60_000;
+
 export class Suspensions {
   /** Eviction: an entry goes once a newer route version is seen (isSuspended) or the webhook is deleted (forget). */
   private readonly versions = new Map<string, number>();
@@ -95,7 +102,18 @@ export class Breaker {
         'stale pending trip dropped: it was never confirmed published and is older than the trip duplicate window; its webhooks stay as they are',
       );
     }
-    if (toPublish) await this.publishPending(key, toPublish);
+    if (!toPublish) return;
+    // The trip is tried again in place for a while: left pending, it would be published only by the
+    // workspace's next failure, and a webhook whose events have all been dropped may never fail again
+    // (seen in the cluster suite: a trip publish timed out during a NATS election, and nothing tripped).
+    const deadline = this.now() + tripPublishPersistMs;
+    await retryInPlace(() => this.publishPending(key, toPublish), {
+      keepAlive: () => {},
+      initialDelayMs: 200,
+      maxDelayMs: 2_000,
+      givenUp: () => this.now() >= deadline,
+      onFirstFailure: (error) => this.logger.warn({ err: error, workspaceId }, 'trip not published yet; trying again'),
+    });
   }
 
   private async publishPending(key: string, encoded: string): Promise<void> {

@@ -7,7 +7,7 @@ import { BreakerTripped, Route } from '@webhooks/contracts';
 import { decodeBreakerState, encodeBreakerState } from '@webhooks/domain';
 import { ensureTopology, JetStreamPublisher, RoutingTable, type Buckets } from '@webhooks/messaging';
 import { createLogger } from '@webhooks/telemetry';
-import { createTestTopology, uniqueName, type TestTopology } from '@webhooks/testing';
+import { createTestTopology, timeoutError, uniqueName, withReplaced, type TestTopology } from '@webhooks/testing';
 import { Breaker, tripDuplicateWindowMs } from '../src/breaker.js';
 
 const logger = createLogger('breaker-test');
@@ -55,6 +55,28 @@ describe('breaker pending trips on real NATS KV', () => {
     const state = decodeBreakerState((await buckets.breaker.get(key))!.value);
     assert.equal(state.pendingTrip, undefined);
     assert.deepEqual(state.failures.map((f) => f.webhookId), ['wh_new'], 'the new failure is still counted');
+  });
+
+  it('tries a trip whose publish failed again at once, without waiting for the workspace\'s next failure', async () => {
+    const workspaceId = uniqueName('ws');
+    // The first publish of the trip times out (an election); nothing else of this workspace fails later.
+    let failedPublishes = 0;
+    const flaky = withReplaced(publisher, {
+      publish: async (...args: Parameters<JetStreamPublisher['publish']>) => {
+        if (failedPublishes === 0) {
+          failedPublishes++;
+          throw timeoutError();
+        }
+        return publisher.publish(...args);
+      },
+    });
+    const breaker = new Breaker(buckets.breaker, flaky, t(), routes, { threshold: 1, windowMs: 60_000 }, logger);
+    await breaker.recordFailure(workspaceId, 'wh_a', Date.now(), 'status 500');
+    await breaker.recordFailure(workspaceId, 'wh_a', Date.now(), 'status 500'); // crosses 1: the trip
+    // Before, the failed publish was logged and the trip left pending until a third failure came.
+    assert.equal(failedPublishes, 1, 'the first publish failed');
+    assert.ok(await published(workspaceId), 'the trip was published');
+    assert.equal(decodeBreakerState((await buckets.breaker.get(t().keys.workspace(workspaceId)))!.value).pendingTrip, undefined, 'and cleared');
   });
 
   it('publishes a pending trip still inside the window, and a new trip with each route version', async () => {
