@@ -4,7 +4,7 @@
 // delivery again) all fit inside one ATTEMPT_TIMEOUT deadline.
 import type { KeyObject } from 'node:crypto';
 import type { DeliveryTask, Route } from '@webhooks/contracts';
-import { checkEndpointUrl, decodeEndpointCredentials, nextAttempt, signatureHeaders, signingKey, type EndpointCredentials, type RetryPolicy, type SecretBox, type UrlPolicy } from '@webhooks/domain';
+import { checkEndpointUrl, decodeEndpointCredentials, nextAttempt, redactedHeaderValue, signatureHeaders, signingKey, type EndpointCredentials, type RetryPolicy, type SecretBox, type UrlPolicy } from '@webhooks/domain';
 import type { HttpSender, OutboundRequest, SendResult } from './http-sender.js';
 import { OAuthTokens, type OAuthCredentials } from './oauth-tokens.js';
 
@@ -37,8 +37,8 @@ type PreparedAuth =
   | { readonly kind: 'oauth'; readonly credentials: OAuthCredentials }
   | { readonly kind: 'mtls'; readonly identity: NonNullable<OutboundRequest['identity']> };
 
-/** Logged and recorded in place of a credential. */
-const redacted = '[redacted]';
+/** Logged and recorded in place of a credential, the same placeholder the control plane answers with. */
+const redacted = redactedHeaderValue;
 
 export class Deliverer {
   // Keyed by the Route object: the routing table replaces it on every change, so stale entries go with it.

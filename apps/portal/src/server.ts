@@ -1,7 +1,8 @@
 // The portal's HTTP server: the built page (static files, strict security headers) and /api/*, where
-// every request is authenticated and scoped to its session's workspace before any gRPC call. A browser
-// request that carries a W3C traceparent header continues that trace: the gRPC calls it makes are its
-// children.
+// every request is authenticated and scoped to its session's workspace before any gRPC call. Each API
+// request starts a trace of its own, sampled by the portal's own sampler; the gRPC calls it makes are its
+// children. A W3C traceparent the browser sends is linked to, never adopted: a page (or anyone with a
+// link) must not choose our trace ids or turn sampling on or off for our services.
 //
 // It faces the internet, so no request may end the process: a malformed path is answered 400, a handler
 // that throws 500 (and is logged), a file that cannot be read 500 or a closed connection; slow clients
@@ -11,7 +12,7 @@ import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
-import { propagation, ROOT_CONTEXT, SpanKind, type TextMapGetter } from '@opentelemetry/api';
+import { isSpanContextValid, propagation, ROOT_CONTEXT, SpanKind, type TextMapGetter } from '@opentelemetry/api';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import type { WebhooksClient } from '@webhooks/client';
 import { DomainError } from '@webhooks/domain';
@@ -149,8 +150,9 @@ export async function startPortalServer(options: PortalServerOptions): Promise<P
     const found = findRoute(method, url.pathname.slice('/api'.length));
     if (found === undefined) return send(response, 404, { error: { code: 'NOT_FOUND', message: `no API at ${url.pathname}` } });
     if (found === 'method-not-allowed') return send(response, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed on ${url.pathname}` } });
-    const parent = propagation.extract(ROOT_CONTEXT, request.headers, headerGetter);
-    await tracer.startActiveSpan(`portal ${found.route.name}`, { kind: SpanKind.SERVER }, parent, async (span) => {
+    const browser = trace.getSpanContext(propagation.extract(ROOT_CONTEXT, request.headers, headerGetter));
+    const links = browser && isSpanContextValid(browser) ? [{ context: browser, attributes: { 'portal.link': 'browser' } }] : [];
+    await tracer.startActiveSpan(`portal ${found.route.name}`, { kind: SpanKind.SERVER, root: true, links }, ROOT_CONTEXT, async (span) => {
       try {
         const header = (name: string) => {
           const value = request.headers[name];

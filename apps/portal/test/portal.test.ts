@@ -219,11 +219,16 @@ describe('webhooks portal', () => {
       assert.equal(await page.getByLabel(/Rate limit/).inputValue(), '5');
       assert.equal(await page.getByLabel('Password').inputValue(), '');
       assert.equal(await page.getByLabel('User name').inputValue(), '');
+      // The custom header's value is write-only too: a placeholder stands for it, and saving keeps it.
+      assert.equal(await page.getByLabel('Value').inputValue(), '[redacted]');
+      await page.getByTestId('headers-hidden').waitFor();
       await shot('webhook-form-endpoint-options');
       assert.doesNotMatch(await page.content(), new RegExp(password));
       const listed = await page.evaluate(async () => (await fetch('/api/webhooks', { headers: { authorization: `Bearer ${(JSON.parse(sessionStorage.getItem('portal.credentials')!) as { token: string }).token}` } })).text());
       assert.match(listed, /"authKind":"basic"/);
       assert.doesNotMatch(listed, new RegExp(password));
+      assert.match(listed, /"headers":\{"x-api-key":"\[redacted\]"\}/);
+      assert.doesNotMatch(listed, /secret-value/);
       await page.getByRole('button', { name: 'Cancel' }).click();
       // The dispatcher presents them: the next test event arrives with the Basic credentials.
       const before = good.requests.length;
@@ -231,6 +236,8 @@ describe('webhooks portal', () => {
       await page.getByRole('dialog').getByRole('button', { name: 'Send', exact: true }).click();
       const [request] = (await good.waitForRequests(before + 1)).slice(before);
       assert.equal(request!.headers.authorization, `Basic ${Buffer.from(`portal-user:${password}`).toString('base64')}`);
+      // Saved through the form with its placeholder, the header kept the value it was created with.
+      assert.equal(request!.headers['x-api-key'], 'secret-value');
       await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
     });
 

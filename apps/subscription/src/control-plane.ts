@@ -18,6 +18,7 @@ import {
   failedPrecondition,
   generateSigningSecret,
   invalidArgument,
+  keepRedactedHeaders,
   maskSecret,
   newId,
   notFound,
@@ -176,7 +177,8 @@ export class ControlPlane {
     const name = checkName(input.name, 'name');
     const url = await this.checkUrl(input.url, 'url');
     const eventTypes = checkEventTypes(input.eventTypes);
-    const headers = checkCustomHeaders(input.headers);
+    // The placeholder answers show for a value is no value to store: a copy of another webhook's answer.
+    const headers = keepRedactedHeaders(checkCustomHeaders(input.headers), {});
     const rateLimit = checkRateLimit(input.rateLimit ?? 0);
     const auth = this.sealAuth(await this.checkAuth(input.auth, 'auth'));
     const secret = generateSigningSecret();
@@ -259,6 +261,8 @@ export class ControlPlane {
           throw aborted(`webhook "${webhookId}" is at version ${webhook.version}, not ${expectedVersion}; read it again and reapply the change`);
         }
         if (changes.url !== undefined) checkAuthStaysWithOrigin(webhook.url, changes.url, webhook.authKind !== null, fields.includes('auth'));
+        // Values are write-only (answers show a placeholder): one sent back as the placeholder is kept.
+        if (changes.headers !== undefined) changes.headers = keepRedactedHeaders(changes.headers, webhook.headers, 'webhook.headers');
         em.assign(webhook, changes);
         await em.flush();
         return webhook;

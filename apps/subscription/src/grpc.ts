@@ -10,7 +10,7 @@ import {
   DeliveryStatus,
   type Delivery as DeliveryMessage,
 } from '@webhooks/contracts';
-import { describeEventTypes, exampleEvent, invalidArgument } from '@webhooks/domain';
+import { describeEventTypes, exampleEvent, invalidArgument, redactHeaders } from '@webhooks/domain';
 import type { unaryHandlers } from '@webhooks/grpc-kit';
 import type { DeliveryLog, DeliveryView } from './delivery-log/delivery-log.js';
 import type { ControlPlane, WebhookField } from './control-plane.js';
@@ -62,7 +62,8 @@ export function subscriptionService(controlPlane: ControlPlane, unary: Unary, po
     name: webhook.name,
     url: webhook.url,
     eventTypes: webhook.eventTypes,
-    headers: webhook.headers,
+    // Write-only values: the names and a placeholder (libs/domain headers.ts).
+    headers: redactHeaders(webhook.headers),
     status: webhook.status === 'active' ? WebhookStatus.WEBHOOK_STATUS_ACTIVE : WebhookStatus.WEBHOOK_STATUS_DISABLED,
     disabled:
       webhook.status === 'disabled'

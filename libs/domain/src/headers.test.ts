@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkCustomHeaders } from './headers.js';
+import { checkCustomHeaders, keepRedactedHeaders, redactHeaders, redactedHeaderValue } from './headers.js';
 
 describe('checkCustomHeaders', () => {
   it('keeps valid headers, with lower-case names', () => {
@@ -39,5 +39,26 @@ describe('checkCustomHeaders', () => {
 
   it('still refuses "Constructor" and "constructor" as the same name given twice', () => {
     assert.throws(() => checkCustomHeaders({ Constructor: '1', constructor: '2' }), /given twice/);
+  });
+});
+
+describe('redacted header values', () => {
+  it('hides every value and keeps the names', () => {
+    assert.deepEqual(redactHeaders({ 'x-api-key': 'k1', 'x-tenant': 'acme' }), { 'x-api-key': redactedHeaderValue, 'x-tenant': redactedHeaderValue });
+  });
+
+  it('keeps the stored value of a header sent back with the placeholder, and takes new values as given', () => {
+    const current = { 'x-api-key': 'k1', 'x-tenant': 'acme', 'x-gone': 'g' };
+    const sent = { 'x-api-key': redactedHeaderValue, 'x-tenant': 'beta', 'x-new': 'n' };
+    assert.deepEqual(keepRedactedHeaders(sent, current), { 'x-api-key': 'k1', 'x-tenant': 'beta', 'x-new': 'n' });
+  });
+
+  it('refuses the placeholder for a header the webhook does not have, saying what to send', () => {
+    assert.throws(() => keepRedactedHeaders({ 'x-api-key': redactedHeaderValue }, {}, 'webhook.headers'), /webhook\.headers: "x-api-key" has the value \[redacted\].*no such header to keep; send its value/);
+  });
+
+  it('keeps a header named like an Object.prototype property only when the webhook has it', () => {
+    assert.throws(() => keepRedactedHeaders({ constructor: redactedHeaderValue }, {}), /no such header/);
+    assert.deepEqual(keepRedactedHeaders({ constructor: redactedHeaderValue }, JSON.parse('{"constructor": "c"}') as Record<string, string>), { constructor: 'c' });
   });
 });

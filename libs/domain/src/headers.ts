@@ -1,5 +1,8 @@
 // Custom headers a webhook sends with every delivery. They may not change how the delivery is framed,
-// signed or identified, so those names are reserved.
+// signed or identified, so those names are reserved. Their values are write-only, like the endpoint's
+// credentials: teams put API keys in them. Every answer and the delivery log show each name with
+// redactedHeaderValue in place of its value, and an update that sends that placeholder back for a
+// header the webhook has keeps the stored value, so reading a webhook and writing it back loses nothing.
 import { invalidArgument } from './errors.js';
 
 const tokenPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
@@ -32,5 +35,28 @@ export function checkCustomHeaders(headers: Readonly<Record<string, string>>, fi
     out.set(lower, value);
   }
   // fromEntries defines each key as an own property: "__proto__" stays a header, not the prototype.
+  return Object.fromEntries(out);
+}
+
+/** What answers and the delivery log show in place of a custom header's value. */
+export const redactedHeaderValue = '[redacted]';
+
+/** The headers with every value replaced by the placeholder, names kept. */
+export function redactHeaders(headers: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.keys(headers).map((name) => [name, redactedHeaderValue]));
+}
+
+/**
+ * New headers (checked, lower-case names) for a webhook whose headers are `current`: a header sent with
+ * the placeholder keeps its stored value. The placeholder for a header the webhook does not have is
+ * refused: there is no value to keep. On a create, `current` is empty.
+ */
+export function keepRedactedHeaders(headers: Readonly<Record<string, string>>, current: Readonly<Record<string, string>>, field = 'headers'): Record<string, string> {
+  const out = new Map<string, string>();
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== redactedHeaderValue) out.set(name, value);
+    else if (Object.hasOwn(current, name)) out.set(name, current[name]!);
+    else throw invalidArgument(field, `"${name}" has the value ${redactedHeaderValue}, which answers show in place of a stored value, but the webhook has no such header to keep; send its value`);
+  }
   return Object.fromEntries(out);
 }

@@ -104,6 +104,43 @@ describe('control plane over gRPC', () => {
     assert.equal(listed.webhooks.length, 0, 'nothing was created');
   });
 
+  it('answers custom header values redacted, keeps a value sent back redacted, and the endpoint still gets the real one', async () => {
+    const s = system.subscription;
+    const workspaceId = uniqueName('hdr');
+    const apiKey = 'k-3f9a-secret-api-key';
+    await callUnary(s, s.upsertWorkspace, { workspace: { id: workspaceId, name: 'H', plan: Plan.PLAN_ADVANCED, notificationEmails: [] } }, testToken);
+    const created = await callUnary(s, s.createWebhook, { workspaceId, name: 'crm', url: receiver.url, eventTypes: ['contact.created'], headers: { 'X-Api-Key': apiKey, 'x-tenant': 'acme' } }, testToken);
+    const webhookId = created.webhook!.id;
+    const redacted = { 'x-api-key': '[redacted]', 'x-tenant': '[redacted]' };
+    // Before, every answer held the values in full.
+    assert.deepEqual(created.webhook!.headers, redacted, 'CreateWebhook');
+    const got = (await callUnary(s, s.getWebhook, { workspaceId, webhookId }, testToken)).webhook!;
+    assert.deepEqual(got.headers, redacted, 'GetWebhook');
+    const listed = await callUnary(s, s.listWebhooks, { workspaceId, pageSize: 10, pageToken: '', status: 0 }, testToken);
+    assert.deepEqual(listed.webhooks[0]!.headers, redacted, 'ListWebhooks');
+    assert.doesNotMatch(JSON.stringify([created, got, listed]), new RegExp(apiKey));
+
+    // Read, change one header, add one, write back: the redacted value is kept, the others are taken.
+    const updated = await callUnary(s, s.updateWebhook, { workspaceId, webhook: Webhook.fromPartial({ id: webhookId, headers: { ...got.headers, 'x-tenant': 'beta', 'x-new': 'n' } }), updateMask: ['headers'], expectedVersion: got.version }, testToken);
+    assert.deepEqual(updated.webhook!.headers, { 'x-api-key': '[redacted]', 'x-tenant': '[redacted]', 'x-new': '[redacted]' });
+    const before = receiver.requests.length;
+    await publish(system, contactCreated(uniqueName('hdr_e'), workspaceId));
+    const [request] = (await receiver.waitForRequests(before + 1)).slice(before);
+    assert.deepEqual([request!.headers['x-api-key'], request!.headers['x-tenant'], request!.headers['x-new']], [apiKey, 'beta', 'n']);
+
+    // The placeholder is no value: refused where there is nothing stored to keep, on an update and a create.
+    const refused = await expectStatus(
+      callUnary(s, s.updateWebhook, { workspaceId, webhook: Webhook.fromPartial({ id: webhookId, headers: { 'x-api-key': '[redacted]', 'x-other': '[redacted]' } }), updateMask: ['headers'], expectedVersion: 0 }, testToken),
+      status.INVALID_ARGUMENT,
+    );
+    assert.match(refused, /webhook\.headers: "x-other" has the value \[redacted\].*no such header to keep; send its value/);
+    const copied = await expectStatus(
+      callUnary(s, s.createWebhook, { workspaceId, name: 'copy', url: receiver.url, eventTypes: ['contact.created'], headers: { 'x-api-key': '[redacted]' } }, testToken),
+      status.INVALID_ARGUMENT,
+    );
+    assert.match(copied, /^headers: "x-api-key" has the value \[redacted\]/);
+  });
+
   it('publishes a catalog whose schemas match what endpoints receive for every event type', async () => {
     const { eventTypes } = await callUnary(system.subscription, system.subscription.listEventTypes, {}, testToken);
     assert.equal(eventTypes.length, 9);

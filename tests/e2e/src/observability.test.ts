@@ -1,13 +1,14 @@
 // One trace per event across processes, and metrics that move by the right amounts. The services export
 // spans over OTLP/HTTP (JSON encoding) to a receiver inside the test.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { callUnary, HttpReceiver, startSystem, testToken, type RunningSystem } from '@webhooks/testing';
 import { contactCreated, publish, succeededDeliveries, workspaceWithWebhook } from './support.js';
 
-interface OtlpSpan { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: { key: string; value: Record<string, unknown> }[] }
+interface OtlpSpan { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: { key: string; value: Record<string, unknown> }[]; links?: { traceId: string; spanId: string }[] }
 
 class OtlpReceiver {
   readonly spans: (OtlpSpan & { service: string })[] = [];
@@ -127,6 +128,33 @@ describe('observability', () => {
     // The outbound HTTP calls are children of their attempts.
     const http = otlp.spans.filter((s) => s.service === 'dispatcher' && attempts.some((a) => a.spanId === s.parentSpanId) && s.name !== 'webhook.attempt');
     assert.ok(http.length >= 2, `expected the HTTP client spans under the attempts, got ${http.map((s) => s.name).join(', ')}`);
+  });
+
+  it("starts the portal's own trace for each API request and links the browser's traceparent instead of continuing it", async () => {
+    const portal = await system.startService('portal', { PORTAL_HTTP_PORT: '0', PORTAL_OPS_PORT: '0', PORTAL_API_TOKEN: testToken });
+    const { workspaceId } = await workspaceWithWebhook(system, endpoint.url);
+    const { token } = await callUnary(system.subscription, system.subscription.createPortalSession, { workspaceId, ttl: undefined }, testToken);
+    const hex = (bytes: number) => randomBytes(bytes).toString('hex');
+    // One browser context sampled, one not: neither may decide for the portal.
+    const browser = [{ traceId: hex(16), spanId: hex(8), flags: '01' }, { traceId: hex(16), spanId: hex(8), flags: '00' }];
+    for (const context of browser) {
+      const response = await fetch(`http://127.0.0.1:${portal.port('httpPort')}/api/webhooks`, { headers: { authorization: `Bearer ${token}`, traceparent: `00-${context.traceId}-${context.spanId}-${context.flags}` } });
+      assert.equal(response.status, 200);
+    }
+    const linkedTo = (traceId: string) => otlp.spans.find((s) => s.service === 'portal' && s.name === 'portal GET /webhooks' && s.links?.some((l) => l.traceId === traceId));
+    const deadline = Date.now() + 20_000;
+    const childOf = (span: OtlpSpan | undefined) => !!span && otlp.spans.some((s) => s.service === 'portal' && s.parentSpanId === span.spanId && s.traceId === span.traceId);
+    while (Date.now() < deadline && !browser.every((c) => childOf(linkedTo(c.traceId)))) await new Promise((r) => setTimeout(r, 200));
+    for (const context of browser) {
+      const span = linkedTo(context.traceId);
+      // Before, the portal's span continued the browser's trace (and was not recorded at all when the browser said "not sampled").
+      assert.ok(span, `a portal span linked to the browser's context (flags ${context.flags}); portal spans: ${JSON.stringify(otlp.spans.filter((s) => s.service === 'portal').map((s) => [s.name, s.traceId, s.parentSpanId]))}`);
+      assert.notEqual(span.traceId, context.traceId, 'the portal chose its own trace id');
+      assert.ok(!span.parentSpanId, 'the portal span is a root, not a child of the browser span');
+      assert.deepEqual(span.links!.map((l) => [l.traceId, l.spanId]), [[context.traceId, context.spanId]]);
+      // The gRPC call behind it belongs to the portal's trace.
+      assert.ok(childOf(span), 'the gRPC client span is a child of the portal span');
+    }
   });
 
   it('counts attempts, deliveries, accepted and rejected events on /metrics, and answers /healthz and /readyz', async () => {

@@ -2,7 +2,7 @@
 // policy's message by the URL); event types come from the catalog with descriptions and examples. The
 // endpoint authentication is write-only: the form shows which kind is set, never its credentials.
 import { useState } from 'react';
-import { ApiError, type AuthKind, type EventType, type Webhook } from './api';
+import { ApiError, redactedHeaderValue as redactedValue, type AuthKind, type EventType, type Webhook } from './api';
 import { useStrings } from './i18n';
 import type { Api } from './Webhooks';
 
@@ -107,6 +107,7 @@ export function WebhookForm({ api, eventTypes, webhook, onCancel, onSaved }: Pro
       </fieldset>
       <fieldset>
         <legend>{t.form.headers}</legend>
+        {headers.some(([, value]) => value === redactedValue) && <p className="muted" data-testid="headers-hidden">{t.form.headersHidden(redactedValue)}</p>}
         {headers.map(([key, value], i) => (
           <div key={i} className="header-row">
             <input aria-label={t.form.headerName} value={key} onChange={(e) => setHeaders(headers.map((h, j) => (j === i ? [e.target.value, h[1]] : h)))} />

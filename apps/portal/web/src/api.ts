@@ -1,5 +1,12 @@
 // Calls the portal's own API with the session's token in a header (never a cookie), and a W3C
-// traceparent so the server's spans and the gRPC calls behind them join one trace per click.
+// traceparent, which the server records as a link on its own trace of the request.
+
+/**
+ * What the service answers in place of each custom header's value (write-only, like credentials); sent
+ * back unchanged, it keeps the stored value (libs/domain headers.ts).
+ */
+export const redactedHeaderValue = '[redacted]';
+
 export interface Credentials {
   readonly token: string;
   /** Set for operators, who pick the workspace. */

@@ -56,6 +56,7 @@ export const de: Strings = {
     headers: 'Eigene Header',
     headerName: 'Header-Name',
     headerValue: 'Wert',
+    headersHidden: (placeholder: string) => `Gespeicherte Werte werden nie angezeigt: ${placeholder} steht für einen. Unverändert bleibt der Wert erhalten; ein neuer ersetzt ihn.`,
     addHeader: 'Header hinzufügen',
     removeHeader: 'Entfernen',
     save: 'Speichern',

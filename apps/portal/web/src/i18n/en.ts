@@ -54,6 +54,7 @@ export const en = {
     headers: 'Custom headers',
     headerName: 'Header name',
     headerValue: 'Value',
+    headersHidden: (placeholder: string) => `Saved values are never shown: ${placeholder} stands for one. Leave it to keep the value, or type a new one.`,
     addHeader: 'Add header',
     removeHeader: 'Remove',
     save: 'Save',
