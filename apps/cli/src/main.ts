@@ -75,12 +75,14 @@ const endpointOptions: Options = {
   'oauth-audience': { type: 'string' },
   'client-cert': { type: 'string' },
   'client-key': { type: 'string' },
+  'endpoint-ca': { type: 'string' },
 };
 const endpointOptionHelp = [
   '--rate-limit N       at most N deliveries per second (1-1000; 0: no limit)',
   '--basic-auth USER:PASSWORD  HTTP Basic authentication to the endpoint',
   '--oauth-token-url URL --oauth-client-id ID --oauth-client-secret SECRET [--oauth-scope S] [--oauth-audience A]  OAuth 2.0 client credentials',
   '--client-cert FILE --client-key FILE  mutual TLS: client certificate and key (PEM) presented to the endpoint',
+  '--endpoint-ca FILE   with --client-cert: the CA certificates (PEM) the endpoint\'s certificate must chain to, trusted for this webhook only',
 ];
 
 function rateLimitOf(values: Values): number | undefined {
@@ -124,8 +126,15 @@ function authOf(values: Values): EndpointAuth | undefined {
         throw new UsageError(`cannot read ${what} ${file}: ${(error as Error).message}`);
       }
     };
-    return { method: { $case: 'mutualTls', value: { clientCertificatePem: read(cert, '--client-cert'), clientKeyPem: read(need(str(values['client-key']), '--client-key'), '--client-key') } } };
+    const ca = str(values['endpoint-ca']);
+    return {
+      method: {
+        $case: 'mutualTls',
+        value: { clientCertificatePem: read(cert, '--client-cert'), clientKeyPem: read(need(str(values['client-key']), '--client-key'), '--client-key'), caCertificatesPem: ca === undefined ? '' : read(ca, '--endpoint-ca') },
+      },
+    };
   }
+  if (str(values['endpoint-ca']) !== undefined) throw new UsageError('--endpoint-ca goes with --client-cert and --client-key (mutual TLS)');
   return undefined;
 }
 

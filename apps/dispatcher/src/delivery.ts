@@ -130,8 +130,9 @@ function prepareAuth(route: Route, credentials: EndpointCredentials): PreparedAu
     case 'oauth':
       return { kind: 'oauth', credentials };
     case 'mtls':
-      // One agent per webhook and route version: a new certificate never reuses the old one's connections.
-      return { kind: 'mtls', identity: { key: `${route.webhookId}:${route.version}`, certificate: { cert: credentials.certificatePem, key: credentials.keyPem } } };
+      // One agent per webhook and route version: a new certificate (or CA bundle) never reuses the old
+      // one's connections, and a webhook's own CAs are trusted on its connections only.
+      return { kind: 'mtls', identity: { key: `${route.webhookId}:${route.version}`, certificate: { cert: credentials.certificatePem, key: credentials.keyPem, ca: credentials.caPem } } };
   }
 }
 

@@ -17,10 +17,14 @@ export class EgressProxyError extends Error {
   readonly code = 'EEGRESSPROXY';
 }
 
-/** A client certificate presented to the endpoint (mutual TLS). */
+/**
+ * A client certificate presented to the endpoint (mutual TLS), and the CAs the endpoint's certificate
+ * must chain to when the webhook names its own (in place of the public CAs, for its connections only).
+ */
 export interface ClientIdentity {
   readonly cert: string;
   readonly key: string;
+  readonly ca?: string | undefined;
 }
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
@@ -52,7 +56,8 @@ export interface EgressOptions {
 
 /** The connector an undici Agent uses for every new connection. */
 export function egressConnector(options: EgressOptions): buildConnector.connector {
-  const tlsOptions = { rejectUnauthorized: true, ...(options.identity ? { cert: options.identity.cert, key: options.identity.key } : {}) };
+  const identity = options.identity;
+  const tlsOptions = { rejectUnauthorized: true, ...(identity ? { cert: identity.cert, key: identity.key, ...(identity.ca ? { ca: identity.ca } : {}) } : {}) };
   const lookup = safeLookup(options.policy);
   if (!options.proxyUrl) return buildConnector({ ...tlsOptions, lookup: lookup as never, timeout: options.connectTimeoutMs });
   const proxy = options.proxyUrl;

@@ -2,7 +2,8 @@
 // whole response, no redirects, a bounded read of the response body, and the URL policy enforced again
 // on the address the host name resolves to, at connect time (DNS rebinding cannot reach internal hosts),
 // through the egress proxy when one is set (egress.ts). A request presenting a client certificate
-// (mutual TLS) goes through an agent of its own, so its connections are never reused without it.
+// (mutual TLS) goes through an agent of its own, so its connections are never reused without it; the
+// same agent carries the webhook's own CA bundle when it has one, so no other webhook trusts that CA.
 import type { UrlPolicy } from '@webhooks/domain';
 import { Agent, request } from 'undici';
 import { egressConnector, type ClientIdentity } from './egress.js';

@@ -21,7 +21,8 @@ describe('the endpoint options the page sends', () => {
     assert.deepEqual(endpointAuthOf({ auth: { kind: 'oauth', tokenUrl: 'https://id.example.com/token', clientId: 'c', clientSecret: 's' } }), {
       method: { $case: 'oauthClientCredentials', value: { tokenUrl: 'https://id.example.com/token', clientId: 'c', clientSecret: 's', scope: '', audience: '' } },
     });
-    assert.deepEqual(endpointAuthOf({ auth: { kind: 'mtls', certificatePem: 'CERT', keyPem: 'KEY' } }), { method: { $case: 'mutualTls', value: { clientCertificatePem: 'CERT', clientKeyPem: 'KEY' } } });
+    assert.deepEqual(endpointAuthOf({ auth: { kind: 'mtls', certificatePem: 'CERT', keyPem: 'KEY' } }), { method: { $case: 'mutualTls', value: { clientCertificatePem: 'CERT', clientKeyPem: 'KEY', caCertificatesPem: '' } } });
+    assert.deepEqual(endpointAuthOf({ auth: { kind: 'mtls', certificatePem: 'CERT', keyPem: 'KEY', caPem: 'CA' } }), { method: { $case: 'mutualTls', value: { clientCertificatePem: 'CERT', clientKeyPem: 'KEY', caCertificatesPem: 'CA' } } });
   });
 
   it('names what is missing or wrong', () => {

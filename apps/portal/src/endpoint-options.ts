@@ -35,7 +35,7 @@ const field = (auth: Record<string, unknown>, name: string, label: string, requi
 /**
  * body.auth: undefined leaves it as it is, null (or kind "none") removes it, otherwise
  * { kind: "basic", username, password } | { kind: "oauth", tokenUrl, clientId, clientSecret, scope?,
- * audience? } | { kind: "mtls", certificatePem, keyPem }. Returns null for "remove".
+ * audience? } | { kind: "mtls", certificatePem, keyPem, caPem? }. Returns null for "remove".
  */
 export function endpointAuthOf(body: Record<string, unknown>): EndpointAuth | null | undefined {
   const auth = body.auth;
@@ -59,7 +59,12 @@ export function endpointAuthOf(body: Record<string, unknown>): EndpointAuth | nu
         },
       };
     case 'mtls':
-      return { method: { $case: 'mutualTls', value: { clientCertificatePem: field(value, 'certificatePem', 'client_certificate_pem', true), clientKeyPem: field(value, 'keyPem', 'client_key_pem', true) } } };
+      return {
+        method: {
+          $case: 'mutualTls',
+          value: { clientCertificatePem: field(value, 'certificatePem', 'client_certificate_pem', true), clientKeyPem: field(value, 'keyPem', 'client_key_pem', true), caCertificatesPem: field(value, 'caPem', 'ca_certificates_pem', false) },
+        },
+      };
     default:
       throw invalidArgument('auth.kind', 'must be one of none, basic, oauth, mtls');
   }

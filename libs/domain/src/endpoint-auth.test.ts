@@ -62,6 +62,29 @@ describe('checkEndpointAuth', () => {
     rejects(() => checkEndpointAuth({ method: { $case: 'mutualTls', value: { clientCertificatePem: certA, clientKeyPem: 'nope' } } }, policy), /client_key_pem: is not an unencrypted PEM private key/);
   });
 
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=customer CA', '-addext', 'basicConstraints=critical,CA:TRUE');
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.pem', '-days', '1', '-subj', '/CN=endpoint', '-addext', 'basicConstraints=critical,CA:FALSE');
+  const caPem = readFileSync(join(dir, 'ca.pem'), 'utf8');
+  const leafPem = readFileSync(join(dir, 'leaf.pem'), 'utf8');
+  const withCa = (caCertificatesPem: string) => checkEndpointAuth({ method: { $case: 'mutualTls', value: { clientCertificatePem: certA, clientKeyPem: keyA, caCertificatesPem } } }, policy);
+
+  it('takes a CA bundle of one or more CA certificates, and none as the public CAs', () => {
+    const one = withCa(`\n${caPem}\n`);
+    assert.equal(one?.kind === 'mtls' && one.caPem, caPem.trim());
+    const two = withCa(`${caPem}${caPem}`);
+    assert.equal(two?.kind === 'mtls' && two.caPem?.match(/BEGIN CERTIFICATE/g)?.length, 2);
+    const none = withCa('  ');
+    assert.equal(none?.kind === 'mtls' && 'caPem' in none, false);
+  });
+
+  it('refuses a CA bundle that is not one, naming the certificate and saying what belongs there', () => {
+    rejects(() => withCa('hello'), /^auth\.mutual_tls\.ca_certificates_pem: holds no PEM certificate/);
+    rejects(() => withCa(leafPem), /ca_certificates_pem: the certificate \(CN=endpoint\) is not a CA certificate; give the CA that signed the endpoint's certificate/);
+    rejects(() => withCa(`${caPem}${leafPem}`), /ca_certificates_pem: certificate 2 of 2 \(CN=endpoint\) is not a CA certificate/);
+    rejects(() => withCa(`${caPem}${keyA}`), /ca_certificates_pem: holds something besides PEM certificates \(a private key does not belong here\)/);
+    rejects(() => withCa(caPem.replace(/\n[A-Za-z0-9+/]{8}/, '\n!!!!!!!!')), /ca_certificates_pem: the certificate is not a valid PEM certificate/);
+  });
+
   it('round-trips the sealed JSON form', () => {
     const credentials = checkEndpointAuth({ method: { $case: 'basic', value: { username: 'acme', password: 'pa55' } } }, policy)!;
     assert.deepEqual(decodeEndpointCredentials(encodeEndpointCredentials(credentials)), credentials);

@@ -21,7 +21,8 @@ export function checkRateLimit(value: number, field = 'rate_limit'): number | nu
 export type EndpointCredentials =
   | { readonly kind: 'basic'; readonly username: string; readonly password: string }
   | { readonly kind: 'oauth'; readonly tokenUrl: string; readonly clientId: string; readonly clientSecret: string; readonly scope: string; readonly audience: string }
-  | { readonly kind: 'mtls'; readonly certificatePem: string; readonly keyPem: string };
+  /** `caPem`: the CAs the endpoint's certificate must chain to instead of the public ones (absent: the public ones). */
+  | { readonly kind: 'mtls'; readonly certificatePem: string; readonly keyPem: string; readonly caPem?: string };
 
 export type EndpointAuthKindName = EndpointCredentials['kind'];
 export const endpointAuthKinds = ['basic', 'oauth', 'mtls'] as const satisfies readonly EndpointAuthKindName[];
@@ -34,7 +35,7 @@ export interface EndpointAuthInput {
         readonly $case: 'oauthClientCredentials';
         readonly value: { readonly tokenUrl: string; readonly clientId: string; readonly clientSecret: string; readonly scope: string; readonly audience: string };
       }
-    | { readonly $case: 'mutualTls'; readonly value: { readonly clientCertificatePem: string; readonly clientKeyPem: string } }
+    | { readonly $case: 'mutualTls'; readonly value: { readonly clientCertificatePem: string; readonly clientKeyPem: string; readonly caCertificatesPem?: string } }
     | undefined;
 }
 
@@ -104,9 +105,36 @@ export function checkEndpointAuth(input: EndpointAuthInput | undefined, policy: 
       }
       if (!certificate.checkPrivateKey(key)) throw invalidArgument(`${f}.client_key_pem`, 'does not belong to the client certificate');
       if (Date.parse(certificate.validTo) < Date.now()) throw invalidArgument(`${f}.client_certificate_pem`, `expired on ${certificate.validTo}`);
-      return { kind: 'mtls', certificatePem, keyPem };
+      const caPem = (method.value.caCertificatesPem ?? '').trim();
+      if (caPem.length === 0) return { kind: 'mtls', certificatePem, keyPem };
+      return { kind: 'mtls', certificatePem, keyPem, caPem: checkCaBundle(caPem, `${f}.ca_certificates_pem`) };
     }
   }
+}
+
+const certificateBlock = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * A CA bundle for one webhook's endpoint: one or more PEM certificates, each a CA (basicConstraints
+ * CA:TRUE) that has not expired, and nothing else. Returns the certificates, one block after another.
+ */
+export function checkCaBundle(value: string, field: string): string {
+  const bundle = pem(value, field);
+  const blocks = bundle.match(certificateBlock) ?? [];
+  if (blocks.length === 0) throw invalidArgument(field, 'holds no PEM certificate ("-----BEGIN CERTIFICATE-----...")');
+  if (bundle.replace(certificateBlock, '').trim().length > 0) throw invalidArgument(field, 'holds something besides PEM certificates (a private key does not belong here)');
+  blocks.forEach((block, i) => {
+    const which = blocks.length > 1 ? `certificate ${i + 1} of ${blocks.length}` : 'the certificate';
+    let certificate: X509Certificate;
+    try {
+      certificate = new X509Certificate(block);
+    } catch {
+      throw invalidArgument(field, `${which} is not a valid PEM certificate`);
+    }
+    if (!certificate.ca) throw invalidArgument(field, `${which} (${certificate.subject.replaceAll('\n', ', ')}) is not a CA certificate; give the CA that signed the endpoint's certificate, not the endpoint's own`);
+    if (Date.parse(certificate.validTo) < Date.now()) throw invalidArgument(field, `${which} (${certificate.subject.replaceAll('\n', ', ')}) expired on ${certificate.validTo}`);
+  });
+  return blocks.join('\n');
 }
 
 /** The JSON that is sealed; the kind travels with it so the reader needs nothing else. */

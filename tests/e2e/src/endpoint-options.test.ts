@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import {
   AttemptDecision,
+  CreateWebhookRequest,
   EndpointAuthKind,
   type EndpointAuth,
   Webhook,
@@ -76,9 +77,10 @@ describe('endpoint options: rate limit, endpoint authentication, egress proxy', 
   }
 
   async function createWebhook(url: string, options: { auth?: EndpointAuth; rateLimit?: number } = {}): Promise<string> {
-    const created = await callUnary(system.subscription, system.subscription.createWebhook, {
+    // fromPartial: a field the test leaves out (a mutual-TLS CA bundle, say) is encoded as its default.
+    const created = await callUnary(system.subscription, system.subscription.createWebhook, CreateWebhookRequest.fromPartial({
       workspaceId, name: uniqueName('hook'), url, eventTypes: ['contact.created'], headers: {}, rateLimit: options.rateLimit ?? 0, auth: options.auth,
-    }, testToken);
+    }), testToken);
     answers.push(created);
     return created.webhook!.id;
   }
@@ -255,7 +257,7 @@ describe('endpoint options: rate limit, endpoint authentication, egress proxy', 
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-      const withCert = await createWebhook(url, { auth: { method: { $case: 'mutualTls', value: { clientCertificatePem: client.cert.toString(), clientKeyPem: client.key.toString() } } } });
+      const withCert = await createWebhook(url, { auth: { method: { $case: 'mutualTls', value: { clientCertificatePem: client.cert.toString(), clientKeyPem: client.key.toString(), caCertificatesPem: '' } } } });
       assert.equal((await getWebhook(withCert)).authKind, EndpointAuthKind.ENDPOINT_AUTH_KIND_MUTUAL_TLS);
       const without = await createWebhook(url);
       await publish(system, contactCreated('mtls-1', workspaceId));
@@ -270,6 +272,49 @@ describe('endpoint options: rate limit, endpoint authentication, egress proxy', 
     } finally {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it("trusts a webhook's own CA bundle for its endpoint's certificate, on that webhook's connections only", async () => {
+    // The customer's own CA: not in the dispatcher's trust (NODE_EXTRA_CA_CERTS holds only the test CA).
+    const customerCa = createTestCertificateAuthority('customer private CA');
+    const serverCert = customerCa.issueServer('private-endpoint');
+    const client = ca.issueClient('webhooks-dispatcher');
+    const seen: string[] = [];
+    const server: HttpsServer = createHttpsServer({ cert: serverCert.cert, key: serverCert.key, ca: ca.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        seen.push(JSON.parse(Buffer.concat(chunks).toString('utf8')).id);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const identity = { clientCertificatePem: client.cert.toString(), clientKeyPem: client.key.toString(), caCertificatesPem: '' };
+      // Before, a webhook could not name a CA: only NODE_EXTRA_CA_CERTS, for every webhook at once.
+      const trusting = await createWebhook(url, { auth: { method: { $case: 'mutualTls', value: { ...identity, caCertificatesPem: customerCa.ca.toString() } } } });
+      const other = await createWebhook(url, { auth: { method: { $case: 'mutualTls', value: identity } } });
+      await publish(system, contactCreated('private-ca-1', workspaceId));
+      const [delivered] = await attemptRecords(system.prefix, workspaceId, trusting, 1);
+      assert.equal(delivered!.decision, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED, delivered!.failureReason);
+      const [refused] = await attemptRecords(system.prefix, workspaceId, other, 1);
+      assert.equal(refused!.decision, AttemptDecision.ATTEMPT_DECISION_RETRY);
+      assert.equal(refused!.statusCode, 0);
+      assert.match(refused!.failureReason, /UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+      assert.deepEqual(seen, ['private-ca-1']);
+
+      // Checked when saved: a bundle that is no CA is refused with what to give instead.
+      const message = await expectStatus(
+        callUnary(system.subscription, system.subscription.createWebhook, CreateWebhookRequest.fromPartial({ workspaceId, name: uniqueName('bad-ca'), url, eventTypes: ['contact.created'], auth: { method: { $case: 'mutualTls', value: { ...identity, caCertificatesPem: serverCert.cert.toString() } } } }), testToken),
+        status.INVALID_ARGUMENT,
+      );
+      assert.match(message, /^auth\.mutual_tls\.ca_certificates_pem: the certificate \(CN=private-endpoint\) is not a CA certificate/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      customerCa.remove();
     }
   });
 

@@ -28,7 +28,7 @@ function fieldOf(message: string): Field | undefined {
 const credentialFields: Record<Exclude<AuthKind, 'none'>, readonly { name: string; multiline?: boolean; secret?: boolean }[]> = {
   basic: [{ name: 'username' }, { name: 'password', secret: true }],
   oauth: [{ name: 'tokenUrl' }, { name: 'clientId' }, { name: 'clientSecret', secret: true }, { name: 'scope' }, { name: 'audience' }],
-  mtls: [{ name: 'certificatePem', multiline: true }, { name: 'keyPem', multiline: true, secret: true }],
+  mtls: [{ name: 'certificatePem', multiline: true }, { name: 'keyPem', multiline: true, secret: true }, { name: 'caPem', multiline: true }],
 };
 
 /**

@@ -76,6 +76,7 @@ export const de: Strings = {
     audience: 'Audience (optional)',
     certificatePem: 'Client-Zertifikat (PEM, Zwischenzertifikate danach)',
     keyPem: 'Privater Schlüssel (PEM)',
+    caPem: 'CA-Zertifikate des Endpunkts (PEM, optional: für ein Endpunkt-Zertifikat Ihrer eigenen CA; nur für diesen Webhook vertraut)',
   },
   secret: {
     heading: 'Signaturschlüssel',

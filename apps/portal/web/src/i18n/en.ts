@@ -74,6 +74,7 @@ export const en = {
     audience: 'Audience (optional)',
     certificatePem: 'Client certificate (PEM, intermediates after it)',
     keyPem: 'Private key (PEM)',
+    caPem: 'Endpoint CA certificates (PEM, optional: for an endpoint certificate from your own CA; trusted for this webhook only)',
   },
   secret: {
     heading: 'Signing secret',
