@@ -143,6 +143,7 @@ export const routes: readonly Route[] = [
     return { queuedCount: response.queuedCount };
   }),
   route('GET', '/webhooks/:webhookId/stats', async (client, request) => ({ hours: (await client.getWebhookStats(webhookIdOf(request))).hours.map((h) => ({ ...h, hourStart: h.hourStart?.toISOString() })) })),
+  route('GET', '/health', async (client, { scope }) => ({ webhooks: (await client.listWebhookHealth({ workspaceId: scope.workspaceId })).webhooks })),
   route('GET', '/deliveries', async (client, { scope, query }) => {
     const status = query.get('status') ?? '';
     if (status && !(status in statusNames)) throw invalidArgument('status', 'must be pending, retrying, succeeded or dropped');

@@ -57,7 +57,8 @@ describe('webhooks portal', () => {
   before(async () => {
     mkdirSync(screenshots, { recursive: true });
     // A breaker of 3 failed attempts, and quick retries, so a failing endpoint trips it in a second.
-    system = await startSystem({ RETRY_DELAYS: '50ms,50ms,50ms', GIVE_UP_AFTER: '2s', BREAKER_THRESHOLD: '3', PORTAL_SESSION_KEY: sessionKey });
+    // Three failed attempts in 100 ms, then 12 s until the fourth: long enough to see a retrying delivery.
+    system = await startSystem({ RETRY_DELAYS: '50ms,50ms,12s', GIVE_UP_AFTER: '30s', BREAKER_THRESHOLD: '3', PORTAL_SESSION_KEY: sessionKey });
     const process = await system.startService('portal', { PORTAL_HTTP_PORT: '0', PORTAL_OPS_PORT: '0', PORTAL_API_TOKEN: testToken, PORTAL_OPERATOR_TOKENS: operatorToken, PORTAL_FRAME_ANCESTORS: 'https://app.example.com' });
     portal = `http://127.0.0.1:${process.port('httpPort')}`;
     good = await HttpReceiver.start();
@@ -150,6 +151,7 @@ describe('webhooks portal', () => {
     let page: Page;
     const shot = (name: string) => page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
     const row = (name: string) => page.getByTestId(`webhook-${name}`);
+    const updated = (id: string) => ({ ...contactCreated(id, workspaceId), type: 'contact.updated', data: { $case: 'contactUpdated', value: { contact: contactCreated(id, workspaceId).data!.value!.contact, changedFields: ['email'] } } }) as unknown as Event;
 
     before(async () => {
       page = await browser.newPage({ viewport: { width: 1400, height: 900 }, locale: 'en-US' });
@@ -160,6 +162,10 @@ describe('webhooks portal', () => {
 
     after(async () => {
       await page?.close();
+    });
+
+    it('shows when the session ends, with its date', async () => {
+      assert.match((await page.getByText(/^Session ends /).textContent()) ?? '', /^Session ends [A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}\s?[AP]M$/);
     });
 
     it('adds a webhook from the form, showing the URL policy next to a refused internal URL', async () => {
@@ -241,11 +247,31 @@ describe('webhooks portal', () => {
       await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
     });
 
-    it('shows a tripped breaker, activates the webhook in its row and recovers its dropped deliveries in order', async () => {
+    it("shows a failing webhook's health and its retrying delivery's next attempt, then the tripped breaker; activates the webhook and recovers its dropped deliveries in order", async () => {
       await callUnary(system.subscription, system.subscription.createWebhook, CreateWebhookRequest.fromPartial({ workspaceId, name: 'crm', url: failing.url, eventTypes: ['contact.updated'] }), testToken);
-      const updated = (id: string) => ({ ...contactCreated(id, workspaceId), type: 'contact.updated', data: { $case: 'contactUpdated', value: { contact: contactCreated(id, workspaceId).data!.value!.contact, changedFields: ['email'] } } }) as unknown as Event;
       for (const id of ['u1', 'u2', 'u3']) await callUnary(system.ingest, system.ingest.publishEvent, { event: updated(id) }, testToken);
-      await row('crm').getByText('Disabled').waitFor({ timeout: 20_000 });
+      // u1 fails three times (the breaker tolerates three) and waits 12 s for its fourth attempt.
+      await row('crm').getByTestId('retrying').getByText(/^Retrying 1 delivery; next attempt /).waitFor({ timeout: 15_000 });
+      assert.match((await row('crm').getByTestId('last-failure').textContent()) ?? '', /^Last failure .+: status 503$/);
+      assert.equal(await row('crm').getByTestId('success-rate').textContent(), '0 % of 3 attempts succeeded');
+      await shot('webhook-health');
+      await page.getByRole('tab', { name: 'Delivery log' }).click();
+      await page.getByTestId('delivery-u1').getByTestId('next-attempt').getByText(/^Next attempt .+; dropped if still failing at .+/).waitFor();
+      await page.getByTestId('delivery-u1').getByRole('button', { name: 'Details' }).click();
+      await page.getByTestId('details-next-attempt').waitFor();
+      await shot('retrying-delivery');
+      // The times shown are the schedule's: the fourth attempt 12.1 s after the first (50 ms + 50 ms + 12 s),
+      // and no attempt later than GIVE_UP_AFTER (30 s) after the first.
+      const u1 = (await callUnary(system.deliveryLog, system.deliveryLog.listDeliveries, { workspaceId, webhookId: '', eventType: 'contact.updated', status: DeliveryStatus.DELIVERY_STATUS_RETRYING, pageSize: 10, pageToken: '' }, testToken)).deliveries.find((d) => d.eventId === 'u1')!;
+      const { delivery } = await callUnary(system.deliveryLog, system.deliveryLog.getDelivery, { workspaceId, deliveryId: u1.id }, testToken);
+      const first = delivery!.attempts[0]!.startTime!.getTime();
+      assert.equal(delivery!.giveUpTime!.getTime() - first, 30_000);
+      const planned = delivery!.nextAttemptTime!.getTime() - first;
+      assert.ok(planned >= 12_090 && planned <= 12_200, `the fourth attempt is planned ${planned} ms after the first`);
+      assert.deepEqual([u1.nextAttemptTime, u1.giveUpTime], [delivery!.nextAttemptTime, delivery!.giveUpTime], 'the list answers the same times');
+      await page.getByRole('button', { name: 'Close' }).click();
+      await page.getByRole('tab', { name: 'Webhooks' }).click();
+      await row('crm').getByText('Disabled').waitFor({ timeout: 30_000 });
       await row('crm').getByText(/too many failed attempts/).waitFor();
       await shot('breaker-tripped');
       // Every event of the tripped webhook ends dropped (attempts exhausted or webhook disabled).
@@ -267,15 +293,39 @@ describe('webhooks portal', () => {
       assert.deepEqual(arrived.map((r) => JSON.parse(r.body).id), ['u1', 'u2', 'u3']);
       await row('crm').getByRole('button', { name: 'Chart' }).click();
       await page.getByTestId('chart').waitFor();
+      // Counts and latency each on an axis of their own; every hour answers a hover with its figures.
+      await page.getByTestId('axis-counts').waitFor({ state: 'attached' });
+      await page.getByTestId('axis-latency').waitFor({ state: 'attached' });
+      const hours = page.getByTestId('chart-hour');
+      assert.equal(await hours.count(), 24);
+      assert.match((await hours.last().locator('title').textContent()) ?? '', /: Succeeded \d+, Failed \d+, p50 \d+ ms, p95 \d+ ms$/);
+      await hours.last().hover();
       await shot('chart');
     });
 
-    it('switches to German', async () => {
+    it('switches to German, health and retrying delivery included', async () => {
       await page.getByLabel('Language').selectOption('de');
       await page.getByRole('tab', { name: 'Zustellprotokoll' }).waitFor();
       await page.getByRole('button', { name: 'Webhook hinzufügen' }).waitFor();
       await page.getByText(/von 3 fehlgeschlagenen Versuchen in den letzten 30 Minuten/).waitFor();
+      // The session's end with its date, in German order (day.month.year).
+      assert.match((await page.getByText(/^Sitzung endet /).textContent()) ?? '', /^Sitzung endet \d{2}\.\d{2}\.\d{4}, \d{2}:\d{2}$/);
+      // Failing again (the activation forgot the earlier failures): u4 fails three times and waits for its fourth attempt.
+      failing.respondWith((_req, res) => {
+        res.statusCode = 503;
+        res.end('maintenance');
+      });
+      await callUnary(system.ingest, system.ingest.publishEvent, { event: updated('u4') }, testToken);
+      await row('crm').getByTestId('retrying').getByText(/^1 Zustellung wird wiederholt; nächster Versuch /).waitFor({ timeout: 15_000 });
+      assert.match((await row('crm').getByTestId('last-failure').textContent()) ?? '', /^Letzter Fehler .+: status 503$/);
+      assert.match((await row('crm').getByTestId('success-rate').textContent()) ?? '', /^\d+(,\d)? % von \d+ Versuchen erfolgreich$/);
       await shot('german');
+      await page.getByRole('tab', { name: 'Zustellprotokoll' }).click();
+      await page.getByTestId('delivery-u4').getByTestId('next-attempt').getByText(/^Nächster Versuch .+; verworfen, wenn es um .+ noch fehlschlägt$/).waitFor();
+      await shot('german-retrying-delivery');
+      // Its fourth attempt succeeds: nothing is left failing for the tests after this one.
+      failing.respondWith((_req, res) => res.end('back'));
+      await page.getByRole('tab', { name: 'Webhooks' }).click();
     });
 
     it('tells a workspace below ADVANCED why it cannot add webhooks', async () => {

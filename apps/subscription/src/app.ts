@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const js = jetstream(nc);
   const trips = await consumeTrips(js, jsm, t, controlPlane, logger);
   const attempts = await consumeAttempts(js, jsm, t, orm, logger);
-  const deliveryLog = new DeliveryLog(orm, new JetStreamPublisher(nc), t, config.maxEventBytes);
+  const deliveryLog = new DeliveryLog(orm, new JetStreamPublisher(nc), t, config.maxEventBytes, config.giveUpAfter);
   const retentionTimer = setInterval(() => {
     deleteOldDeliveries(orm, new Date(Date.now() - config.logRetention), config.retentionBatch).then(
       (removed) => removed > 0 && logger.info({ removed }, 'old deliveries deleted'),

@@ -21,6 +21,8 @@ export const subscriptionConfig = defineConfig({
   // The dispatchers decide trips with these; the control plane only reports the breaker's state against them.
   breakerThreshold: field.integer('BREAKER_THRESHOLD', 'failed attempts tolerated per workspace within the window (set as for the dispatcher)', 30, { min: 1 }),
   breakerWindow: field.duration('BREAKER_WINDOW', 'the window over which failed attempts are counted (set as for the dispatcher)', '30m'),
+  // The log shows a retrying delivery's give-up time with it.
+  giveUpAfter: field.duration('GIVE_UP_AFTER', 'no attempt starts later than this after the first one (set as for the dispatcher)', '3m'),
 });
 
 export type SubscriptionConfig = ReturnType<typeof subscriptionConfig.parse>;

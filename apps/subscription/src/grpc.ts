@@ -12,7 +12,7 @@ import {
 } from '@webhooks/contracts';
 import { describeEventTypes, exampleEvent, invalidArgument, redactHeaders } from '@webhooks/domain';
 import type { unaryHandlers } from '@webhooks/grpc-kit';
-import type { DeliveryLog, DeliveryView } from './delivery-log/delivery-log.js';
+import type { DeliveryLog, DeliveryView, RetryTimes } from './delivery-log/delivery-log.js';
 import type { ControlPlane, WebhookField } from './control-plane.js';
 import type { BreakerReport, PortalLink } from './portal.js';
 import { planNames, type Attempt, type DeliveryStatusName, type PlanName, type Webhook, type Workspace } from './persistence/entities.js';
@@ -182,7 +182,7 @@ const deliveryStatuses: Record<DeliveryStatusName, DeliveryStatus> = {
   dropped: DeliveryStatus.DELIVERY_STATUS_DROPPED,
 };
 
-function deliveryMessage(delivery: DeliveryView, attempts: readonly Attempt[] = [], body: Buffer = Buffer.alloc(0)): DeliveryMessage {
+function deliveryMessage(delivery: DeliveryView, attempts: readonly Attempt[] = [], body: Buffer = Buffer.alloc(0), retry?: RetryTimes): DeliveryMessage {
   return {
     id: delivery.id,
     workspaceId: delivery.workspaceId,
@@ -205,6 +205,8 @@ function deliveryMessage(delivery: DeliveryView, attempts: readonly Attempt[] = 
       requestHeaders: a.requestHeaders,
     })),
     body,
+    nextAttemptTime: retry?.nextAttemptAt,
+    giveUpTime: retry?.giveUpAt,
   };
 }
 
@@ -219,12 +221,13 @@ export function deliveryLogService(log: DeliveryLog, unary: Unary): DeliveryLogS
         request.pageSize,
         request.pageToken,
       );
-      return { deliveries: page.deliveries.map((d) => deliveryMessage(d)), nextPageToken: page.nextPageToken };
+      const retrying = await log.retryTimes(page.deliveries);
+      return { deliveries: page.deliveries.map((d) => deliveryMessage(d, [], undefined, retrying.get(d.id))), nextPageToken: page.nextPageToken };
     }),
     getDelivery: unary('GetDelivery', async (request, { caller }) => {
       caller.authorize(request.workspaceId);
-      const { delivery, attempts, body } = await log.get(request.workspaceId, request.deliveryId);
-      return { delivery: deliveryMessage(delivery, attempts, body) };
+      const { delivery, attempts, body, retry } = await log.get(request.workspaceId, request.deliveryId);
+      return { delivery: deliveryMessage(delivery, attempts, body, retry) };
     }),
     retryDelivery: unary('RetryDelivery', async (request, { caller }) => {
       caller.authorize(request.workspaceId);
@@ -243,6 +246,20 @@ export function deliveryLogService(log: DeliveryLog, unary: Unary): DeliveryLogS
     getWebhookStats: unary('GetWebhookStats', async (request, { caller }) => {
       caller.authorize(request.workspaceId);
       return { hours: await log.hourlyStats(request.workspaceId, request.webhookId) };
+    }),
+    listWebhookHealth: unary('ListWebhookHealth', async (request, { caller }) => {
+      caller.authorize(request.workspaceId);
+      const webhooks = await log.health(request.workspaceId);
+      return {
+        webhooks: webhooks.map((h) => ({
+          webhookId: h.webhookId,
+          lastFailure: h.lastFailure,
+          attempts24h: h.attempts24h,
+          succeeded24h: h.succeeded24h,
+          retryingCount: h.retrying,
+          nextAttemptTime: h.nextAttemptAt,
+        })),
+      };
     }),
   };
 }

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { AttemptDecision, type AttemptRecord } from '@webhooks/contracts';
 import { createTestDatabase, type TestDatabase } from '@webhooks/testing';
 import { writeAttempts } from '../src/delivery-log/attempt-log.js';
+import { DeliveryLog } from '../src/delivery-log/delivery-log.js';
 import { deleteOldDeliveries } from '../src/delivery-log/retention.js';
 import { migrate, openOrm, type Orm } from '../src/persistence/orm.js';
 
@@ -83,5 +84,60 @@ describe('attempt log', () => {
     assert.equal(await deliveryRow('dl_old1'), undefined);
     assert.equal(await attemptCount('dl_old2'), 0);
     assert.equal((await deliveryRow('dl_new'))!.status, 'succeeded');
+  });
+});
+
+describe("webhook health and a retrying delivery's times", () => {
+  let database: TestDatabase;
+  let orm: Orm;
+  let log: DeliveryLog;
+  const now = Date.now();
+  const at = (offsetMs: number) => new Date(now + offsetMs);
+  const giveUpAfterMs = 180_000;
+
+  before(async () => {
+    database = await createTestDatabase();
+    orm = await openOrm(database.url, () => {});
+    await migrate(orm);
+    // Reading needs neither NATS nor the topology: only the queueing methods use them.
+    log = new DeliveryLog(orm, undefined as never, undefined as never, 1024, giveUpAfterMs);
+    const of = (workspaceId: string, webhookId: string, startOffsetMs: number, overrides: Partial<AttemptRecord> = {}) => ({ workspaceId, webhookId, startTime: at(startOffsetMs), acceptedAt: at(startOffsetMs - 100), firstAttemptTime: at(startOffsetMs), ...overrides });
+    const failed = { statusCode: 503, failureReason: 'status 503' };
+    await writeAttempts(orm, [
+      // wh_a: one success, and one delivery that failed once 10 minutes ago and then succeeded.
+      record('h_a1', 1, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED, of('health', 'wh_a', -3_600_000)),
+      record('h_a2', 1, AttemptDecision.ATTEMPT_DECISION_RETRY, of('health', 'wh_a', -600_000, { ...failed, retryTime: at(-570_000) })),
+      record('h_a2', 2, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED, of('health', 'wh_a', -570_000, { firstAttemptTime: at(-600_000), acceptedAt: at(-600_100) })),
+      // wh_b: a delivery waiting for its second attempt, due in 30 s.
+      record('h_b1', 1, AttemptDecision.ATTEMPT_DECISION_RETRY, of('health', 'wh_b', -20_000, { statusCode: 0, failureReason: 'timeout after 5000 ms', retryTime: at(30_000) })),
+      // wh_c: a success 30 hours ago only: nothing in the last 24 hours, nothing retrying.
+      record('h_c1', 1, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED, of('health', 'wh_c', -30 * 3_600_000)),
+      // Another workspace's failing webhook.
+      record('h_x1', 1, AttemptDecision.ATTEMPT_DECISION_RETRY, of('other', 'wh_x', -1_000, { ...failed, retryTime: at(60_000) })),
+    ]);
+  });
+
+  after(async () => {
+    await orm?.close();
+    await database?.drop();
+  });
+
+  it("gives each webhook its last failure, its 24 hours' success rate and its retries, within its workspace", async () => {
+    const health = await log.health('health', new Date(now));
+    assert.deepEqual(health, [
+      { webhookId: 'wh_a', lastFailure: { startTime: at(-600_000), statusCode: 503, failureReason: 'status 503' }, attempts24h: 3, succeeded24h: 2, retrying: 0, nextAttemptAt: undefined },
+      { webhookId: 'wh_b', lastFailure: { startTime: at(-20_000), statusCode: 0, failureReason: 'timeout after 5000 ms' }, attempts24h: 1, succeeded24h: 0, retrying: 1, nextAttemptAt: at(30_000) },
+    ]);
+  });
+
+  it('gives a retrying delivery its next attempt and the time it is given up, listed and read alone', async () => {
+    const { deliveries } = await log.list('health', { webhookId: 'wh_b' }, 10, '');
+    const times = await log.retryTimes(deliveries);
+    assert.deepEqual(times.get('h_b1'), { nextAttemptAt: at(30_000), giveUpAt: at(-20_000 + giveUpAfterMs) });
+    assert.deepEqual((await log.get('health', 'h_b1')).retry, { nextAttemptAt: at(30_000), giveUpAt: at(-20_000 + giveUpAfterMs) });
+    // Ended deliveries have no such times.
+    const settled = await log.list('health', { webhookId: 'wh_a' }, 10, '');
+    assert.equal((await log.retryTimes(settled.deliveries)).size, 0);
+    assert.equal((await log.get('health', 'h_a2')).retry, undefined);
   });
 });

@@ -16,7 +16,7 @@ import {
   type SendTestEventRequest, type SendTestEventResponse, type UpdateWebhookRequest, type UpdateWebhookResponse,
   type UpsertWorkspaceRequest, type UpsertWorkspaceResponse,
   type CreatePortalSessionRequest, type CreatePortalSessionResponse, type GetBreakerStateRequest, type GetBreakerStateResponse,
-  type RecoverDeliveriesRequest, type RecoverDeliveriesResponse, type GetWebhookStatsRequest, type GetWebhookStatsResponse,
+  type RecoverDeliveriesRequest, type RecoverDeliveriesResponse, type GetWebhookStatsRequest, type GetWebhookStatsResponse, type ListWebhookHealthRequest, type ListWebhookHealthResponse,
 } from '@webhooks/contracts';
 
 export interface WebhooksClientOptions {
@@ -107,6 +107,7 @@ export class WebhooksClient {
   // Not repeated: a call cut off half-way may have queued some deliveries whose records are not written yet.
   recoverDeliveries = (r: RecoverDeliveriesRequest) => this.call<RecoverDeliveriesRequest, RecoverDeliveriesResponse>(this.deliveryLogClient, 'recoverDeliveries', r, false);
   getWebhookStats = (r: GetWebhookStatsRequest) => this.call<GetWebhookStatsRequest, GetWebhookStatsResponse>(this.deliveryLogClient, 'getWebhookStats', r, true);
+  listWebhookHealth = (r: ListWebhookHealthRequest) => this.call<ListWebhookHealthRequest, ListWebhookHealthResponse>(this.deliveryLogClient, 'listWebhookHealth', r, true);
 
   close(): void {
     this.subscriptionClient.close();

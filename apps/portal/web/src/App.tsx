@@ -73,7 +73,7 @@ export function App() {
       <header className="top">
         <h1>{t.title}</h1>
         {session && <span className="workspace">{t.workspace(session.workspace.name, session.workspace.id)}{session.operator ? ` · ${t.operator}` : ''}</span>}
-        {session?.expiresAt && <span className="muted">{t.sessionEnds(new Date(session.expiresAt).toLocaleTimeString(locale))}</span>}
+        {session?.expiresAt && <span className="muted">{t.sessionEnds(new Date(session.expiresAt).toLocaleString(locale, { dateStyle: 'medium', timeStyle: 'short' }))}</span>}
         {languagePicker}
       </header>
       {!credentials && <SignIn error={signInError} onSignIn={(c) => (setSignInError(''), sessionStorage.setItem(storageKey, JSON.stringify(c)), setCredentials(c))} />}

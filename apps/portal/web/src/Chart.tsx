@@ -1,5 +1,6 @@
-// A webhook's last 24 hours as inline SVG: successful and failed attempts per hour as stacked bars,
-// latency p50/p95 as lines on their own scale. No chart library, nothing fetched.
+// A webhook's last 24 hours as inline SVG: successful and failed attempts per hour as stacked bars on the
+// left axis, latency p50/p95 as lines on the right axis, and each hour's figures on hover. No chart
+// library, nothing fetched.
 import { useEffect, useState } from 'react';
 import type { HourlyAttempts, Webhook } from './api';
 import { useStrings } from './i18n';
@@ -7,7 +8,10 @@ import type { Api } from './Webhooks';
 
 const width = 720;
 const height = 200;
-const pad = { left: 40, right: 48, top: 10, bottom: 24 };
+const pad = { left: 48, right: 56, top: 30, bottom: 24 };
+
+/** 0, the middle and the top of an axis, as whole numbers. */
+const ticks = (max: number) => [...new Set([0, Math.round(max / 2), max])];
 
 export function Chart({ api, webhook, onClose }: { api: Api; webhook: Webhook; onClose: () => void }) {
   const { t, locale } = useStrings();
@@ -35,13 +39,19 @@ export function Chart({ api, webhook, onClose }: { api: Api; webhook: Webhook; o
     <div className="card chart" role="dialog" aria-label={t.chart.heading(webhook.name)}>
       <h3>{t.chart.heading(webhook.name)}</h3>
       <svg viewBox={`0 0 ${width} ${height}`} width="100%" role="img" aria-label={t.chart.heading(webhook.name)} data-testid="chart">
+        {/* Counts on the left axis, latency on the right one, each with its own ticks. */}
+        <line x1={pad.left} y1={pad.top} x2={pad.left} y2={pad.top + plotH} className="axis" data-testid="axis-counts" />
+        <line x1={pad.left + plotW} y1={pad.top} x2={pad.left + plotW} y2={pad.top + plotH} className="axis" data-testid="axis-latency" />
         <line x1={pad.left} y1={pad.top + plotH} x2={pad.left + plotW} y2={pad.top + plotH} className="axis" />
-        <text x={pad.left - 4} y={pad.top + 8} className="tick" textAnchor="end">{maxCount}</text>
-        <text x={pad.left - 4} y={pad.top + plotH} className="tick" textAnchor="end">0</text>
-        <text x={pad.left + plotW + 4} y={pad.top + 8} className="tick">{maxMs} {t.chart.latency}</text>
+        {ticks(maxCount).map((n) => <text key={`c${n}`} x={pad.left - 4} y={yCount(n) + 4} className="tick" textAnchor="end">{n.toLocaleString(locale)}</text>)}
+        {ticks(maxMs).map((ms) => <text key={`l${ms}`} x={pad.left + plotW + 4} y={yMs(ms) + 4} className="tick">{ms.toLocaleString(locale)}</text>)}
+        <text x={4} y={pad.top - 14} className="tick axis-title">{t.chart.attempts}</text>
+        <text x={width - 4} y={pad.top - 14} className="tick axis-title" textAnchor="end">{t.chart.latency}</text>
         {hours.map((h, i) => (
-          <g key={h.hourStart}>
+          <g key={h.hourStart} className="hour" data-testid="chart-hour">
             <title>{`${hourLabel(h.hourStart)}: ${t.chart.succeeded} ${h.succeeded}, ${t.chart.failed} ${h.failed}, p50 ${h.p50Ms} ms, p95 ${h.p95Ms} ms`}</title>
+            {/* The whole slot answers the hover, not only the bars (an hour without attempts too). */}
+            <rect x={x(i)} width={slot} y={pad.top} height={plotH} className="hover-slot" />
             <rect x={x(i) + 2} width={slot - 4} y={yCount(h.succeeded)} height={pad.top + plotH - yCount(h.succeeded)} className="bar-ok" />
             <rect x={x(i) + 2} width={slot - 4} y={yCount(h.succeeded + h.failed)} height={yCount(h.succeeded) - yCount(h.succeeded + h.failed)} className="bar-failed" />
             {i % 4 === 0 && <text x={x(i)} y={height - 6} className="tick">{hourLabel(h.hourStart)}</text>}

@@ -94,7 +94,10 @@ export function DeliveryLog({ api }: { api: Api }) {
                 <td>{hookName(d.webhookId)}</td>
                 <td>{d.eventType}</td>
                 <td className="mono">{d.eventId}</td>
-                <td data-testid="delivery-status" className={`status-${statusOf(d.status)}`}>{t.log.statuses[statusOf(d.status)]}{d.dropReason ? ` — ${d.dropReason}` : ''}</td>
+                <td data-testid="delivery-status" className={`status-${statusOf(d.status)}`}>
+                  {t.log.statuses[statusOf(d.status)]}{d.dropReason ? ` — ${d.dropReason}` : ''}
+                  {d.nextAttemptTime && <div className="muted" data-testid="next-attempt">{t.log.nextAttempt(time(d.nextAttemptTime), time(d.giveUpTime))}</div>}
+                </td>
                 <td>{d.attemptCount}</td>
                 <td>
                   <button onClick={() => void show(d.id)}>{t.log.details}</button>
@@ -126,6 +129,7 @@ function DeliveryDetails({ delivery, onClose }: { delivery: Delivery; onClose: (
       <h3>{delivery.eventType} · <span className="mono">{delivery.eventId}</span></h3>
       {delivery.dropReason && <p>{t.log.dropReason}: {delivery.dropReason}</p>}
       {delivery.retryOfDeliveryId && <p>{t.log.retryOf}: <span className="mono">{delivery.retryOfDeliveryId}</span></p>}
+      {delivery.nextAttemptTime && <p data-testid="details-next-attempt">{t.log.nextAttempt(new Date(delivery.nextAttemptTime).toLocaleString(locale), delivery.giveUpTime ? new Date(delivery.giveUpTime).toLocaleString(locale) : '')}</p>}
       {delivery.attempts.map((a) => (
         <details key={a.number} open={a.number === delivery.attempts.length}>
           <summary>

@@ -1,7 +1,7 @@
 // The webhooks screen: the workspace's breaker, the list with each webhook's status and actions, and the
 // panels one action opens (add/edit form, secret shown once, test event, recover, chart).
 import { useCallback, useEffect, useState } from 'react';
-import { ApiError, minutesOf, type Breaker, type EventType, type Session, type Webhook } from './api';
+import { ApiError, minutesOf, type Breaker, type EventType, type Session, type Webhook, type WebhookHealth } from './api';
 import { Chart } from './Chart';
 import { useStrings } from './i18n';
 import { WebhookForm } from './WebhookForm';
@@ -10,6 +10,8 @@ export type Api = <T>(method: string, path: string, body?: unknown) => Promise<T
 
 /** How often the list and the breaker are read again while the screen is open. */
 const refreshMs = 2_000;
+/** How often each webhook's health is read again: a query over the workspace's last 48 hours of deliveries. */
+const healthRefreshMs = 10_000;
 const plansWithWebhooks = ['PLAN_ADVANCED', 'PLAN_ENTERPRISE'];
 
 type Panel =
@@ -27,6 +29,7 @@ export function Webhooks({ api, session }: { api: Api; session: Session }) {
   const { t, locale } = useStrings();
   const [webhooks, setWebhooks] = useState<Webhook[]>();
   const [breaker, setBreaker] = useState<Breaker>();
+  const [health, setHealth] = useState<Map<string, WebhookHealth>>(new Map());
   const [eventTypes, setEventTypes] = useState<EventType[]>([]);
   const [panel, setPanel] = useState<Panel>();
   const [error, setError] = useState('');
@@ -37,17 +40,28 @@ export function Webhooks({ api, session }: { api: Api; session: Session }) {
     setWebhooks(list.webhooks);
     setBreaker(state);
   }, [api]);
+  const loadHealth = useCallback(async () => {
+    const { webhooks: rows } = await api<{ webhooks: WebhookHealth[] }>('GET', '/health');
+    setHealth(new Map(rows.map((row) => [row.webhookId, row])));
+  }, [api]);
 
   useEffect(() => {
     api<{ eventTypes: EventType[] }>('GET', '/event-types').then((r) => setEventTypes(r.eventTypes), () => undefined);
     load().catch((e: Error) => setError(e.message));
+    void loadHealth().catch(() => undefined);
     const timer = setInterval(() => void load().catch(() => undefined), refreshMs);
-    return () => clearInterval(timer);
-  }, [api, load]);
+    const healthTimer = setInterval(() => void loadHealth().catch(() => undefined), healthRefreshMs);
+    return () => {
+      clearInterval(timer);
+      clearInterval(healthTimer);
+    };
+  }, [api, load, loadHealth]);
 
   const act = (work: () => Promise<unknown>) => {
     setError('');
-    work().then(load).catch((e: unknown) => setError(e instanceof ApiError ? e.message : String(e)));
+    work()
+      .then(() => Promise.all([load(), loadHealth()]))
+      .catch((e: unknown) => setError(e instanceof ApiError ? e.message : String(e)));
   };
   const time = (iso?: string) => (iso ? new Date(iso).toLocaleString(locale) : '');
 
@@ -70,7 +84,7 @@ export function Webhooks({ api, session }: { api: Api; session: Session }) {
       ) : (
         <table className="webhooks">
           <thead>
-            <tr><th>{t.list.name}</th><th>{t.list.url}</th><th>{t.list.eventTypes}</th><th>{t.list.status}</th><th>{t.list.lastError}</th><th>{t.list.actions}</th></tr>
+            <tr><th>{t.list.name}</th><th>{t.list.url}</th><th>{t.list.eventTypes}</th><th>{t.list.status}</th><th>{t.list.health}</th><th>{t.list.actions}</th></tr>
           </thead>
           <tbody>
             {webhooks.map((w) => {
@@ -91,7 +105,7 @@ export function Webhooks({ api, session }: { api: Api; session: Session }) {
                     <span className={active ? 'ok' : 'bad'}>{active ? t.list.active : t.list.disabled}</span>
                     {w.disabled && <div className="muted">{t.list.reasons[reasonKey(w.disabled.reason)]} {t.list.since(time(w.disabled.disableTime))}{w.disabled.detail ? ` — ${w.disabled.detail}` : ''}</div>}
                   </td>
-                  <td className="muted">{w.disabled?.lastError}</td>
+                  <td data-testid="health"><Health health={health.get(w.id)} lastError={w.disabled?.lastError} time={time} /></td>
                   <td className="actions">
                     {active ? (
                       <button onClick={() => act(() => api('POST', `/webhooks/${w.id}/deactivate`))}>{t.list.deactivate}</button>
@@ -188,5 +202,25 @@ function Recover({ api, webhook, onClose }: { api: Api; webhook: Webhook; onClos
       <button onClick={onClose}>{t.chart.close}</button>
       {result && <p role="status">{result}</p>}
     </div>
+  );
+}
+
+/** The health column: the last 24 hours' success rate, retries waiting with the next one due, and the last failure. */
+function Health({ health, lastError, time }: { health: WebhookHealth | undefined; lastError: string | undefined; time: (iso?: string) => string }) {
+  const { t, locale } = useStrings();
+  const rate = health && health.attempts24h > 0 ? health.succeeded24h / health.attempts24h : undefined;
+  const failure = health?.lastFailure;
+  return (
+    <>
+      <div data-testid="success-rate" className={rate === undefined ? 'muted' : rate >= 0.99 ? 'ok' : rate >= 0.9 ? 'warn' : 'bad'}>
+        {rate === undefined ? t.list.noAttempts : t.list.successRate((rate * 100).toLocaleString(locale, { maximumFractionDigits: 1 }), health!.attempts24h.toLocaleString(locale))}
+      </div>
+      {health && health.retryingCount > 0 && <div data-testid="retrying">{t.list.retrying(health.retryingCount, time(health.nextAttemptTime))}</div>}
+      {failure ? (
+        <div className="muted" data-testid="last-failure">{t.list.lastFailure(time(failure.startTime), failure.failureReason || `${failure.statusCode}`)}</div>
+      ) : (
+        lastError && <div className="muted" data-testid="last-failure">{lastError}</div>
+      )}
+    </>
   );
 }

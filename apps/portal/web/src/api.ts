@@ -50,6 +50,13 @@ export interface EventType { name: string; description: string; exampleBodyJson:
 export interface Attempt { number: number; startTime?: string; durationMs: number; statusCode: number; failureReason: string; responseExcerpt: string; requestHeaders: Record<string, string> }
 export interface Delivery {
   id: string; webhookId: string; eventId: string; eventType: string; status: string; dropReason: string; attemptCount: number; createTime?: string; updateTime?: string; retryOfDeliveryId: string; attempts: Attempt[]; body?: string;
+  /** While retrying: when the next attempt is due, and the latest an attempt may start before the delivery is dropped. */
+  nextAttemptTime?: string; giveUpTime?: string;
+}
+/** A webhook's health from the log (absent for a webhook without deliveries in the last 48 hours). */
+export interface WebhookHealth {
+  webhookId: string; lastFailure?: { startTime?: string; statusCode: number; failureReason: string };
+  attempts24h: number; succeeded24h: number; retryingCount: number; nextAttemptTime?: string;
 }
 export interface HourlyAttempts { hourStart: string; succeeded: number; failed: number; p50Ms: number; p95Ms: number }
 export interface Breaker { failureCount: number; threshold: number; windowSeconds: number }

@@ -29,6 +29,34 @@ export interface HourlyAttempts {
   readonly p95Ms: number;
 }
 
+/** When a retrying delivery's next attempt is due, and the latest an attempt may start before it is dropped. */
+export interface RetryTimes {
+  readonly nextAttemptAt: Date | undefined;
+  readonly giveUpAt: Date | undefined;
+}
+
+/** A webhook's health as its recent attempts tell it (ListWebhookHealth). */
+export interface WebhookHealth {
+  readonly webhookId: string;
+  readonly lastFailure: { readonly startTime: Date; readonly statusCode: number; readonly failureReason: string } | undefined;
+  readonly attempts24h: number;
+  readonly succeeded24h: number;
+  readonly retrying: number;
+  readonly nextAttemptAt: Date | undefined;
+}
+
+/**
+ * How far back the health looks for deliveries whose attempts may fall in its last 24 hours: an attempt
+ * can start long after its delivery was created (a backlog, a rate limit), and reading by the workspace's
+ * deliveries keeps the query to one workspace's rows.
+ */
+/** A timestamp read in raw SQL as milliseconds since the epoch (raw rows would hand back driver-formatted text). */
+const epochMs = (expression: string) => `(extract(epoch FROM ${expression}) * 1000)::float8`;
+const dateOf = (ms: number | string | null): Date | null => (ms === null ? null : new Date(Number(ms)));
+
+const healthDeliveriesBackMs = 48 * 3_600_000;
+const healthAttemptsBackMs = 24 * 3_600_000;
+
 export interface DeliveryFilter {
   readonly webhookId?: string;
   readonly eventType?: string;
@@ -54,7 +82,72 @@ export class DeliveryLog {
     private readonly publisher: JetStreamPublisher,
     private readonly topology: Topology,
     private readonly maxEventBytes: number,
+    /** The dispatchers' GIVE_UP_AFTER: no attempt starts later than this after the first one. */
+    private readonly giveUpAfterMs = 180_000,
   ) {}
+
+  /** For each retrying delivery: its next attempt's due time and its give-up time (first attempt + GIVE_UP_AFTER). */
+  async retryTimes(deliveries: readonly DeliveryView[]): Promise<Map<string, RetryTimes>> {
+    const ids = deliveries.filter((d) => d.status === 'retrying').map((d) => d.id);
+    const times = new Map<string, RetryTimes>();
+    if (ids.length === 0) return times;
+    const rows = (await this.em().getConnection().execute(
+      `SELECT delivery_id, ${epochMs('min(start_time)')} AS first_start, ${epochMs('(array_agg(retry_at ORDER BY number DESC))[1]')} AS next_attempt
+         FROM attempts WHERE delivery_id IN (?) AND number > 0 GROUP BY delivery_id`,
+      [ids],
+    )) as { delivery_id: string; first_start: number | null; next_attempt: number | null }[];
+    for (const row of rows) times.set(row.delivery_id, this.retryTimesOf(dateOf(row.first_start), dateOf(row.next_attempt)));
+    return times;
+  }
+
+  private retryTimesOf(firstStart: Date | null, nextAttempt: Date | null): RetryTimes {
+    return { nextAttemptAt: nextAttempt ?? undefined, giveUpAt: firstStart ? new Date(firstStart.getTime() + this.giveUpAfterMs) : undefined };
+  }
+
+  /**
+   * Each webhook of the workspace with deliveries in the log: its last failed attempt and its success
+   * rate over the last 24 hours, and its deliveries waiting for a retry with the first one due. Read from
+   * the workspace's deliveries of the last 48 hours (healthDeliveriesBackMs), so the cost is one
+   * workspace's rows, not the whole log's.
+   */
+  async health(workspaceId: string, now = new Date()): Promise<WebhookHealth[]> {
+    checkWorkspaceId(workspaceId);
+    const rows = (await this.em().getConnection().execute(
+      `WITH recent AS (
+         SELECT d.webhook_id, a.start_time, a.status_code, a.failure_reason, a.decision
+           FROM deliveries d JOIN attempts a ON a.delivery_id = d.id
+          WHERE d.workspace_id = ? AND d.created_at >= ? AND a.number > 0 AND a.start_time >= ?
+       ),
+       rates AS (
+         SELECT webhook_id, count(*)::int AS attempts, count(*) FILTER (WHERE decision = 'succeeded')::int AS succeeded FROM recent GROUP BY webhook_id
+       ),
+       failures AS (
+         SELECT DISTINCT ON (webhook_id) webhook_id, start_time, status_code, failure_reason FROM recent
+          WHERE decision <> 'succeeded' ORDER BY webhook_id, start_time DESC
+       ),
+       retrying AS (
+         SELECT d.webhook_id, count(*)::int AS retrying, min(a.retry_at) AS next_attempt
+           FROM deliveries d JOIN attempts a ON a.delivery_id = d.id AND a.number = d.attempt_count
+          WHERE d.workspace_id = ? AND d.status = 'retrying'
+          GROUP BY d.webhook_id
+       )
+       SELECT w.webhook_id, coalesce(r.attempts, 0) AS attempts, coalesce(r.succeeded, 0) AS succeeded,
+              ${epochMs('f.start_time')} AS failed_at, f.status_code, f.failure_reason,
+              coalesce(t.retrying, 0) AS retrying, ${epochMs('t.next_attempt')} AS next_attempt
+         FROM (SELECT webhook_id FROM rates UNION SELECT webhook_id FROM retrying) w
+         LEFT JOIN rates r USING (webhook_id) LEFT JOIN failures f USING (webhook_id) LEFT JOIN retrying t USING (webhook_id)
+        ORDER BY w.webhook_id`,
+      [workspaceId, new Date(now.getTime() - healthDeliveriesBackMs), new Date(now.getTime() - healthAttemptsBackMs), workspaceId],
+    )) as { webhook_id: string; attempts: number; succeeded: number; failed_at: number | null; status_code: number | null; failure_reason: string | null; retrying: number; next_attempt: number | null }[];
+    return rows.map((row) => ({
+      webhookId: row.webhook_id,
+      lastFailure: row.failed_at === null ? undefined : { startTime: new Date(Number(row.failed_at)), statusCode: row.status_code ?? 0, failureReason: row.failure_reason ?? '' },
+      attempts24h: row.attempts,
+      succeeded24h: row.succeeded,
+      retrying: row.retrying,
+      nextAttemptAt: dateOf(row.next_attempt) ?? undefined,
+    }));
+  }
 
   private em(): EntityManager {
     return this.orm.em.fork();
@@ -88,14 +181,16 @@ export class DeliveryLog {
     return { deliveries: page, nextPageToken: deliveries.length > limit ? encodeCursor(page[page.length - 1]!) : '' };
   }
 
-  async get(workspaceId: string, deliveryId: string): Promise<{ delivery: DeliveryView; attempts: Attempt[]; body: Buffer }> {
+  async get(workspaceId: string, deliveryId: string): Promise<{ delivery: DeliveryView; attempts: Attempt[]; body: Buffer; retry: RetryTimes | undefined }> {
     checkWorkspaceId(workspaceId);
     checkResourceId(deliveryId, 'delivery_id');
     const em = this.em();
     const delivery = await em.findOne(DeliveryEntity, { id: deliveryId, workspaceId });
     if (!delivery) throw notFound(`delivery "${deliveryId}" in workspace "${workspaceId}"`);
     const attempts = await em.find(AttemptEntity, { deliveryId }, { orderBy: { number: 'asc' } });
-    return { delivery: asView(delivery), attempts, body: delivery.body ? Buffer.from(delivery.body) : Buffer.alloc(0) };
+    const made = attempts.filter((a) => a.number > 0);
+    const retry = delivery.status === 'retrying' && made.length > 0 ? this.retryTimesOf(made[0]!.startTime, made[made.length - 1]!.retryAt ?? null) : undefined;
+    return { delivery: asView(delivery), attempts, body: delivery.body ? Buffer.from(delivery.body) : Buffer.alloc(0), retry };
   }
 
   /** Sends a dropped delivery again, behind the webhook's queued events, as a new delivery. */
