@@ -3,7 +3,7 @@
 // client. Answers are the API messages as JSON: camelCase fields, enum names, RFC 3339 times.
 import type { WebhooksClient } from '@webhooks/client';
 import {
-  CreateWebhookRequest, DeliveryStatus, DisabledReason, Plan, Webhook, WebhookStatus, type Delivery, type Workspace,
+  ActivityKind, ActorKind, CreateWebhookRequest, DeliveryStatus, DisabledReason, Plan, Webhook, WebhookStatus, type Delivery, type WebhookActivity, type Workspace,
 } from '@webhooks/contracts';
 import { invalidArgument } from '@webhooks/domain';
 import { authKindName, endpointAuthOf, rateLimitOf } from './endpoint-options.js';
@@ -85,6 +85,15 @@ const webhookJson = ({ auth: _auth, ...w }: Webhook) => ({
 });
 const deliveryJson = ({ body: _body, ...d }: Delivery) => ({ ...d, status: DeliveryStatus[d.status] });
 const workspaceJson = (w: Workspace) => ({ ...w, plan: Plan[w.plan] });
+const activityJson = (a: WebhookActivity) => ({
+  ...a,
+  kind: ActivityKind[a.kind].replace('ACTIVITY_KIND_', '').toLowerCase(),
+  actor: { ...a.actor!, kind: ActorKind[a.actor!.kind].replace('ACTOR_KIND_', '').toLowerCase() },
+  plan: a.plan ? Plan[a.plan].replace('PLAN_', '') : '',
+  authKind: authKindName(a.authKind),
+  windowSeconds: a.window?.seconds ?? 0,
+  window: undefined,
+});
 
 const webhookIdOf = (request: ApiRequest) => ({ workspaceId: request.scope.workspaceId, webhookId: request.params.webhookId! });
 
@@ -144,6 +153,17 @@ export const routes: readonly Route[] = [
   }),
   route('GET', '/webhooks/:webhookId/stats', async (client, request) => ({ hours: (await client.getWebhookStats(webhookIdOf(request))).hours.map((h) => ({ ...h, hourStart: h.hourStart?.toISOString() })) })),
   route('GET', '/health', async (client, { scope }) => ({ webhooks: (await client.listWebhookHealth({ workspaceId: scope.workspaceId })).webhooks })),
+  route('GET', '/activity', async (client, { scope, query }) => {
+    const response = await client.listWebhookActivity({
+      workspaceId: scope.workspaceId,
+      webhookId: query.get('webhookId') ?? '',
+      startTime: undefined,
+      endTime: undefined,
+      pageSize: 50,
+      pageToken: query.get('pageToken') ?? '',
+    });
+    return { activity: response.activity.map(activityJson), nextPageToken: response.nextPageToken };
+  }),
   route('GET', '/deliveries', async (client, { scope, query }) => {
     const status = query.get('status') ?? '';
     if (status && !(status in statusNames)) throw invalidArgument('status', 'must be pending, retrying, succeeded or dropped');

@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
 import { isSpanContextValid, propagation, ROOT_CONTEXT, SpanKind, type TextMapGetter } from '@opentelemetry/api';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
-import type { WebhooksClient } from '@webhooks/client';
+import { WebhooksClient } from '@webhooks/client';
 import { DomainError } from '@webhooks/domain';
 import { context, SpanStatusCode, trace, type Logger } from '@webhooks/telemetry';
 import { findRoute } from './api.js';
@@ -161,7 +161,11 @@ export async function startPortalServer(options: PortalServerOptions): Promise<P
         const scope = options.auth.scope(header('authorization'), header('x-portal-workspace'));
         span.setAttribute('workspace.id', scope.workspaceId);
         const body = method === 'GET' || method === 'DELETE' ? {} : await readBody(request);
-        const result = await context.with(trace.setSpan(context.active(), span), () => found.route.handler(options.client, { method, params: found.params, query: url.searchParams, body, scope }));
+        // Every gRPC call says on whose behalf it is made: the webhook activity records it so.
+        const actor = scope.operator ? `operator:${scope.operatorName ?? 'operator'}` : 'portal-session';
+        const result = await context.with(trace.setSpan(context.active(), span), () =>
+          WebhooksClient.runOnBehalfOf(actor, () => found.route.handler(options.client, { method, params: found.params, query: url.searchParams, body, scope })),
+        );
         send(response, 200, result);
       } catch (error) {
         if (error instanceof DomainError) {

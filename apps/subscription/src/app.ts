@@ -4,7 +4,7 @@ import { subscriptionConfig } from './config.js';
 import { withProfileDefaults } from '@webhooks/config';
 import { DeliveryLogServiceService, SubscriptionServiceService } from '@webhooks/contracts';
 import { portalSessionKey, SecretBox } from '@webhooks/domain';
-import { logReady, onShutdownSignal, Readiness, runService, serverSecurity, startGrpcServer, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
+import { logReady, onShutdownSignal, Readiness, runService, serverSecurity, startGrpcServer, streamHandlers, TokenAuthenticator, unaryHandlers } from '@webhooks/grpc-kit';
 import { connectNats, ensureTopology, jetstream, JetStreamPublisher, topology } from '@webhooks/messaging';
 import { createLogger, startOperationsServer, telemetry } from '@webhooks/telemetry';
 import { ControlPlane } from './control-plane.js';
@@ -16,6 +16,8 @@ import { consumeAttempts } from './delivery-log/attempt-log.js';
 import { DeliveryLog } from './delivery-log/delivery-log.js';
 import { deleteOldDeliveries } from './delivery-log/retention.js';
 import { breakerReader, portalLinks } from './portal.js';
+import { deleteOldActivity, listActivity } from './activity/activity-log.js';
+import { ActivityFeed } from './activity/feed.js';
 
 const logger = createLogger('subscription');
 
@@ -61,7 +63,17 @@ async function main(): Promise<void> {
       (removed) => removed > 0 && logger.info({ removed }, 'old deliveries deleted'),
       (error: unknown) => logger.error({ err: error }, 'deleting old deliveries failed'),
     );
+    deleteOldActivity(orm, new Date(Date.now() - config.logRetention), config.retentionBatch).then(
+      (removed) => removed > 0 && logger.info({ removed }, 'old webhook activity deleted'),
+      (error: unknown) => logger.error({ err: error }, 'deleting old webhook activity failed'),
+    );
   }, config.retentionInterval);
+  const feed = new ActivityFeed(orm, logger);
+  await feed.start();
+  const activity = {
+    list: (workspaceId: string, filter: Parameters<typeof listActivity>[2], pageSize: number, pageToken: string) => listActivity(orm.em.fork(), workspaceId, filter, pageSize, pageToken),
+    watch: feed.watch.bind(feed),
+  };
 
   // Repair any drift a crash between a PostgreSQL commit and its routing-table write left behind.
   await controlPlane.reconcileRoutes();
@@ -79,7 +91,7 @@ async function main(): Promise<void> {
         implementation: subscriptionService(controlPlane, unary, {
           link: portalLinks(portalKey, config.portalUrl),
           breaker: breakerReader(buckets.breaker, t, { threshold: config.breakerThreshold, windowMs: config.breakerWindow }),
-        }),
+        }, streamHandlers(auth, logger), activity),
       },
       { definition: DeliveryLogServiceService, implementation: deliveryLogService(deliveryLog, unary) },
     ],
@@ -91,6 +103,8 @@ async function main(): Promise<void> {
   onShutdownSignal(logger, config.shutdownGrace + 5_000, async () => {
     clearInterval(reconcileTimer);
     clearInterval(databaseTimer);
+    // Watches end first (UNAVAILABLE: their clients resume elsewhere), so they do not hold the shutdown.
+    feed.stop();
     await server.shutdown(config.shutdownGrace);
     clearInterval(retentionTimer);
     await trips.stop();

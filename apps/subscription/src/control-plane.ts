@@ -30,6 +30,10 @@ import {
 } from '@webhooks/domain';
 import { WebhookEntity, WorkspaceEntity, type PlanName, type Webhook, type Workspace } from './persistence/entities.js';
 import type { ReconcileReport, RoutePublisher } from './routes.js';
+import { recordActivity, systemActor, unattributed, type Actor } from './activity/activity-log.js';
+
+/** The webhook's fields as the API names them, for an "edited" record. */
+const apiFieldNames: Record<Exclude<WebhookField, 'auth'>, string> = { name: 'name', url: 'url', eventTypes: 'event_types', headers: 'headers', rateLimit: 'rate_limit' };
 
 const plansWithWebhooks: ReadonlySet<PlanName> = new Set(['ADVANCED', 'ENTERPRISE']);
 const emailPattern = /^[^\s@<>(),;:"]+@[^\s@<>(),;:"]+\.[^\s@<>(),;:"]+$/;
@@ -127,7 +131,7 @@ export class ControlPlane {
     return maskSecret(this.secrets.open(webhook.secretSealed));
   }
 
-  async upsertWorkspace(input: WorkspaceInput): Promise<{ workspace: Workspace; created: boolean }> {
+  async upsertWorkspace(input: WorkspaceInput, actor: Actor = unattributed): Promise<{ workspace: Workspace; created: boolean }> {
     const id = checkWorkspaceId(input.id, 'workspace.id');
     const name = checkName(input.name, 'workspace.name');
     if (!input.plan) throw invalidArgument('workspace.plan', 'choose one of STARTER, GROWTH, ADVANCED, ENTERPRISE');
@@ -156,6 +160,9 @@ export class ControlPlane {
         }
       }
       await em.flush();
+      await recordActivity(em, planDisabled.map((webhook) => ({
+        workspaceId: id, webhookId: webhook.id, webhookName: webhook.name, kind: 'disabled_by_plan', actor: { ...systemActor('plan'), tokenName: actor.tokenName }, details: { plan },
+      })));
       return { workspace, created, planDisabled };
     });
     await this.routes.publishAfterCommit(`workspace ${id}`, async () => {
@@ -172,7 +179,7 @@ export class ControlPlane {
     return workspace;
   }
 
-  async createWebhook(workspaceId: string, input: WebhookInput): Promise<{ webhook: Webhook; secret: string }> {
+  async createWebhook(workspaceId: string, input: WebhookInput, actor: Actor = unattributed): Promise<{ webhook: Webhook; secret: string }> {
     checkWorkspaceId(workspaceId);
     const name = checkName(input.name, 'name');
     const url = await this.checkUrl(input.url, 'url');
@@ -206,6 +213,7 @@ export class ControlPlane {
           ...auth,
         });
         await em.flush();
+        await recordActivity(em, [{ workspaceId, webhookId: webhook.id, webhookName: name, kind: 'created', actor }]);
         return webhook;
       });
     } catch (error) {
@@ -242,7 +250,7 @@ export class ControlPlane {
     return { webhooks: page, nextPageToken: more ? encodeCursor(page[page.length - 1]!.id) : '' };
   }
 
-  async updateWebhook(workspaceId: string, webhookId: string, fields: readonly WebhookField[], input: WebhookInput, expectedVersion: number): Promise<Webhook> {
+  async updateWebhook(workspaceId: string, webhookId: string, fields: readonly WebhookField[], input: WebhookInput, expectedVersion: number, actor: Actor = unattributed): Promise<Webhook> {
     if (fields.length === 0) throw invalidArgument('update_mask', 'name at least one of name, url, event_types, headers, rate_limit, auth');
     const changes: { name?: string; url?: string; eventTypes?: string[]; headers?: Record<string, string>; rateLimit?: number | null } & Partial<SealedAuth> = {};
     for (const f of fields) {
@@ -265,6 +273,11 @@ export class ControlPlane {
         if (changes.headers !== undefined) changes.headers = keepRedactedHeaders(changes.headers, webhook.headers, 'webhook.headers');
         em.assign(webhook, changes);
         await em.flush();
+        const edited = fields.filter((f): f is Exclude<WebhookField, 'auth'> => f !== 'auth').map((f) => apiFieldNames[f]);
+        await recordActivity(em, [
+          ...(edited.length > 0 ? [{ workspaceId, webhookId, webhookName: webhook.name, kind: 'edited' as const, actor, details: { fields: [...new Set(edited)] } }] : []),
+          ...(fields.includes('auth') ? [{ workspaceId, webhookId, webhookName: webhook.name, kind: 'auth_changed' as const, actor, details: { authKind: webhook.authKind } }] : []),
+        ]);
         return webhook;
       });
     } catch (error) {
@@ -276,26 +289,30 @@ export class ControlPlane {
     return webhook;
   }
 
-  async deleteWebhook(workspaceId: string, webhookId: string): Promise<void> {
+  async deleteWebhook(workspaceId: string, webhookId: string, actor: Actor = unattributed): Promise<void> {
     await this.em().transactional(async (em) => {
       const webhook = await this.findWebhook(em, workspaceId, webhookId, LockMode.PESSIMISTIC_WRITE);
       em.remove(webhook);
       await em.flush();
+      await recordActivity(em, [{ workspaceId, webhookId, webhookName: webhook.name, kind: 'deleted', actor }]);
     });
     await this.routes.publishAfterCommit(`webhook ${webhookId}`, () => this.routes.removeWebhook(workspaceId, webhookId));
   }
 
-  async activateWebhook(workspaceId: string, webhookId: string): Promise<Webhook> {
+  async activateWebhook(workspaceId: string, webhookId: string, actor: Actor = unattributed): Promise<Webhook> {
     const webhook = await this.em().transactional(async (em) => {
       // Locked: a breaker trip or another replica changing the row at the same moment waits its turn
       // instead of failing this call on the row's version.
       const webhook = await this.findWebhook(em, workspaceId, webhookId, LockMode.PESSIMISTIC_WRITE);
       this.requireWebhookPlan(await em.findOneOrFail(WorkspaceEntity, { id: workspaceId }));
+      const wasDisabled = webhook.status !== 'active';
       webhook.status = 'active';
       webhook.disabledReason = null;
       webhook.disabledDetail = null;
       webhook.disabledAt = null;
       await em.flush();
+      // Activating an active webhook changes nothing, and is not recorded.
+      if (wasDisabled) await recordActivity(em, [{ workspaceId, webhookId, webhookName: webhook.name, kind: 'activated', actor }]);
       return webhook;
     });
     await this.routes.publishAfterCommit(`webhook ${webhookId}`, () => this.routes.putWebhook(webhook, workspaceId));
@@ -326,6 +343,11 @@ export class ControlPlane {
         changed.push(webhook);
       }
       await em.flush();
+      // Only what this transaction turned off: a replica applying the same trip again records nothing.
+      await recordActivity(em, changed.map((webhook) => ({
+        workspaceId: trip.workspaceId, webhookId: webhook.id, webhookName: webhook.name, kind: 'disabled_by_breaker', actor: systemActor('breaker'),
+        details: { failureCount: trip.failureCount, windowSeconds: trip.windowSeconds, lastError: webhook.lastError ?? '' },
+      })));
       return changed;
     });
     await this.routes.publishAfterCommit(`trip ${trip.tripId}`, async () => {
@@ -334,7 +356,7 @@ export class ControlPlane {
     return disabled;
   }
 
-  async deactivateWebhook(workspaceId: string, webhookId: string): Promise<Webhook> {
+  async deactivateWebhook(workspaceId: string, webhookId: string, actor: Actor = unattributed): Promise<Webhook> {
     const webhook = await this.em().transactional(async (em) => {
       const webhook = await this.findWebhook(em, workspaceId, webhookId, LockMode.PESSIMISTIC_WRITE);
       if (webhook.status === 'active') {
@@ -343,6 +365,7 @@ export class ControlPlane {
         webhook.disabledDetail = 'deactivated by a workspace admin';
         webhook.disabledAt = new Date();
         await em.flush();
+        await recordActivity(em, [{ workspaceId, webhookId, webhookName: webhook.name, kind: 'deactivated', actor }]);
       }
       return webhook;
     });
@@ -350,7 +373,7 @@ export class ControlPlane {
     return webhook;
   }
 
-  async rotateSecret(workspaceId: string, webhookId: string): Promise<{ webhook: Webhook; secret: string; previousExpiresAt: Date }> {
+  async rotateSecret(workspaceId: string, webhookId: string, actor: Actor = unattributed): Promise<{ webhook: Webhook; secret: string; previousExpiresAt: Date }> {
     const secret = generateSigningSecret();
     const previousExpiresAt = new Date(Date.now() + this.settings.secretRotationGraceMs);
     const webhook = await this.em().transactional(async (em) => {
@@ -359,6 +382,7 @@ export class ControlPlane {
       webhook.previousSecretExpiresAt = previousExpiresAt;
       webhook.secretSealed = this.secrets.seal(secret);
       await em.flush();
+      await recordActivity(em, [{ workspaceId, webhookId, webhookName: webhook.name, kind: 'secret_rotated', actor }]);
       return webhook;
     });
     await this.routes.publishAfterCommit(`webhook ${webhookId}`, () => this.routes.putWebhook(webhook, workspaceId));

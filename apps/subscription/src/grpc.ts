@@ -11,7 +11,8 @@ import {
   type Delivery as DeliveryMessage,
 } from '@webhooks/contracts';
 import { describeEventTypes, exampleEvent, invalidArgument, redactHeaders } from '@webhooks/domain';
-import type { unaryHandlers } from '@webhooks/grpc-kit';
+import type { streamHandlers, unaryHandlers } from '@webhooks/grpc-kit';
+import { actorOf, activityRpcs, type ActivityReader } from './activity/grpc.js';
 import type { DeliveryLog, DeliveryView, RetryTimes } from './delivery-log/delivery-log.js';
 import type { ControlPlane, WebhookField } from './control-plane.js';
 import type { BreakerReport, PortalLink } from './portal.js';
@@ -19,6 +20,7 @@ import { planNames, type Attempt, type DeliveryStatusName, type PlanName, type W
 import { authKindToProto, planToProto } from './routes.js';
 
 type Unary = ReturnType<typeof unaryHandlers>;
+type Stream = ReturnType<typeof streamHandlers>;
 
 const disabledReasons = { manual: DisabledReason.DISABLED_REASON_MANUAL, plan: DisabledReason.DISABLED_REASON_PLAN, failure_threshold: DisabledReason.DISABLED_REASON_FAILURE_THRESHOLD } as const;
 const maskPaths: Record<string, WebhookField> = { name: 'name', url: 'url', event_types: 'eventTypes', headers: 'headers', rate_limit: 'rateLimit', auth: 'auth' };
@@ -47,7 +49,7 @@ export interface PortalFeatures {
 
 const durationMs = (d: { seconds: number; nanos: number } | undefined) => (d ? d.seconds * 1000 + Math.round(d.nanos / 1e6) : 0);
 
-export function subscriptionService(controlPlane: ControlPlane, unary: Unary, portal: PortalFeatures): SubscriptionServiceServer {
+export function subscriptionService(controlPlane: ControlPlane, unary: Unary, portal: PortalFeatures, stream: Stream, activity: ActivityReader): SubscriptionServiceServer {
   // The catalog never changes while the service runs: rendered once.
   const catalog = describeEventTypes((type) => exampleEvent(type)).map((entry) => ({
     name: entry.name,
@@ -85,7 +87,8 @@ export function subscriptionService(controlPlane: ControlPlane, unary: Unary, po
   });
 
   return {
-    upsertWorkspace: unary('UpsertWorkspace', async (request, { caller }) => {
+    upsertWorkspace: unary('UpsertWorkspace', async (request, context) => {
+      const { caller } = context;
       const input = request.workspace;
       if (!input) throw invalidArgument('workspace', 'is required');
       caller.authorize(input.id);
@@ -94,7 +97,7 @@ export function subscriptionService(controlPlane: ControlPlane, unary: Unary, po
         name: input.name,
         plan: planFromProto(input.plan),
         notificationEmails: input.notificationEmails,
-      });
+      }, actorOf(context));
       return { workspace: workspaceMessage(workspace), created };
     }),
 
@@ -103,9 +106,10 @@ export function subscriptionService(controlPlane: ControlPlane, unary: Unary, po
       return { workspace: workspaceMessage(await controlPlane.getWorkspace(request.workspaceId)) };
     }),
 
-    createWebhook: unary('CreateWebhook', async (request, { caller }) => {
+    createWebhook: unary('CreateWebhook', async (request, context) => {
+      const { caller } = context;
       caller.authorize(request.workspaceId);
-      const { webhook, secret } = await controlPlane.createWebhook(request.workspaceId, request);
+      const { webhook, secret } = await controlPlane.createWebhook(request.workspaceId, request, actorOf(context));
       return { webhook: webhookMessage(webhook), signingSecret: secret };
     }),
 
@@ -122,7 +126,8 @@ export function subscriptionService(controlPlane: ControlPlane, unary: Unary, po
       return { webhooks: page.webhooks.map(webhookMessage), nextPageToken: page.nextPageToken };
     }),
 
-    updateWebhook: unary('UpdateWebhook', async (request, { caller }) => {
+    updateWebhook: unary('UpdateWebhook', async (request, context) => {
+      const { caller } = context;
       caller.authorize(request.workspaceId);
       if (!request.webhook) throw invalidArgument('webhook', 'is required, with its id and the fields to change');
       const fields = (request.updateMask ?? []).map((path) => {
@@ -130,33 +135,39 @@ export function subscriptionService(controlPlane: ControlPlane, unary: Unary, po
         if (!field) throw invalidArgument('update_mask', `"${path}" cannot be updated; use name, url, event_types, headers, rate_limit or auth`);
         return field;
       });
-      const webhook = await controlPlane.updateWebhook(request.workspaceId, request.webhook.id, fields, request.webhook, request.expectedVersion);
+      const webhook = await controlPlane.updateWebhook(request.workspaceId, request.webhook.id, fields, request.webhook, request.expectedVersion, actorOf(context));
       return { webhook: webhookMessage(webhook) };
     }),
 
-    deleteWebhook: unary('DeleteWebhook', async (request, { caller }) => {
+    deleteWebhook: unary('DeleteWebhook', async (request, context) => {
+      const { caller } = context;
       caller.authorize(request.workspaceId);
-      await controlPlane.deleteWebhook(request.workspaceId, request.webhookId);
+      await controlPlane.deleteWebhook(request.workspaceId, request.webhookId, actorOf(context));
       return {};
     }),
 
-    activateWebhook: unary('ActivateWebhook', async (request, { caller }) => {
+    activateWebhook: unary('ActivateWebhook', async (request, context) => {
+      const { caller } = context;
       caller.authorize(request.workspaceId);
-      return { webhook: webhookMessage(await controlPlane.activateWebhook(request.workspaceId, request.webhookId)) };
+      return { webhook: webhookMessage(await controlPlane.activateWebhook(request.workspaceId, request.webhookId, actorOf(context))) };
     }),
 
-    deactivateWebhook: unary('DeactivateWebhook', async (request, { caller }) => {
+    deactivateWebhook: unary('DeactivateWebhook', async (request, context) => {
+      const { caller } = context;
       caller.authorize(request.workspaceId);
-      return { webhook: webhookMessage(await controlPlane.deactivateWebhook(request.workspaceId, request.webhookId)) };
+      return { webhook: webhookMessage(await controlPlane.deactivateWebhook(request.workspaceId, request.webhookId, actorOf(context))) };
     }),
 
-    rotateWebhookSecret: unary('RotateWebhookSecret', async (request, { caller }) => {
+    rotateWebhookSecret: unary('RotateWebhookSecret', async (request, context) => {
+      const { caller } = context;
       caller.authorize(request.workspaceId);
-      const { webhook, secret, previousExpiresAt } = await controlPlane.rotateSecret(request.workspaceId, request.webhookId);
+      const { webhook, secret, previousExpiresAt } = await controlPlane.rotateSecret(request.workspaceId, request.webhookId, actorOf(context));
       return { webhook: webhookMessage(webhook), signingSecret: secret, previousSecretExpireTime: previousExpiresAt };
     }),
 
     listEventTypes: unary('ListEventTypes', async () => ({ eventTypes: catalog })),
+
+    ...activityRpcs(activity, unary, stream),
 
     createPortalSession: unary('CreatePortalSession', async (request, { caller }) => {
       caller.authorize(request.workspaceId);
@@ -238,9 +249,9 @@ export function deliveryLogService(log: DeliveryLog, unary: Unary): DeliveryLogS
       const delivery = await log.sendTest(request.workspaceId, request.webhookId, request.eventType);
       return { eventId: delivery.eventId, delivery: deliveryMessage(delivery) };
     }),
-    recoverDeliveries: unary('RecoverDeliveries', async (request, { caller }) => {
-      caller.authorize(request.workspaceId);
-      const { queued, deliveries } = await log.recover(request.workspaceId, request.webhookId, request.since);
+    recoverDeliveries: unary('RecoverDeliveries', async (request, context) => {
+      context.caller.authorize(request.workspaceId);
+      const { queued, deliveries } = await log.recover(request.workspaceId, request.webhookId, request.since, actorOf(context));
       return { queuedCount: queued, deliveries: deliveries.slice(0, 100).map((d) => deliveryMessage(d)) };
     }),
     getWebhookStats: unary('GetWebhookStats', async (request, { caller }) => {

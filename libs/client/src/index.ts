@@ -1,7 +1,8 @@
 // The client the core product (and the operator CLI) uses: one object for the three services, with the
 // bearer token on every call, a deadline per call, and retries only where repeating is harmless:
 // PublishEvent(s) (the event id makes them idempotent), reads, and UpsertWorkspace.
-import { credentials, Metadata, status, type ChannelCredentials, type ChannelOptions, type Client, type ServiceError } from '@grpc/grpc-js';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { credentials, Metadata, status, type ChannelCredentials, type ChannelOptions, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import {
   DeliveryLogServiceClient,
   IngestServiceClient,
@@ -17,6 +18,7 @@ import {
   type UpsertWorkspaceRequest, type UpsertWorkspaceResponse,
   type CreatePortalSessionRequest, type CreatePortalSessionResponse, type GetBreakerStateRequest, type GetBreakerStateResponse,
   type RecoverDeliveriesRequest, type RecoverDeliveriesResponse, type GetWebhookStatsRequest, type GetWebhookStatsResponse, type ListWebhookHealthRequest, type ListWebhookHealthResponse,
+  type ListWebhookActivityRequest, type ListWebhookActivityResponse, type WatchActivityRequest, type WatchActivityResponse, type WebhookActivity,
 } from '@webhooks/contracts';
 
 export interface WebhooksClientOptions {
@@ -58,6 +60,12 @@ export function channelSecurity(tls: WebhooksTlsOptions | undefined): { credenti
     options: tls.serverName ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : {},
   };
 }
+
+/** Who the calls made inside runOnBehalfOf() act for (the portal: "portal-session" or "operator:<name>"). */
+const onBehalfOf = new AsyncLocalStorage<string>();
+
+/** Codes after which a watch is resumed from its last cursor; any other code ends it with that error. */
+const resumable = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED, status.INTERNAL, status.UNKNOWN, status.ABORTED]);
 
 /** Codes after which repeating a harmless call can succeed. */
 const retriable = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED, status.ABORTED]);
@@ -108,6 +116,55 @@ export class WebhooksClient {
   recoverDeliveries = (r: RecoverDeliveriesRequest) => this.call<RecoverDeliveriesRequest, RecoverDeliveriesResponse>(this.deliveryLogClient, 'recoverDeliveries', r, false);
   getWebhookStats = (r: GetWebhookStatsRequest) => this.call<GetWebhookStatsRequest, GetWebhookStatsResponse>(this.deliveryLogClient, 'getWebhookStats', r, true);
   listWebhookHealth = (r: ListWebhookHealthRequest) => this.call<ListWebhookHealthRequest, ListWebhookHealthResponse>(this.deliveryLogClient, 'listWebhookHealth', r, true);
+  listWebhookActivity = (r: ListWebhookActivityRequest) => this.call<ListWebhookActivityRequest, ListWebhookActivityResponse>(this.subscriptionClient, 'listWebhookActivity', r, true);
+
+  /**
+   * Every activity record after `cursor` (of one workspace, or all for an empty workspaceId), then each
+   * new one, for as long as the loop consuming it runs. A broken stream (a replica stopped, the network)
+   * is resumed with the last record's cursor after a backoff, so nothing is missed or repeated; an error
+   * the call cannot recover from (a refused token, a bad cursor) ends the loop with it. Keep the cursor of
+   * the last record handled to continue after a restart of your own.
+   */
+  async *watchActivity(request: WatchActivityRequest, options: { readonly signal?: AbortSignal; readonly onResume?: (error: ServiceError | undefined, delayMs: number) => void } = {}): AsyncGenerator<WebhookActivity> {
+    let cursor = request.cursor;
+    let failures = 0;
+    const base = this.options.retryBaseMs ?? 100;
+    while (!options.signal?.aborted) {
+      const metadata = this.metadata();
+      const call = (this.subscriptionClient as unknown as { watchActivity(r: WatchActivityRequest, m: Metadata): ClientReadableStream<WatchActivityResponse> }).watchActivity({ workspaceId: request.workspaceId, cursor }, metadata);
+      const cancel = () => call.cancel();
+      options.signal?.addEventListener('abort', cancel, { once: true });
+      let ended: ServiceError | undefined;
+      try {
+        for await (const message of call as AsyncIterable<WatchActivityResponse>) {
+          if (!message.activity) continue;
+          failures = 0;
+          cursor = message.activity.cursor;
+          yield message.activity;
+        }
+      } catch (error) {
+        ended = error as ServiceError;
+        if (options.signal?.aborted || ended.code === status.CANCELLED) return;
+        if (!resumable.has(ended.code)) throw error;
+      } finally {
+        options.signal?.removeEventListener('abort', cancel);
+        call.cancel();
+      }
+      failures++;
+      const delayMs = Math.min(5_000, base * 2 ** Math.min(failures - 1, 6)) * (0.5 + Math.random());
+      options.onResume?.(ended, delayMs);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+
+  /**
+   * Runs `work` with every call it makes marked as done on behalf of someone ("portal-session", or
+   * "operator:<name>"): the webhook activity records them so. For the portal, which holds one token for
+   * everyone it serves.
+   */
+  static runOnBehalfOf<T>(actor: string, work: () => Promise<T>): Promise<T> {
+    return onBehalfOf.run(actor, work);
+  }
 
   close(): void {
     this.subscriptionClient.close();
@@ -129,9 +186,16 @@ export class WebhooksClient {
     }
   }
 
-  private once<Req, Res>(client: Client, name: string, request: Req): Promise<Res> {
+  private metadata(): Metadata {
     const metadata = new Metadata();
     metadata.set('authorization', `Bearer ${this.options.token}`);
+    const actor = onBehalfOf.getStore();
+    if (actor) metadata.set('x-webhooks-on-behalf-of', actor);
+    return metadata;
+  }
+
+  private once<Req, Res>(client: Client, name: string, request: Req): Promise<Res> {
+    const metadata = this.metadata();
     const method = (client as unknown as Record<string, Method<Req, Res>>)[name]!;
     return new Promise((resolve, reject) =>
       method.call(client, request, metadata, { deadline: new Date(Date.now() + (this.options.deadlineMs ?? 10_000)) }, (error, response) => (error ? reject(error) : resolve(response))),

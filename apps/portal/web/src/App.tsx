@@ -2,6 +2,7 @@
 // webhooks and its delivery log in the chosen language.
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { ApiError, call, type Credentials, type Session } from './api';
+import { Activity } from './Activity';
 import { DeliveryLog } from './DeliveryLog';
 import { initialLocale, locales, StringsContext, useStrings, type Locale } from './i18n';
 import { Webhooks } from './Webhooks';
@@ -24,7 +25,9 @@ export function App() {
   const [credentials, setCredentials] = useState<Credentials | undefined>(initialCredentials);
   const [session, setSession] = useState<Session>();
   const [signInError, setSignInError] = useState('');
-  const [tab, setTab] = useState<'webhooks' | 'log'>('webhooks');
+  const [tab, setTab] = useState<'webhooks' | 'log' | 'activity'>('webhooks');
+  // The Activity tab's webhook filter: set when opened from a webhook's row.
+  const [activityOf, setActivityOf] = useState('');
   const strings = useMemo(() => ({ t: locales[locale], locale }), [locale]);
   const t = strings.t;
 
@@ -83,8 +86,15 @@ export function App() {
           <nav className="tabs" role="tablist">
             <button role="tab" aria-selected={tab === 'webhooks'} onClick={() => setTab('webhooks')}>{t.tabs.webhooks}</button>
             <button role="tab" aria-selected={tab === 'log'} onClick={() => setTab('log')}>{t.tabs.log}</button>
+            <button role="tab" aria-selected={tab === 'activity'} onClick={() => (setActivityOf(''), setTab('activity'))}>{t.tabs.activity}</button>
           </nav>
-          {tab === 'webhooks' ? <Webhooks api={api} session={session} /> : <DeliveryLog api={api} />}
+          {tab === 'webhooks' ? (
+            <Webhooks api={api} session={session} onActivity={(id) => (setActivityOf(id), setTab('activity'))} />
+          ) : tab === 'log' ? (
+            <DeliveryLog api={api} />
+          ) : (
+            <Activity api={api} webhookId={activityOf} onWebhook={setActivityOf} />
+          )}
         </main>
       )}
     </StringsContext.Provider>

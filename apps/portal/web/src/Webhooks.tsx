@@ -25,7 +25,7 @@ type Panel =
 
 const reasonKey = (reason: string) => ({ DISABLED_REASON_MANUAL: 'manual', DISABLED_REASON_PLAN: 'plan', DISABLED_REASON_FAILURE_THRESHOLD: 'automatic' })[reason] ?? 'manual';
 
-export function Webhooks({ api, session }: { api: Api; session: Session }) {
+export function Webhooks({ api, session, onActivity }: { api: Api; session: Session; onActivity: (webhookId: string) => void }) {
   const { t, locale } = useStrings();
   const [webhooks, setWebhooks] = useState<Webhook[]>();
   const [breaker, setBreaker] = useState<Breaker>();
@@ -116,6 +116,7 @@ export function Webhooks({ api, session }: { api: Api; session: Session }) {
                     <button onClick={() => setPanel({ kind: 'test', webhook: w })}>{t.list.test}</button>
                     <button onClick={() => setPanel({ kind: 'recover', webhook: w })}>{t.list.recover}</button>
                     <button onClick={() => setPanel({ kind: 'chart', webhook: w })}>{t.list.chart}</button>
+                    <button onClick={() => onActivity(w.id)}>{t.list.activity}</button>
                     <button onClick={() => act(async () => setPanel({ kind: 'secret', secret: (await api<{ signingSecret: string }>('POST', `/webhooks/${w.id}/rotate-secret`)).signingSecret }))}>{t.list.rotate}</button>
                     <button className="danger" onClick={() => setPanel({ kind: 'delete', webhook: w })}>{t.list.delete}</button>
                   </td>

@@ -58,6 +58,13 @@ export interface WebhookHealth {
   webhookId: string; lastFailure?: { startTime?: string; statusCode: number; failureReason: string };
   attempts24h: number; succeeded24h: number; retryingCount: number; nextAttemptTime?: string;
 }
+/** One change of one webhook (ListWebhookActivity), with enums as lower-case names. */
+export interface ActivityRecord {
+  cursor: string; workspaceId: string; webhookId: string; webhookName: string;
+  kind: 'created' | 'edited' | 'secret_rotated' | 'auth_changed' | 'deactivated' | 'activated' | 'disabled_by_breaker' | 'disabled_by_plan' | 'deliveries_recovered' | 'deleted';
+  actor: { kind: 'api_token' | 'portal_session' | 'operator' | 'system'; name: string; tokenName: string };
+  time?: string; fields: string[]; failureCount: number; windowSeconds: number; lastError: string; plan: string; recoveredCount: number; recoveredSince?: string; authKind: AuthKind;
+}
 export interface HourlyAttempts { hourStart: string; succeeded: number; failed: number; p50Ms: number; p95Ms: number }
 export interface Breaker { failureCount: number; threshold: number; windowSeconds: number }
 export interface Session { workspace: Workspace; operator: boolean; expiresAt: string | null }

@@ -5,7 +5,8 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { DeliveryTask } from '@webhooks/contracts';
 import { acceptEvent, checkResourceId, checkWorkspaceId, exampleEvent, failedPrecondition, invalidArgument, isEventType, newId, notFound } from '@webhooks/domain';
 import type { JetStreamPublisher, Topology } from '@webhooks/messaging';
-import { AttemptEntity, DeliveryEntity, WebhookEntity, type Attempt, type Delivery, type DeliveryStatusName } from '../persistence/entities.js';
+import { AttemptEntity, DeliveryEntity, WebhookEntity, type Attempt, type Delivery, type DeliveryStatusName, type Webhook } from '../persistence/entities.js';
+import { recordActivity, unattributed, type Actor } from '../activity/activity-log.js';
 
 /** A delivery as the log shows it: without its body. */
 export type DeliveryView = Omit<Delivery, 'body'>;
@@ -211,13 +212,13 @@ export class DeliveryLog {
    * not sent again already (no delivery points to it). Each is queued on the webhook's subject before the
    * next, so they arrive in their original order, behind whatever the webhook had queued.
    */
-  async recover(workspaceId: string, webhookId: string, since: Date | undefined): Promise<{ queued: number; deliveries: DeliveryView[] }> {
+  async recover(workspaceId: string, webhookId: string, since: Date | undefined, actor: Actor = unattributed): Promise<{ queued: number; deliveries: DeliveryView[] }> {
     checkWorkspaceId(workspaceId);
     checkResourceId(webhookId, 'webhook_id');
     if (!since || Number.isNaN(since.getTime())) throw invalidArgument('since', 'is required: the time from which dropped deliveries are sent again');
     if (since.getTime() > Date.now()) throw invalidArgument('since', 'is in the future; choose a time in the past');
     const em = this.em();
-    await this.requireActiveWebhook(em, workspaceId, webhookId);
+    const webhook = await this.requireActiveWebhook(em, workspaceId, webhookId);
     const queued: DeliveryView[] = [];
     let after: { createdAt: Date; id: string } | undefined;
     while (queued.length < maxRecoveredPerCall) {
@@ -235,6 +236,12 @@ export class DeliveryLog {
       }
       const last = rows[rows.length - 1]!;
       after = { createdAt: last.created_at, id: last.id };
+    }
+    // Recorded once the deliveries are queued; a recovery that found nothing to send changes nothing.
+    if (queued.length > 0) {
+      await this.em().transactional((tx) =>
+        recordActivity(tx, [{ workspaceId, webhookId, webhookName: webhook.name, kind: 'deliveries_recovered', actor, details: { recoveredCount: queued.length, recoveredSince: since.toISOString() } }]),
+      );
     }
     return { queued: queued.length, deliveries: queued };
   }
@@ -279,10 +286,11 @@ export class DeliveryLog {
     return this.enqueue(em, { workspaceId, webhookId, eventId: accepted.id, eventType, body: accepted.body, retryOf: '' });
   }
 
-  private async requireActiveWebhook(em: EntityManager, workspaceId: string, webhookId: string): Promise<void> {
+  private async requireActiveWebhook(em: EntityManager, workspaceId: string, webhookId: string): Promise<Webhook> {
     const webhook = await em.findOne(WebhookEntity, { id: webhookId, workspace: workspaceId });
     if (!webhook) throw notFound(`webhook "${webhookId}" in workspace "${workspaceId}"`);
     if (webhook.status !== 'active') throw failedPrecondition(`webhook "${webhookId}" is disabled; activate it first`);
+    return webhook;
   }
 
   /**

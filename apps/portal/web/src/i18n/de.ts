@@ -1,13 +1,42 @@
 // Alle deutschen Texte des Portals, mit denselben Schlüsseln wie en.ts.
 import type { Strings } from './en';
 
+const authKindNames: Record<string, string> = { none: 'keine', basic: 'HTTP Basic', oauth: 'OAuth 2.0 Client Credentials', mtls: 'Mutual TLS' };
+
 export const de: Strings = {
   language: 'Sprache',
   title: 'Webhooks',
   workspace: (name, id) => `${name} (${id})`,
   sessionEnds: (time) => `Sitzung endet ${time}`,
   operator: 'Betreiber',
-  tabs: { webhooks: 'Webhooks', log: 'Zustellprotokoll' },
+  tabs: { webhooks: 'Webhooks', log: 'Zustellprotokoll', activity: 'Verlauf' },
+  activity: {
+    heading: 'Verlauf',
+    empty: 'Noch keine Änderungen.',
+    what: 'Was geschah',
+    who: 'Durch',
+    actors: {
+      portalSession: 'eine Arbeitsbereich-Administration (Portal)',
+      operator: (name) => `Betreiber ${name}`,
+      apiToken: (name) => `API-Token ${name}`,
+      breaker: 'die Fehlerschwelle',
+      plan: 'den Tarifwechsel',
+    },
+    describe: (r) => {
+      switch (r.kind) {
+        case 'created': return 'Angelegt';
+        case 'edited': return `Geändert: ${r.fields.join(', ')}`;
+        case 'secret_rotated': return 'Signaturschlüssel erneuert';
+        case 'auth_changed': return r.authKind === 'none' ? 'Endpunkt-Authentifizierung entfernt' : `Endpunkt-Authentifizierung gesetzt: ${authKindNames[r.authKind] ?? r.authKind}`;
+        case 'deactivated': return 'Deaktiviert';
+        case 'activated': return 'Aktiviert';
+        case 'disabled_by_breaker': return `Abgeschaltet: ${r.failureCount} fehlgeschlagene Versuche in ${Math.round(r.windowSeconds / 60)} Minuten${r.lastError ? `; letzter Fehler ${r.lastError}` : ''}`;
+        case 'disabled_by_plan': return `Abgeschaltet: Der Arbeitsbereich wechselte in den Tarif ${r.plan}, der keine Webhooks enthält`;
+        case 'deliveries_recovered': return `${r.recoveredCount} verworfene ${r.recoveredCount === 1 ? 'Zustellung' : 'Zustellungen'} seit ${r.recoveredSince ? new Date(r.recoveredSince).toLocaleString('de') : '?'} erneut gesendet`;
+        case 'deleted': return 'Gelöscht';
+      }
+    },
+  },
   signIn: {
     heading: 'Webhook-Portal öffnen',
     explain: 'Öffnen Sie diese Seite aus Ihrem Produkt (Einstellungen › Integrationen › Webhooks). Plattformbetreiber melden sich mit einem Betreiber-Token an und wählen einen Arbeitsbereich.',
@@ -27,6 +56,7 @@ export const de: Strings = {
     eventTypes: 'Ereignistypen',
     status: 'Status',
     health: 'Zustand (letzte 24 Stunden)',
+    activity: 'Verlauf',
     noAttempts: 'Keine Zustellversuche',
     successRate: (percent: string, attempts: string) => `${percent} % von ${attempts} Versuchen erfolgreich`,
     retrying: (count: number, next: string) => `${count} ${count === 1 ? 'Zustellung wird' : 'Zustellungen werden'} wiederholt; nächster Versuch ${next}`,

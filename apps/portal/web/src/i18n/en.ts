@@ -1,11 +1,42 @@
 // Every English string of the portal. de.ts has the same keys; a missing one fails the type check.
+import type { ActivityRecord } from '../api';
+
+const authKindNames: Record<string, string> = { none: 'none', basic: 'HTTP Basic', oauth: 'OAuth 2.0 client credentials', mtls: 'mutual TLS' };
+
 export const en = {
   language: 'Language',
   title: 'Webhooks',
   workspace: (name: string, id: string) => `${name} (${id})`,
   sessionEnds: (time: string) => `Session ends ${time}`,
   operator: 'Operator',
-  tabs: { webhooks: 'Webhooks', log: 'Delivery log' },
+  tabs: { webhooks: 'Webhooks', log: 'Delivery log', activity: 'Activity' },
+  activity: {
+    heading: 'Activity',
+    empty: 'Nothing has changed yet.',
+    what: 'What happened',
+    who: 'By',
+    actors: {
+      portalSession: 'a workspace admin (portal)',
+      operator: (name: string) => `operator ${name}`,
+      apiToken: (name: string) => `API token ${name}`,
+      breaker: 'the failure breaker',
+      plan: 'the plan change',
+    },
+    describe: (r: ActivityRecord): string => {
+      switch (r.kind) {
+        case 'created': return 'Created';
+        case 'edited': return `Edited: ${r.fields.join(', ')}`;
+        case 'secret_rotated': return 'Signing secret rotated';
+        case 'auth_changed': return r.authKind === 'none' ? 'Endpoint authentication removed' : `Endpoint authentication set: ${authKindNames[r.authKind] ?? r.authKind}`;
+        case 'deactivated': return 'Deactivated';
+        case 'activated': return 'Activated';
+        case 'disabled_by_breaker': return `Turned off: ${r.failureCount} failed attempts in ${Math.round(r.windowSeconds / 60)} minutes${r.lastError ? `; last error ${r.lastError}` : ''}`;
+        case 'disabled_by_plan': return `Turned off: the workspace moved to plan ${r.plan}, which has no webhooks`;
+        case 'deliveries_recovered': return `${r.recoveredCount} dropped ${r.recoveredCount === 1 ? 'delivery' : 'deliveries'} since ${r.recoveredSince ? new Date(r.recoveredSince).toLocaleString('en') : '?'} sent again`;
+        case 'deleted': return 'Deleted';
+      }
+    },
+  },
   signIn: {
     heading: 'Open the webhooks portal',
     explain: 'Open this page from your product (Settings › Integrations › Webhooks). Platform operators can sign in with an operator token and pick a workspace.',
@@ -25,6 +56,7 @@ export const en = {
     eventTypes: 'Event types',
     status: 'Status',
     health: 'Health (last 24 hours)',
+    activity: 'Activity',
     noAttempts: 'No attempts',
     successRate: (percent: string, attempts: string) => `${percent} % of ${attempts} attempts succeeded`,
     retrying: (count: number, next: string) => `Retrying ${count} ${count === 1 ? 'delivery' : 'deliveries'}; next attempt ${next}`,
