@@ -9,6 +9,7 @@ import {
   ActivateWebhookResponse, CreateWebhookResponse, EndpointAuthKind, type EndpointAuth, DeactivateWebhookResponse, DeliveryStatus, Event, GetDeliveryResponse, GetWebhookResponse,
   GetWorkspaceResponse, ListDeliveriesResponse, ListEventTypesResponse, ListWebhooksResponse, Plan, PublishEventResponse, RecoverDeliveriesResponse, RetryDeliveryResponse,
   RotateWebhookSecretResponse, SendTestEventResponse, UpdateWebhookResponse, UpsertWorkspaceResponse, Webhook, WebhookStatus,
+  ActivityKind, ActorKind, ListWebhookActivityResponse, WebhookActivity,
   type Delivery,
 } from '@webhooks/contracts';
 import { details, enumName, table, time } from './format.js';
@@ -428,7 +429,53 @@ const commands: Command[] = [
       }
     },
   },
+  {
+    name: 'activity list',
+    args: '<workspace-id>',
+    summary: 'the history of a workspace\'s webhooks, newest first: what changed, who changed it',
+    options: { webhook: { type: 'string' }, 'page-token': { type: 'string' } },
+    optionHelp: ['--webhook WEBHOOK_ID  (one webhook\'s records, a deleted one\'s too)', '--page-token TOKEN  (the next page, from a previous answer)'],
+    async run(client, [workspaceId], values, json) {
+      const response = await client.listWebhookActivity({ workspaceId: need(workspaceId, '<workspace-id>'), webhookId: str(values.webhook) ?? '', startTime: undefined, endTime: undefined, pageSize: 50, pageToken: str(values['page-token']) ?? '' });
+      if (json) {
+        out(JSON.stringify(ListWebhookActivityResponse.toJSON(response), null, 2));
+        return;
+      }
+      out(table(response.activity.map(activityRow)));
+      if (response.nextPageToken) out(`\nmore: --page-token ${response.nextPageToken}`);
+    },
+  },
+  {
+    name: 'activity watch',
+    args: '[<workspace-id>]',
+    summary: 'follow webhook activity as it happens (every workspace without one); resumes by itself after a disconnect (Ctrl-C stops)',
+    options: { cursor: { type: 'string' }, count: { type: 'string' } },
+    optionHelp: ['--cursor CURSOR  (continue after this record; default: from the oldest record kept)', '--count N  (stop after N records)'],
+    async run(client, [workspaceId], values, json) {
+      const stopAfter = Number(str(values.count) ?? Infinity);
+      let printed = 0;
+      for await (const record of client.watchActivity({ workspaceId: workspaceId ?? '', cursor: str(values.cursor) ?? '' })) {
+        const row = activityRow(record);
+        out(json ? JSON.stringify(WebhookActivity.toJSON(record)) : `${row.time}  ${row.webhook.padEnd(20)}  ${row.what}  by ${row.by}${row.detail ? `  (${row.detail})` : ''}  cursor ${record.cursor}`);
+        if (++printed >= stopAfter) return;
+      }
+    },
+  },
 ];
+
+/** A record as a line of the activity table. */
+function activityRow(record: WebhookActivity) {
+  const actor = record.actor;
+  const by = !actor ? '' : actor.kind === ActorKind.ACTOR_KIND_PORTAL_SESSION ? 'portal session' : actor.kind === ActorKind.ACTOR_KIND_OPERATOR ? `operator ${actor.name}` : actor.kind === ActorKind.ACTOR_KIND_SYSTEM ? actor.name : `token ${actor.name}`;
+  const detail =
+    record.kind === ActivityKind.ACTIVITY_KIND_EDITED ? record.fields.join(', ')
+    : record.kind === ActivityKind.ACTIVITY_KIND_DISABLED_BY_BREAKER ? `${record.failureCount} failed attempts in ${Math.round((record.window?.seconds ?? 0) / 60)} min; ${record.lastError}`
+    : record.kind === ActivityKind.ACTIVITY_KIND_DISABLED_BY_PLAN ? `plan ${enumName(Plan[record.plan], 'PLAN_')}`
+    : record.kind === ActivityKind.ACTIVITY_KIND_DELIVERIES_RECOVERED ? `${record.recoveredCount} since ${time(record.recoveredSince)}`
+    : record.kind === ActivityKind.ACTIVITY_KIND_AUTH_CHANGED ? enumName(EndpointAuthKind[record.authKind], 'ENDPOINT_AUTH_KIND_').replace('unspecified', 'removed')
+    : '';
+  return { time: time(record.time), webhook: record.webhookName, what: enumName(ActivityKind[record.kind], 'ACTIVITY_KIND_'), by, detail };
+}
 
 /** TLS from --tls/--ca/--cert/--key/--server-name (or their WEBHOOKS_* variables); undefined: plaintext. */
 function tlsOptions(values: Values): WebhooksTlsOptions | undefined {

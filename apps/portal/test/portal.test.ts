@@ -59,7 +59,7 @@ describe('webhooks portal', () => {
     // A breaker of 3 failed attempts, and quick retries, so a failing endpoint trips it in a second.
     // Three failed attempts in 100 ms, then 12 s until the fourth: long enough to see a retrying delivery.
     system = await startSystem({ RETRY_DELAYS: '50ms,50ms,12s', GIVE_UP_AFTER: '30s', BREAKER_THRESHOLD: '3', PORTAL_SESSION_KEY: sessionKey });
-    const process = await system.startService('portal', { PORTAL_HTTP_PORT: '0', PORTAL_OPS_PORT: '0', PORTAL_API_TOKEN: testToken, PORTAL_OPERATOR_TOKENS: operatorToken, PORTAL_FRAME_ANCESTORS: 'https://app.example.com' });
+    const process = await system.startService('portal', { PORTAL_HTTP_PORT: '0', PORTAL_OPS_PORT: '0', PORTAL_API_TOKEN: testToken, PORTAL_OPERATOR_TOKENS: `alice:${operatorToken}`, PORTAL_FRAME_ANCESTORS: 'https://app.example.com' });
     portal = `http://127.0.0.1:${process.port('httpPort')}`;
     good = await HttpReceiver.start();
     failing = await HttpReceiver.start((_req, res) => {
@@ -129,11 +129,15 @@ describe('webhooks portal', () => {
       assert.deepEqual([webhook.url, webhook.authKind], [elsewhere, 'none']);
     });
 
-    it('lets an operator pick any workspace', async () => {
+    it('lets an operator pick any workspace, and records what they change under their name', async () => {
       const response = await api('/webhooks', operatorToken, { workspace: otherWorkspace });
       assert.equal(response.status, 200);
       assert.equal(((await response.json()) as { webhooks: { id: string }[] }).webhooks[0]!.id, otherWebhookId);
       assert.equal((await api('/webhooks', operatorToken)).status, 400);
+      assert.equal((await api(`/webhooks/${otherWebhookId}/deactivate`, operatorToken, { method: 'POST', workspace: otherWorkspace })).status, 200);
+      assert.equal((await api(`/webhooks/${otherWebhookId}/activate`, operatorToken, { method: 'POST', workspace: otherWorkspace })).status, 200);
+      const { activity } = (await (await api(`/activity?webhookId=${otherWebhookId}`, operatorToken, { workspace: otherWorkspace })).json()) as { activity: { kind: string; actor: { kind: string; name: string } }[] };
+      assert.deepEqual(activity.map((a) => [a.kind, a.actor.kind, a.actor.name]), [['activated', 'operator', 'alice'], ['deactivated', 'operator', 'alice'], ['created', 'api_token', `${testToken.slice(0, 4)}…`]]);
     });
 
     it('sends a strict Content-Security-Policy with the configured frame ancestors', async () => {
@@ -301,6 +305,18 @@ describe('webhooks portal', () => {
       assert.match((await hours.last().locator('title').textContent()) ?? '', /: Succeeded \d+, Failed \d+, p50 \d+ ms, p95 \d+ ms$/);
       await hours.last().hover();
       await shot('chart');
+      // The webhook's history, opened from its row: why it was turned off, and who turned it back on.
+      await row('crm').getByRole('button', { name: 'Activity' }).click();
+      await page.getByRole('heading', { name: 'Activity' }).waitFor();
+      const activity = (kind: string) => page.getByTestId(`activity-${kind}`);
+      await activity('deliveries_recovered').getByText(/^3 dropped deliveries since .+ sent again$/).waitFor();
+      await activity('deliveries_recovered').getByText('a workspace admin (portal)').waitFor();
+      await activity('activated').getByText('a workspace admin (portal)').waitFor();
+      assert.match((await activity('disabled_by_breaker').textContent()) ?? '', /Turned off: \d+ failed attempts in 30 minutes; last error status 503 \(.+\)the failure breaker$/);
+      await activity('created').getByText(/^API token /).waitFor();
+      assert.equal(await page.getByRole('table').locator('tbody tr').count(), 4, 'created, turned off, activated, recovered');
+      await shot('activity');
+      await page.getByRole('tab', { name: 'Webhooks' }).click();
     });
 
     it('switches to German, health and retrying delivery included', async () => {
@@ -325,6 +341,11 @@ describe('webhooks portal', () => {
       await shot('german-retrying-delivery');
       // Its fourth attempt succeeds: nothing is left failing for the tests after this one.
       failing.respondWith((_req, res) => res.end('back'));
+      // The history in German.
+      await page.getByRole('tab', { name: 'Verlauf' }).click();
+      await page.getByTestId('activity-disabled_by_breaker').getByText('die Fehlerschwelle').waitFor();
+      await page.getByTestId('activity-activated').getByText(/^Aktiviert$/).waitFor();
+      await shot('german-activity');
       await page.getByRole('tab', { name: 'Webhooks' }).click();
     });
 

@@ -33,7 +33,7 @@ describe('operator CLI', () => {
   it('explains itself: an overview, --help on every command, exit code 2 for a wrong command line', async () => {
     const overview = await cli('--help');
     assert.equal(overview.code, 0);
-    for (const command of ['workspace upsert', 'webhook create', 'webhook rotate-secret', 'event publish', 'deliveries list', 'deliveries retry', 'tail']) assert.ok(overview.stdout.includes(command), command);
+    for (const command of ['workspace upsert', 'webhook create', 'webhook rotate-secret', 'event publish', 'deliveries list', 'deliveries retry', 'tail', 'activity list', 'activity watch']) assert.ok(overview.stdout.includes(command), command);
     const help = await cli('webhook', 'create', '--help');
     assert.match(help.stdout, /usage: webhooks webhook create <workspace-id> \[options\]/);
     assert.match(help.stdout, /--events TYPE/);
@@ -82,6 +82,28 @@ describe('operator CLI', () => {
     const denied = await cli('workspace', 'get', workspaceId, '--token', 'wrong-token-123');
     assert.equal(denied.code, 1);
     assert.match(denied.stderr, /error: UNAUTHENTICATED: the bearer token is not valid/);
+  });
+
+  it('lists and watches webhook activity, the watch continuing from a cursor', async () => {
+    const listed = await cli('activity', 'list', workspaceId);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^TIME\s+WEBHOOK\s+WHAT\s+BY\s+DETAIL$/m);
+    assert.match(listed.stdout, /\s+CRM\s+created\s+token test…/);
+    const first = await cli('activity', 'watch', workspaceId, '--count', '1', '--json');
+    assert.equal(first.code, 0, first.stderr);
+    const { cursor, kind } = JSON.parse(first.stdout) as { cursor: string; kind: string };
+    assert.equal(kind, 'ACTIVITY_KIND_CREATED');
+    // From that cursor on: the next change only, as it happens.
+    const watch = cli('activity', 'watch', workspaceId, '--cursor', cursor, '--count', '1');
+    await new Promise((r) => setTimeout(r, 500));
+    const webhookId = /^(wh_\S+)/m.exec((await cli('webhook', 'list', workspaceId)).stdout)![1]!;
+    assert.equal((await cli('webhook', 'rotate-secret', workspaceId, webhookId)).code, 0);
+    const { code, stdout } = await watch;
+    assert.equal(code, 0);
+    assert.match(stdout, /CRM\s+secret_rotated\s+by token test…\s+cursor \S+/);
+    const refused = await cli('activity', 'watch', workspaceId, '--cursor', 'nope');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /error: INVALID_ARGUMENT: cursor: is not a cursor from an activity record/);
   });
 
   it('follows new attempts with tail', async () => {
