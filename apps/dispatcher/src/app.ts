@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const shardJsm = await jetstreamManager(nc, { timeout: shardRequestTimeoutMs, checkAPI: false });
   const publisher = new JetStreamPublisher(nc, budget.recordPublishTimeoutMs);
   // Deliveries and OAuth token requests leave through EGRESS_PROXY_URL when it is set (egress.ts).
-  const sender = new HttpSender(urlPolicy, config.attemptTimeout, { proxyUrl: config.egressProxyUrl });
+  const sender = new HttpSender(urlPolicy, config.attemptTimeout, { proxyUrl: config.egressProxyUrl, connectionsPerOrigin: config.connectionsPerOrigin });
   const deliverer = new Deliverer(sender, SecretBox.fromBase64(config.secretKey), urlPolicy, retryPolicy, config.attemptTimeout);
 
   // The consumers follow the routing table, and the dispatch reads it: wire them through a forwarder.

@@ -11,6 +11,7 @@ export const dispatcherConfig = defineConfig({
   giveUpAfter: field.duration('GIVE_UP_AFTER', 'no attempt starts later than this after the first one; the event is dropped', '3m'),
   breakerThreshold: field.integer('BREAKER_THRESHOLD', 'failed attempts tolerated per workspace within the window; one more disables the failing webhooks', 30, { min: 1 }),
   breakerWindow: field.duration('BREAKER_WINDOW', 'the window over which failed attempts are counted', '30m'),
+  connectionsPerOrigin: field.integer('DISPATCH_IDLE_CONNECTIONS_PER_ORIGIN', 'free connections one replica keeps to one endpoint origin for the next requests; connections in use are not capped (one per webhook at most)', 4096, { min: 1, max: 100_000 }),
   ackWait: field.duration('DELIVERY_ACK_WAIT', 'after this long without an ack the server hands a task out again to the shard owner that holds it; a shard taken over from a crashed replica gets its tasks back at once', '30s'),
   egressProxyUrl: field.custom(
     'EGRESS_PROXY_URL',

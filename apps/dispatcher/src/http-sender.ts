@@ -1,20 +1,18 @@
 // The outbound HTTP call of one attempt: undici with keep-alive pools per origin, a deadline over the
 // whole response, no redirects, a bounded read of the response body, and the URL policy enforced again
 // on the address the host name resolves to, at connect time (DNS rebinding cannot reach internal hosts),
-// through the egress proxy when one is set (egress.ts). A request presenting a client certificate
-// (mutual TLS) goes through an agent of its own, so its connections are never reused without it; the
-// same agent carries the webhook's own CA bundle when it has one, so no other webhook trusts that CA.
+// through the egress proxy when one is set (egress.ts). Connections are kept per origin (origin-pool.ts). A request presenting a client certificate (mutual TLS) goes through connections of
+// its own, so they are never reused without it; they carry the webhook's own CA bundle when it has one,
+// so no other webhook trusts that CA.
 import type { UrlPolicy } from '@webhooks/domain';
-import { Agent, request } from 'undici';
+import { Client, request, type buildConnector } from 'undici';
 import { egressConnector, type ClientIdentity } from './egress.js';
+import { defaultConnectionsPerOrigin, OriginPools } from './origin-pool.js';
 
 /** Bytes of the response body kept for the log. */
 export const responseExcerptBytes = 4096;
 /** Past this many bytes the rest of a response body is not read; the connection is closed instead. */
 const maxDrainBytes = 64 * 1024;
-/** An agent for a client certificate unused this long is closed. */
-const identityAgentIdleMs = 5 * 60_000;
-const identityAgentSweepMs = 60_000;
 
 export interface OutboundRequest {
   readonly url: string;
@@ -56,49 +54,39 @@ function failureReason(error: unknown, timeoutMs: number): string {
 }
 
 export class HttpSender {
-  private readonly agent: Agent;
+  private readonly pools: OriginPools;
+  private readonly plainConnector: buildConnector.connector;
   /**
-   * Agents presenting a client certificate, by identity key. Eviction: an agent unused for
-   * identityAgentIdleMs is closed and removed (swept at most once a minute, on a send); a webhook whose
-   * certificate changed gets a new key, so its old agent ages out the same way; close() closes all.
+   * Connectors presenting a client certificate, by pool entry key (origin and identity key). Eviction:
+   * with their pool entry (origin-pool.ts rule 5); a webhook whose certificate changed gets a new key, so
+   * its old entry ages out the same way.
    */
-  private readonly identityAgents = new Map<string, { agent: Agent; usedAt: number }>();
-  private nextSweep = 0;
+  private readonly identityConnectors = new Map<string, buildConnector.connector>();
 
   constructor(
     private readonly policy: UrlPolicy,
     private readonly timeoutMs: number,
-    private readonly options: { readonly proxyUrl?: URL | undefined } = {},
+    private readonly options: { readonly proxyUrl?: URL | undefined; readonly connectionsPerOrigin?: number } = {},
   ) {
-    this.agent = this.newAgent(undefined);
+    this.plainConnector = this.connector(undefined);
+    this.pools = new OriginPools(
+      (origin, key) => new Client(origin, { connect: this.identityConnectors.get(key) ?? this.plainConnector, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, pipelining: 1 }),
+      options.connectionsPerOrigin ?? defaultConnectionsPerOrigin,
+      (key) => this.identityConnectors.delete(key),
+    );
   }
 
-  private newAgent(identity: ClientIdentity | undefined): Agent {
-    return new Agent({
-      connect: egressConnector({ policy: this.policy, proxyUrl: this.options.proxyUrl, identity, connectTimeoutMs: this.timeoutMs }),
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 60_000,
-    });
+  private connector(identity: ClientIdentity | undefined): buildConnector.connector {
+    return egressConnector({ policy: this.policy, proxyUrl: this.options.proxyUrl, identity, connectTimeoutMs: this.timeoutMs });
   }
 
-  private agentFor(outbound: OutboundRequest, now: number): Agent {
-    if (now >= this.nextSweep) {
-      this.nextSweep = now + identityAgentSweepMs;
-      for (const [key, entry] of this.identityAgents) {
-        if (entry.usedAt < now - identityAgentIdleMs) {
-          this.identityAgents.delete(key);
-          void entry.agent.close().catch(() => undefined);
-        }
-      }
-    }
-    if (!outbound.identity) return this.agent;
-    let entry = this.identityAgents.get(outbound.identity.key);
-    if (!entry) {
-      entry = { agent: this.newAgent(outbound.identity.certificate), usedAt: now };
-      this.identityAgents.set(outbound.identity.key, entry);
-    }
-    entry.usedAt = now;
-    return entry.agent;
+  /** The pool entry of the request: its origin, and its client certificate's key for mutual TLS. */
+  private entryOf(outbound: OutboundRequest): { origin: string; key: string } {
+    const origin = new URL(outbound.url).origin;
+    if (!outbound.identity) return { origin, key: origin };
+    const key = `${origin} ${outbound.identity.key}`;
+    if (!this.identityConnectors.has(key)) this.identityConnectors.set(key, this.connector(outbound.identity.certificate));
+    return { origin, key };
   }
 
   async send(outbound: OutboundRequest, options: SendOptions = {}): Promise<SendResult> {
@@ -110,12 +98,15 @@ export class HttpSender {
     // would keep a timer per attempt alive for the whole deadline and build an error when it fires.
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(new DeadlineError()), timeoutMs);
+    let lease: { client: Client; release(): void } | undefined;
     try {
+      const { origin, key } = this.entryOf(outbound);
+      lease = this.pools.acquire(origin, key);
       const response = await request(outbound.url, {
         method: outbound.method ?? 'POST',
         headers: outbound.headers,
         body: outbound.body,
-        dispatcher: this.agentFor(outbound, Date.now()),
+        dispatcher: lease.client,
         signal: deadline.signal,
       });
       const chunks: Buffer[] = [];
@@ -143,12 +134,16 @@ export class HttpSender {
       return { kind: 'failed', statusCode: 0, reason: failureReason(error, this.timeoutMs), durationMs: elapsed(), excerpt: '' };
     } finally {
       clearTimeout(timer);
+      lease?.release();
     }
   }
 
+  /** Connections of one origin (no client certificate): made, in use, and free. */
+  connections(origin: string): { size: number; inUse: number; free: number } | undefined {
+    return this.pools.stats(origin);
+  }
+
   async close(): Promise<void> {
-    const agents = [this.agent, ...[...this.identityAgents.values()].map((entry) => entry.agent)];
-    this.identityAgents.clear();
-    await Promise.all(agents.map((agent) => agent.close()));
+    await this.pools.close();
   }
 }

@@ -157,6 +157,7 @@ export class ActivityFeed {
       const timer = setTimeout(done, ms);
       function done() {
         clearTimeout(timer);
+        for (const signal of signals) signal.removeEventListener('abort', done);
         resolve();
       }
       for (const signal of signals) signal.addEventListener('abort', done, { once: true });
