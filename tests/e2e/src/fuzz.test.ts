@@ -10,8 +10,8 @@ import { CreateWebhookRequest, Event, PublishEventRequest, UpsertWorkspaceReques
 import { startSystem, testToken, type RunningSystem } from '@webhooks/testing';
 
 const rpcs: Record<string, string[]> = {
-  'webhooks.v1.SubscriptionService': ['UpsertWorkspace', 'GetWorkspace', 'CreateWebhook', 'GetWebhook', 'ListWebhooks', 'UpdateWebhook', 'DeleteWebhook', 'ActivateWebhook', 'DeactivateWebhook', 'RotateWebhookSecret', 'ListEventTypes'],
-  'webhooks.v1.DeliveryLogService': ['ListDeliveries', 'GetDelivery', 'RetryDelivery', 'SendTestEvent'],
+  'webhooks.v1.SubscriptionService': ['UpsertWorkspace', 'GetWorkspace', 'CreateWebhook', 'GetWebhook', 'ListWebhooks', 'UpdateWebhook', 'DeleteWebhook', 'ActivateWebhook', 'DeactivateWebhook', 'RotateWebhookSecret', 'ListEventTypes', 'ListWebhookActivity'],
+  'webhooks.v1.DeliveryLogService': ['ListDeliveries', 'GetDelivery', 'RetryDelivery', 'SendTestEvent', 'ListWebhookHealth'],
   'webhooks.v1.IngestService': ['PublishEvent', 'PublishEvents'],
 };
 
@@ -100,7 +100,25 @@ describe('hostile input on every public RPC', () => {
         codes.set(code, (codes.get(code) ?? 0) + 1);
       }
     }));
+    // The server stream (WatchActivity): a request that decodes into a valid watch stays open by design, so
+    // each gets 1 s and is then cancelled by its deadline; every other one ends at once with a status.
+    const streamCodes = new Map<number, number>();
+    await Promise.all(Array.from({ length: 8 }, async (_, lane) => {
+      for (let i = lane; i < 160; i += 8) {
+        const metadata = new Metadata();
+        if (i % 13 !== 0) metadata.set('authorization', `Bearer ${testToken}`);
+        const code = await new Promise<number>((resolve) => {
+          const stream = clients['webhooks.v1.SubscriptionService']!.makeServerStreamRequest('/webhooks.v1.SubscriptionService/WatchActivity', (b: Buffer) => b, (b: Buffer) => b, payloads(i), metadata, { deadline: new Date(Date.now() + 1_000) });
+          stream.on('data', () => {});
+          stream.on('error', (error: ServiceError) => resolve(error.code));
+          stream.on('end', () => resolve(0));
+        });
+        streamCodes.set(code, (streamCodes.get(code) ?? 0) + 1);
+      }
+    }));
     for (const client of Object.values(clients)) client.close();
+    for (const code of [13, 14]) assert.equal(streamCodes.get(code) ?? 0, 0, `WatchActivity answers: ${JSON.stringify([...streamCodes])}`);
+    assert.ok((streamCodes.get(3) ?? 0) > 0 && (streamCodes.get(16) ?? 0) > 0, `expected INVALID_ARGUMENT and UNAUTHENTICATED among WatchActivity's ${JSON.stringify([...streamCodes])}`);
 
     assert.ok(calls.length >= 2000, `only ${calls.length} calls`);
     // Every request got an answer: a status code, never a dropped connection without one (UNAVAILABLE 14
