@@ -15,6 +15,7 @@
 // 4. Records go with the delivery log's retention (LOG_RETENTION), oldest first, in small batches.
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { checkResourceId, checkWorkspaceId, invalidArgument } from '@webhooks/domain';
+import { epochMs } from '../persistence/raw-sql.js';
 
 export const activityKinds = ['created', 'edited', 'secret_rotated', 'auth_changed', 'deactivated', 'activated', 'disabled_by_breaker', 'disabled_by_plan', 'deliveries_recovered', 'deleted'] as const;
 export type ActivityKindName = (typeof activityKinds)[number];
@@ -108,7 +109,7 @@ interface Row {
 }
 
 // The id leaves as text (a bigint); ordering and comparisons use the column itself, never the text.
-const columns = `webhook_activity.id::text AS id, workspace_id, webhook_id, webhook_name, kind, actor_kind, actor_name, token_name, details, (extract(epoch FROM created_at) * 1000)::float8 AS created_ms`;
+const columns = `webhook_activity.id::text AS id, workspace_id, webhook_id, webhook_name, kind, actor_kind, actor_name, token_name, details, ${epochMs('created_at')} AS created_ms`;
 
 function recordOf(row: Row): ActivityRecord {
   return {

@@ -2,7 +2,7 @@
 // token and says on whose behalf in the metadata "x-webhooks-on-behalf-of" ("portal-session", or
 // "operator:<name>"); any other caller is recorded by its token's name. The claim is taken from whichever
 // token sends it, so a token that may claim it is one only the portal holds.
-import { ActivityKind, ActorKind, EndpointAuthKind, Plan, type WebhookActivity } from '@webhooks/contracts';
+import { ActivityKind, ActorKind, EndpointAuthKind, Plan, type ListWebhookActivityRequest, type WatchActivityRequest, type WebhookActivity } from '@webhooks/contracts';
 import type { CallContext, streamHandlers, unaryHandlers } from '@webhooks/grpc-kit';
 import { checkWorkspaceId } from '@webhooks/domain';
 import { authKindToProto, planToProto } from '../routes.js';
@@ -72,13 +72,13 @@ export function activityMessage(record: ActivityRecord): WebhookActivity {
 
 export function activityRpcs(activity: ActivityReader, unary: ReturnType<typeof unaryHandlers>, stream: ReturnType<typeof streamHandlers>) {
   return {
-    listWebhookActivity: unary('ListWebhookActivity', async (request: { workspaceId: string; webhookId: string; startTime?: Date; endTime?: Date; pageSize: number; pageToken: string }, { caller }) => {
+    listWebhookActivity: unary('ListWebhookActivity', async (request: ListWebhookActivityRequest, { caller }) => {
       caller.authorize(request.workspaceId);
       const page = await activity.list(request.workspaceId, { webhookId: request.webhookId || undefined, from: request.startTime, to: request.endTime }, request.pageSize, request.pageToken);
       return { activity: page.records.map(activityMessage), nextPageToken: page.nextPageToken };
     }),
 
-    watchActivity: stream('WatchActivity', async (request: { workspaceId: string; cursor: string }, { caller, signal, write }) => {
+    watchActivity: stream('WatchActivity', async (request: WatchActivityRequest, { caller, signal, write }) => {
       if (request.workspaceId) {
         checkWorkspaceId(request.workspaceId, 'workspace_id');
         caller.authorize(request.workspaceId);

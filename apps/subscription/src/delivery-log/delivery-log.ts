@@ -7,6 +7,7 @@ import { acceptEvent, checkResourceId, checkWorkspaceId, exampleEvent, failedPre
 import type { JetStreamPublisher, Topology } from '@webhooks/messaging';
 import { AttemptEntity, DeliveryEntity, WebhookEntity, type Attempt, type Delivery, type DeliveryStatusName, type Webhook } from '../persistence/entities.js';
 import { recordActivity, unattributed, type Actor } from '../activity/activity-log.js';
+import { dateOf, epochMs } from '../persistence/raw-sql.js';
 
 /** A delivery as the log shows it: without its body. */
 export type DeliveryView = Omit<Delivery, 'body'>;
@@ -51,10 +52,6 @@ export interface WebhookHealth {
  * can start long after its delivery was created (a backlog, a rate limit), and reading by the workspace's
  * deliveries keeps the query to one workspace's rows.
  */
-/** A timestamp read in raw SQL as milliseconds since the epoch (raw rows would hand back driver-formatted text). */
-const epochMs = (expression: string) => `(extract(epoch FROM ${expression}) * 1000)::float8`;
-const dateOf = (ms: number | string | null): Date | null => (ms === null ? null : new Date(Number(ms)));
-
 const healthDeliveriesBackMs = 48 * 3_600_000;
 const healthAttemptsBackMs = 24 * 3_600_000;
 
