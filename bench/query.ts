@@ -17,6 +17,8 @@ async function load(databaseUrl: string): Promise<number> {
   try {
     const started = Date.now();
     await client.query(`INSERT INTO workspaces (id, name, plan, notification_emails, created_at, updated_at) VALUES ('bench', 'bench', 'ENTERPRISE', '{}', now(), now())`);
+    // The log is partitioned by day (the subscription's delivery-log/partitions.ts): the 30 days' partitions first.
+    await client.query(`SELECT log_ensure_partitions(array(SELECT (now() AT TIME ZONE 'UTC')::date - n FROM generate_series(0, 31) n))`);
     await client.query(`
       INSERT INTO deliveries (id, workspace_id, webhook_id, event_id, event_type, status, drop_reason, attempt_count, created_at, updated_at)
       SELECT 'dl_' || lpad(g::text, 8, '0'), 'bench', 'wh_' || (g % 20), 'evt_' || g,
@@ -25,8 +27,8 @@ async function load(databaseUrl: string): Promise<number> {
         now() - (g * interval '7.7 seconds'), now()
       FROM generate_series(1, $1::int) g`, [deliveries]);
     await client.query(`
-      INSERT INTO attempts (delivery_id, number, start_time, duration_ms, status_code, failure_reason, response_excerpt, request_headers, decision, retry_at)
-      SELECT 'dl_' || lpad(g::text, 8, '0'), n, now() - (g * interval '7.7 seconds') + n * interval '30 seconds', 40,
+      INSERT INTO attempts (delivery_id, number, created_at, start_time, duration_ms, status_code, failure_reason, response_excerpt, request_headers, decision, retry_at)
+      SELECT 'dl_' || lpad(g::text, 8, '0'), n, now() - (g * interval '7.7 seconds'), now() - (g * interval '7.7 seconds') + n * interval '30 seconds', 40,
         CASE WHEN n = ${attemptsPerDelivery} THEN 200 ELSE 503 END, CASE WHEN n = ${attemptsPerDelivery} THEN '' ELSE 'status 503' END,
         'ok', '{"content-type": "application/json"}'::jsonb, CASE WHEN n = ${attemptsPerDelivery} THEN 'succeeded' ELSE 'retry' END, NULL
       FROM generate_series(1, $1::int) g, generate_series(1, ${attemptsPerDelivery}) n`, [deliveries]);

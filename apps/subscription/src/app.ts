@@ -14,7 +14,7 @@ import { RoutePublisher } from './routes.js';
 import { consumeTrips, failureForgetter } from './trips.js';
 import { consumeAttempts } from './delivery-log/attempt-log.js';
 import { DeliveryLog } from './delivery-log/delivery-log.js';
-import { deleteOldDeliveries } from './delivery-log/retention.js';
+import { dropOldDays } from './delivery-log/partitions.js';
 import { breakerReader, portalLinks } from './portal.js';
 import { deleteOldActivity, listActivity } from './activity/activity-log.js';
 import { ActivityFeed } from './activity/feed.js';
@@ -58,16 +58,19 @@ async function main(): Promise<void> {
   const trips = await consumeTrips(js, jsm, t, controlPlane, logger);
   const attempts = await consumeAttempts(js, jsm, t, orm, logger);
   const deliveryLog = new DeliveryLog(orm, new JetStreamPublisher(nc), t, config.maxEventBytes, config.giveUpAfter);
-  const retentionTimer = setInterval(() => {
-    deleteOldDeliveries(orm, new Date(Date.now() - config.logRetention), config.retentionBatch).then(
-      (removed) => removed > 0 && logger.info({ removed }, 'old deliveries deleted'),
-      (error: unknown) => logger.error({ err: error }, 'deleting old deliveries failed'),
+  const retention = () => {
+    // The delivery log goes a day at a time (delivery-log/partitions.ts rule 4); the run also makes the next days.
+    dropOldDays(orm, new Date(Date.now() - config.logRetention)).then(
+      (days) => days.length > 0 && logger.info({ days }, 'delivery log days older than the retention dropped'),
+      (error: unknown) => logger.error({ err: error }, 'dropping old delivery log days failed'),
     );
     deleteOldActivity(orm, new Date(Date.now() - config.logRetention), config.retentionBatch).then(
       (removed) => removed > 0 && logger.info({ removed }, 'old webhook activity deleted'),
       (error: unknown) => logger.error({ err: error }, 'deleting old webhook activity failed'),
     );
-  }, config.retentionInterval);
+  };
+  retention();
+  const retentionTimer = setInterval(retention, config.retentionInterval);
   const feed = new ActivityFeed(orm, logger);
   await feed.start();
   const activity = {

@@ -1,13 +1,16 @@
 // The attempt-log writer and retention against a real PostgreSQL: one statement per batch, idempotent,
-// order-insensitive status, and old deliveries removed in small batches.
+// order-insensitive status, one body per event, and old days dropped whole (delivery-log/partitions.ts).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AttemptDecision, type AttemptRecord } from '@webhooks/contracts';
 import { createTestDatabase, type TestDatabase } from '@webhooks/testing';
 import { writeAttempts } from '../src/delivery-log/attempt-log.js';
 import { DeliveryLog } from '../src/delivery-log/delivery-log.js';
-import { deleteOldDeliveries } from '../src/delivery-log/retention.js';
+import { dayOf, dropOldDays, partitionDays } from '../src/delivery-log/partitions.js';
 import { migrate, openOrm, type Orm } from '../src/persistence/orm.js';
+
+/** Every record of a delivery carries its event's acceptance time, as the dispatcher's do. */
+const acceptedAt = new Date();
 
 function record(deliveryId: string, attempt: number, decision: AttemptDecision, overrides: Partial<AttemptRecord> = {}): AttemptRecord {
   return {
@@ -16,7 +19,7 @@ function record(deliveryId: string, attempt: number, decision: AttemptDecision, 
     failureReason: decision === AttemptDecision.ATTEMPT_DECISION_SUCCEEDED ? '' : 'status 500', responseExcerpt: 'x\u0000y', decision,
     retryTime: undefined, dropReason: decision === AttemptDecision.ATTEMPT_DECISION_DROPPED ? 'attempts exhausted after 4 attempts' : '',
     requestHeaders: { 'webhook-id': 'evt' }, firstAttemptTime: new Date(), deliveryId, retryOfDeliveryId: '',
-    body: attempt <= 1 ? Buffer.from('{"id":"evt"}') : Buffer.alloc(0), acceptedAt: new Date(), traceContext: {}, ...overrides,
+    body: attempt <= 1 ? Buffer.from('{"id":"evt"}') : Buffer.alloc(0), acceptedAt, traceContext: {}, ...overrides,
   };
 }
 
@@ -36,7 +39,9 @@ describe('attempt log', () => {
   });
 
   const deliveryRow = async (id: string) =>
-    (await orm.em.getConnection().execute<{ status: string; attempt_count: number; drop_reason: string | null; body: Buffer | null }[]>('select status, attempt_count, drop_reason, body from deliveries where id = ?', [id]))[0];
+    (await orm.em.getConnection().execute<{ status: string; attempt_count: number; drop_reason: string | null }[]>('select status, attempt_count, drop_reason from deliveries where id = ?', [id]))[0];
+  const bodiesOf = async (workspaceId: string, eventId: string) =>
+    (await orm.em.getConnection().execute<{ body: Buffer }[]>('select body from event_bodies where workspace_id = ? and event_id = ?', [workspaceId, eventId])).map((row) => row.body.toString());
   const attemptCount = async (id: string) => Number((await orm.em.getConnection().execute<{ n: string }[]>('select count(*) as n from attempts where delivery_id = ?', [id]))[0]!.n);
 
   it('writes a batch once, however often it arrives', async () => {
@@ -47,7 +52,7 @@ describe('attempt log', () => {
     const a = await deliveryRow('dl_a');
     assert.equal(a!.status, 'succeeded');
     assert.equal(a!.attempt_count, 2);
-    assert.equal(a!.body!.toString(), '{"id":"evt"}');
+    assert.deepEqual(await bodiesOf('acme', 'evt_dl_a'), ['{"id":"evt"}']);
     assert.equal((await deliveryRow('dl_b'))!.status, 'retrying');
   });
 
@@ -64,7 +69,7 @@ describe('attempt log', () => {
     // The success arrives before an older retry record: still succeeded.
     await writeAttempts(orm, [record('dl_c', 2, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED)]);
     await writeAttempts(orm, [record('dl_c', 1, AttemptDecision.ATTEMPT_DECISION_RETRY)]);
-    assert.deepEqual({ ...(await deliveryRow('dl_c')), body: undefined }, { status: 'succeeded', attempt_count: 2, drop_reason: null, body: undefined });
+    assert.deepEqual({ ...(await deliveryRow('dl_c')) }, { status: 'succeeded', attempt_count: 2, drop_reason: null });
     // A drop is final; a drop without attempt (number 0) keeps the attempt count.
     await writeAttempts(orm, [record('dl_d', 1, AttemptDecision.ATTEMPT_DECISION_RETRY), record('dl_d', 2, AttemptDecision.ATTEMPT_DECISION_RETRY)]);
     await writeAttempts(orm, [record('dl_d', 0, AttemptDecision.ATTEMPT_DECISION_DROPPED, { dropReason: 'webhook disabled' })]);
@@ -75,15 +80,45 @@ describe('attempt log', () => {
     assert.equal(d!.attempt_count, 2);
   });
 
-  it('deletes deliveries older than the retention age in small batches, with their attempts', async () => {
+  it('stores the body of an event delivered to five webhooks once, and gives it with each delivery', async () => {
+    const log = new DeliveryLog(orm, undefined as never, undefined as never, 1024);
+    const fanOut = ['wh_1', 'wh_2', 'wh_3', 'wh_4', 'wh_5'].map((webhookId, i) =>
+      record(`dl_fan${i}`, 1, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED, { webhookId, eventId: 'evt_fan', body: Buffer.from('{"id":"evt_fan"}') }));
+    // Two batches, as when the deliveries are written by different record batches.
+    await writeAttempts(orm, fanOut.slice(0, 3));
+    await writeAttempts(orm, fanOut.slice(3));
+    // Before, each delivery row held its own copy: five bodies.
+    assert.deepEqual(await bodiesOf('acme', 'evt_fan'), ['{"id":"evt_fan"}']);
+    for (let i = 0; i < 5; i++) assert.equal((await log.get('acme', `dl_fan${i}`)).body.toString(), '{"id":"evt_fan"}');
+  });
+
+  it('drops whole days older than the retention age, with their attempts and bodies, and keeps the rest', async () => {
     const old = new Date(Date.now() - 40 * 86_400_000);
     await writeAttempts(orm, ['dl_old1', 'dl_old2', 'dl_old3'].map((id) => record(id, 1, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED, { acceptedAt: old })));
     await writeAttempts(orm, [record('dl_new', 1, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED)]);
-    const removed = await deleteOldDeliveries(orm, new Date(Date.now() - 30 * 86_400_000), 2);
-    assert.equal(removed, 3);
+    assert.ok((await partitionDays(orm)).includes(dayOf(old)), 'the old day got its partitions on its first write');
+    const dropped = await dropOldDays(orm, new Date(Date.now() - 30 * 86_400_000));
+    assert.deepEqual(dropped, [dayOf(old)]);
     assert.equal(await deliveryRow('dl_old1'), undefined);
     assert.equal(await attemptCount('dl_old2'), 0);
+    assert.deepEqual(await bodiesOf('acme', 'evt_dl_old3'), []);
     assert.equal((await deliveryRow('dl_new'))!.status, 'succeeded');
+    // The run also made the next days, so the first write of tomorrow needs no partition of its own.
+    const days = await partitionDays(orm);
+    for (let n = 0; n <= 2; n++) assert.ok(days.includes(dayOf(new Date(Date.now() + n * 86_400_000))), `day +${n} made ahead`);
+    assert.ok(!days.includes(dayOf(old)));
+  });
+
+  it('writes a late record of a day another process dropped: the day is made again', async () => {
+    const late = new Date(Date.now() - 45 * 86_400_000);
+    await writeAttempts(orm, [record('dl_late1', 1, AttemptDecision.ATTEMPT_DECISION_RETRY, { acceptedAt: late })]);
+    // Another subscription replica's retention drops the day this process wrote to (and remembers).
+    for (const table of ['deliveries', 'attempts', 'event_bodies']) {
+      await orm.em.getConnection().execute(`drop table ${table}_p${dayOf(late).replaceAll('-', '')}`);
+    }
+    // Before the retry on a missing partition, PostgreSQL refused the batch: "no partition of relation".
+    assert.deepEqual(await writeAttempts(orm, [record('dl_late1', 2, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED, { acceptedAt: late })]), { deliveries: 1, attempts: 1 });
+    assert.equal((await deliveryRow('dl_late1'))!.status, 'succeeded');
   });
 });
 
@@ -139,5 +174,68 @@ describe("webhook health and a retrying delivery's times", () => {
     const settled = await log.list('health', { webhookId: 'wh_a' }, 10, '');
     assert.equal((await log.retryTimes(settled.deliveries)).size, 0);
     assert.equal((await log.get('health', 'h_a2')).retry, undefined);
+  });
+});
+
+describe('the migration to the partitioned log', () => {
+  let database: TestDatabase;
+  let orm: Orm;
+
+  before(async () => {
+    database = await createTestDatabase();
+    orm = await openOrm(database.url, () => {});
+  });
+
+  after(async () => {
+    await orm?.close();
+    await database?.drop();
+  });
+
+  it('keeps every delivery and attempt, in the partition of its day, and each event body once', async () => {
+    await orm.migrator.up({ to: 'Migration20261205120000_webhook_activity' });
+    const connection = orm.em.getConnection();
+    const today = new Date();
+    const old = new Date(Date.now() - 20 * 86_400_000);
+    // The log as the earlier schema held it: one event to three webhooks (three copies of its body), and
+    // an older delivery that was dropped after two attempts.
+    for (const [id, webhookId] of [['dl_m1', 'wh_1'], ['dl_m2', 'wh_2'], ['dl_m3', 'wh_3']] as const) {
+      await connection.execute(
+        `insert into deliveries (id, workspace_id, webhook_id, event_id, event_type, status, attempt_count, body, created_at, updated_at)
+         values (?, 'acme', ?, 'evt_m', 'contact.created', 'succeeded', 1, ?, ?, ?)`,
+        [id, webhookId, Buffer.from('{"id":"evt_m"}'), today, today],
+      );
+      await connection.execute(
+        `insert into attempts (delivery_id, number, start_time, duration_ms, status_code, failure_reason, response_excerpt, request_headers, decision)
+         values (?, 1, ?, 10, 200, '', 'ok', '{}', 'succeeded')`,
+        [id, today],
+      );
+    }
+    await connection.execute(
+      `insert into deliveries (id, workspace_id, webhook_id, event_id, event_type, status, drop_reason, attempt_count, body, created_at, updated_at)
+       values ('dl_old', 'acme', 'wh_1', 'evt_old', 'contact.created', 'dropped', 'attempts exhausted', 2, ?, ?, ?)`,
+      [Buffer.from('{"id":"evt_old"}'), old, old],
+    );
+    for (const number of [1, 2]) {
+      await connection.execute(
+        `insert into attempts (delivery_id, number, start_time, duration_ms, status_code, failure_reason, response_excerpt, request_headers, decision)
+         values ('dl_old', ?, ?, 10, 500, 'status 500', 'no', '{}', ?)`,
+        [number, new Date(old.getTime() + number * 30_000), number === 2 ? 'dropped' : 'retry'],
+      );
+    }
+
+    await migrate(orm);
+
+    const counts = await connection.execute<{ deliveries: string; attempts: string; bodies: string }[]>(
+      'select (select count(*) from deliveries) as deliveries, (select count(*) from attempts) as attempts, (select count(*) from event_bodies) as bodies',
+    );
+    assert.deepEqual({ ...counts[0] }, { deliveries: '4', attempts: '5', bodies: '2' });
+    const log = new DeliveryLog(orm, undefined as never, undefined as never, 1024);
+    const dropped = await log.get('acme', 'dl_old');
+    assert.deepEqual({ status: dropped.delivery.status, attempts: dropped.attempts.map((a) => a.number), body: dropped.body.toString() }, { status: 'dropped', attempts: [1, 2], body: '{"id":"evt_old"}' });
+    assert.equal((await log.get('acme', 'dl_m2')).body.toString(), '{"id":"evt_m"}');
+    // Each row is in the partition of its delivery's day.
+    const placed = await connection.execute<{ partition: string }[]>(`select distinct tableoid::regclass::text as partition from attempts where delivery_id = 'dl_old'`);
+    assert.deepEqual(placed.map((row) => row.partition), [`attempts_p${dayOf(old).replaceAll('-', '')}`]);
+    assert.ok((await partitionDays(orm)).includes(dayOf(today)));
   });
 });

@@ -8,6 +8,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { AttemptDecision, AttemptRecord, AttemptRecordBatch } from '@webhooks/contracts';
 import { AckPolicy, DeliverPolicy, ensureConsumer, traceContextOf, traceContextOfEntries, type JetStreamClient, type JetStreamManager, type JsMsg, type Topology } from '@webhooks/messaging';
 import { metrics, SpanStatusCode, trace, type Context, type Logger } from '@webhooks/telemetry';
+import { withDays } from './partitions.js';
 
 const tracer = trace.getTracer('subscription');
 const bufferGauge = metrics.getMeter('subscription').createObservableGauge('webhook.attempt_log.buffered', { description: 'Attempt records the attempt log holds in memory (fetched, not yet acked)' });
@@ -45,10 +46,12 @@ const decisions: Record<AttemptDecision, string | undefined> = {
 
 // The statement decides each delivery's status from the batch and what is stored: succeeded is final,
 // dropped is final unless it later succeeded, otherwise the delivery is retrying. Order of arrival does
-// not matter, so redelivered or reordered records converge on the same rows.
+// not matter, so redelivered or reordered records converge on the same rows. A delivery's created_at is
+// its event's acceptance time (or its first record's start, for a record that carries none), its attempts
+// carry it too, and its event's body is stored once for all the event's deliveries (partitions.ts).
 const writeBatchSql = `
 WITH input AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
+  SELECT r.*, coalesce(r.accepted_at, r.start_time) AS created_at FROM jsonb_to_recordset($1::jsonb) AS r(
     seq bigint, delivery_id text, workspace_id text, webhook_id text, event_id text, event_type text,
     number int, start_time timestamptz, duration_ms int, status_code int, failure_reason text,
     response_excerpt text, request_headers jsonb, decision text, retry_at timestamptz, drop_reason text,
@@ -57,7 +60,7 @@ WITH input AS (
 per_delivery AS (
   SELECT DISTINCT ON (i.delivery_id)
     i.delivery_id, i.workspace_id, i.webhook_id, i.event_id, i.event_type, i.retry_of,
-    coalesce(i.accepted_at, i.start_time) AS created_at,
+    (SELECT min(c.created_at) FROM input c WHERE c.delivery_id = i.delivery_id) AS created_at,
     CASE i.decision WHEN 'succeeded' THEN 'succeeded' WHEN 'dropped' THEN 'dropped' ELSE 'retrying' END AS status,
     CASE WHEN i.decision = 'dropped' THEN i.drop_reason END AS drop_reason,
     (SELECT max(a.number) FROM input a WHERE a.delivery_id = i.delivery_id) AS attempt_count,
@@ -66,10 +69,10 @@ per_delivery AS (
   ORDER BY i.delivery_id, (i.decision = 'succeeded') DESC, (i.decision = 'dropped') DESC, i.seq DESC
 ),
 upserted AS (
-  INSERT INTO deliveries AS d (id, workspace_id, webhook_id, event_id, event_type, status, drop_reason, attempt_count, retry_of_delivery_id, body, created_at, updated_at)
-  SELECT delivery_id, workspace_id, webhook_id, event_id, event_type, status, drop_reason, attempt_count, nullif(retry_of, ''), decode(body, 'base64'), created_at, now()
+  INSERT INTO deliveries AS d (id, workspace_id, webhook_id, event_id, event_type, status, drop_reason, attempt_count, retry_of_delivery_id, created_at, updated_at)
+  SELECT delivery_id, workspace_id, webhook_id, event_id, event_type, status, drop_reason, attempt_count, nullif(retry_of, ''), created_at, now()
   FROM per_delivery
-  ON CONFLICT (id) DO UPDATE SET
+  ON CONFLICT (id, created_at) DO UPDATE SET
     status = CASE
       WHEN d.status = 'succeeded' THEN 'succeeded'
       WHEN excluded.status IN ('succeeded', 'dropped') THEN excluded.status
@@ -81,14 +84,20 @@ upserted AS (
       WHEN excluded.status = 'dropped' THEN excluded.drop_reason
       ELSE d.drop_reason END,
     attempt_count = greatest(d.attempt_count, excluded.attempt_count),
-    body = coalesce(d.body, excluded.body),
     updated_at = now()
   RETURNING 1
 ),
+bodies AS (
+  INSERT INTO event_bodies (workspace_id, event_id, created_at, body)
+  SELECT DISTINCT ON (workspace_id, event_id, created_at) workspace_id, event_id, created_at, decode(body, 'base64')
+  FROM per_delivery WHERE body IS NOT NULL
+  ON CONFLICT DO NOTHING
+),
 inserted AS (
-  INSERT INTO attempts (delivery_id, number, start_time, duration_ms, status_code, failure_reason, response_excerpt, request_headers, decision, retry_at)
-  SELECT delivery_id, number, start_time, duration_ms, status_code, failure_reason, response_excerpt, request_headers, decision, retry_at FROM input
-  ON CONFLICT (delivery_id, number) DO NOTHING
+  INSERT INTO attempts (delivery_id, number, created_at, start_time, duration_ms, status_code, failure_reason, response_excerpt, request_headers, decision, retry_at)
+  SELECT i.delivery_id, i.number, p.created_at, i.start_time, i.duration_ms, i.status_code, i.failure_reason, i.response_excerpt, i.request_headers, i.decision, i.retry_at
+  FROM input i JOIN per_delivery p USING (delivery_id)
+  ON CONFLICT (delivery_id, number, created_at) DO NOTHING
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM upserted) AS deliveries, (SELECT count(*) FROM inserted) AS attempts`;
@@ -160,10 +169,13 @@ export async function writeAttempts(orm: MikroORM, records: readonly AttemptReco
     // to a megabyte of JSON in JavaScript, and no parsing of it as a literal by PostgreSQL. query_timeout
     // is pg's client-side limit: it fails the query even when no byte comes back.
     // (pg honours query_timeout per query; its typings list it only per client.)
-    const query = { text: writeBatchSql, values: [JSON.stringify(rows)], query_timeout: Math.max(1, timeoutMs - (Date.now() - started)) };
-    const { rows: [result] } = await client.query<{ deliveries: string; attempts: string }>(query);
+    const run = (text: string, values: unknown[]) => client.query({ text, values, query_timeout: Math.max(1, timeoutMs - (Date.now() - started)) } as { text: string; values: unknown[] });
+    // The days of the batch's deliveries have their partitions first (partitions.ts rule 3).
+    const days = rows.map((row) => new Date(row.accepted_at ?? row.start_time));
+    const batch = JSON.stringify(rows);
+    const { rows: [result] } = await withDays(orm, run, days, () => run(writeBatchSql, [batch]));
     client.release();
-    return { deliveries: Number(result!.deliveries), attempts: Number(result!.attempts) };
+    return { deliveries: Number(result!['deliveries']), attempts: Number(result!['attempts']) };
   } catch (error) {
     // Releasing with an error makes the pool close this connection instead of reusing it.
     client.release(error instanceof Error ? error : true);

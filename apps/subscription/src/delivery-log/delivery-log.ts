@@ -8,13 +8,10 @@ import type { JetStreamPublisher, Topology } from '@webhooks/messaging';
 import { AttemptEntity, DeliveryEntity, WebhookEntity, type Attempt, type Delivery, type DeliveryStatusName, type Webhook } from '../persistence/entities.js';
 import { recordActivity, unattributed, type Actor } from '../activity/activity-log.js';
 import { dateOf, epochMs } from '../persistence/raw-sql.js';
+import { queryThrough, withDays } from './partitions.js';
 
-/** A delivery as the log shows it: without its body. */
-export type DeliveryView = Omit<Delivery, 'body'>;
-
-// MikroORM types a partial load as its own Loaded<> type; a delivery loaded without `body` is a view.
-const asView = (loaded: unknown) => loaded as DeliveryView;
-const excludeBody = { exclude: ['body'] } as const;
+/** A delivery as the log shows it (its body is stored once per event, in event_bodies). */
+export type DeliveryView = Delivery;
 
 const maxPageSize = 100;
 /** Deliveries one RecoverDeliveries call sends again at most; a larger backlog takes more calls. */
@@ -86,13 +83,15 @@ export class DeliveryLog {
 
   /** For each retrying delivery: its next attempt's due time and its give-up time (first attempt + GIVE_UP_AFTER). */
   async retryTimes(deliveries: readonly DeliveryView[]): Promise<Map<string, RetryTimes>> {
-    const ids = deliveries.filter((d) => d.status === 'retrying').map((d) => d.id);
+    const retrying = deliveries.filter((d) => d.status === 'retrying');
     const times = new Map<string, RetryTimes>();
-    if (ids.length === 0) return times;
+    if (retrying.length === 0) return times;
+    const created = retrying.map((d) => d.createdAt.getTime());
+    // The deliveries' span of created_at names the partitions to look in.
     const rows = (await this.em().getConnection().execute(
       `SELECT delivery_id, ${epochMs('min(start_time)')} AS first_start, ${epochMs('(array_agg(retry_at ORDER BY number DESC))[1]')} AS next_attempt
-         FROM attempts WHERE delivery_id IN (?) AND number > 0 GROUP BY delivery_id`,
-      [ids],
+         FROM attempts WHERE delivery_id IN (?) AND created_at BETWEEN ? AND ? AND number > 0 GROUP BY delivery_id`,
+      [retrying.map((d) => d.id), new Date(Math.min(...created)), new Date(Math.max(...created))],
     )) as { delivery_id: string; first_start: number | null; next_attempt: number | null }[];
     for (const row of rows) times.set(row.delivery_id, this.retryTimesOf(dateOf(row.first_start), dateOf(row.next_attempt)));
     return times;
@@ -113,7 +112,7 @@ export class DeliveryLog {
     const rows = (await this.em().getConnection().execute(
       `WITH recent AS (
          SELECT d.webhook_id, a.start_time, a.status_code, a.failure_reason, a.decision
-           FROM deliveries d JOIN attempts a ON a.delivery_id = d.id
+           FROM deliveries d JOIN attempts a ON a.delivery_id = d.id AND a.created_at = d.created_at
           WHERE d.workspace_id = ? AND d.created_at >= ? AND a.number > 0 AND a.start_time >= ?
        ),
        rates AS (
@@ -125,7 +124,7 @@ export class DeliveryLog {
        ),
        retrying AS (
          SELECT d.webhook_id, count(*)::int AS retrying, min(a.retry_at) AS next_attempt
-           FROM deliveries d JOIN attempts a ON a.delivery_id = d.id AND a.number = d.attempt_count
+           FROM deliveries d JOIN attempts a ON a.delivery_id = d.id AND a.created_at = d.created_at AND a.number = d.attempt_count
           WHERE d.workspace_id = ? AND d.status = 'retrying'
           GROUP BY d.webhook_id
        )
@@ -173,9 +172,9 @@ export class DeliveryLog {
         ...(Object.keys(created).length > 0 ? { createdAt: created } : {}),
         ...(after ? { $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] } : {}),
       },
-      { orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], limit: limit + 1, ...excludeBody },
+      { orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], limit: limit + 1 },
     );
-    const page = deliveries.slice(0, limit).map(asView);
+    const page = deliveries.slice(0, limit);
     return { deliveries: page, nextPageToken: deliveries.length > limit ? encodeCursor(page[page.length - 1]!) : '' };
   }
 
@@ -185,10 +184,19 @@ export class DeliveryLog {
     const em = this.em();
     const delivery = await em.findOne(DeliveryEntity, { id: deliveryId, workspaceId });
     if (!delivery) throw notFound(`delivery "${deliveryId}" in workspace "${workspaceId}"`);
-    const attempts = await em.find(AttemptEntity, { deliveryId }, { orderBy: { number: 'asc' } });
+    const attempts = await em.find(AttemptEntity, { deliveryId, createdAt: delivery.createdAt }, { orderBy: { number: 'asc' } });
     const made = attempts.filter((a) => a.number > 0);
     const retry = delivery.status === 'retrying' && made.length > 0 ? this.retryTimesOf(made[0]!.startTime, made[made.length - 1]!.retryAt ?? null) : undefined;
-    return { delivery: asView(delivery), attempts, body: delivery.body ? Buffer.from(delivery.body) : Buffer.alloc(0), retry };
+    return { delivery, attempts, body: (await this.bodyOf(em, delivery)) ?? Buffer.alloc(0), retry };
+  }
+
+  /** The delivery's event body, stored once for every delivery of the event (partitions.ts rule 2). */
+  private async bodyOf(em: EntityManager, delivery: DeliveryView): Promise<Buffer | undefined> {
+    const [row] = (await em.getConnection().execute(
+      'SELECT body FROM event_bodies WHERE workspace_id = ? AND event_id = ? AND created_at = ?',
+      [delivery.workspaceId, delivery.eventId, delivery.createdAt],
+    )) as { body: Buffer }[];
+    return row ? Buffer.from(row.body) : undefined;
   }
 
   /** Sends a dropped delivery again, behind the webhook's queued events, as a new delivery. */
@@ -199,9 +207,10 @@ export class DeliveryLog {
     const original = await em.findOne(DeliveryEntity, { id: deliveryId, workspaceId });
     if (!original) throw notFound(`delivery "${deliveryId}" in workspace "${workspaceId}"`);
     if (original.status !== 'dropped') throw failedPrecondition(`delivery "${deliveryId}" is ${original.status}; only dropped deliveries can be retried`);
-    if (!original.body) throw failedPrecondition(`delivery "${deliveryId}" has no stored body to send again`);
+    const body = await this.bodyOf(em, original);
+    if (!body) throw failedPrecondition(`delivery "${deliveryId}" has no stored body to send again`);
     await this.requireActiveWebhook(em, workspaceId, original.webhookId);
-    return this.enqueue(em, { workspaceId, webhookId: original.webhookId, eventId: original.eventId, eventType: original.eventType, body: Buffer.from(original.body), retryOf: deliveryId });
+    return this.enqueue(em, { workspaceId, webhookId: original.webhookId, eventId: original.eventId, eventType: original.eventType, body, retryOf: deliveryId });
   }
 
   /**
@@ -220,8 +229,9 @@ export class DeliveryLog {
     let after: { createdAt: Date; id: string } | undefined;
     while (queued.length < maxRecoveredPerCall) {
       const rows = (await em.getConnection().execute(
-        `SELECT d.id, d.event_id, d.event_type, d.body, d.created_at FROM deliveries d
-          WHERE d.workspace_id = ? AND d.webhook_id = ? AND d.status = 'dropped' AND d.created_at >= ? AND d.body IS NOT NULL
+        `SELECT d.id, d.event_id, d.event_type, b.body, d.created_at FROM deliveries d
+           JOIN event_bodies b ON b.workspace_id = d.workspace_id AND b.event_id = d.event_id AND b.created_at = d.created_at
+          WHERE d.workspace_id = ? AND d.webhook_id = ? AND d.status = 'dropped' AND d.created_at >= ?
             ${after ? 'AND (d.created_at, d.id) > (?, ?)' : ''}
             AND NOT EXISTS (SELECT 1 FROM deliveries r WHERE r.retry_of_delivery_id = d.id)
           ORDER BY d.created_at, d.id LIMIT ?`,
@@ -259,7 +269,7 @@ export class DeliveryLog {
               count(*) FILTER (WHERE a.decision <> 'succeeded')::int AS failed,
               coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms), 0)::int AS p50,
               coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms), 0)::int AS p95
-         FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+         FROM attempts a JOIN deliveries d ON d.id = a.delivery_id AND d.created_at = a.created_at
         WHERE d.workspace_id = ? AND d.webhook_id = ? AND a.number > 0 AND a.start_time >= ?
         GROUP BY 1`,
       [workspaceId, webhookId, from],
@@ -302,11 +312,14 @@ export class DeliveryLog {
       DeliveryTask.encode({ eventId: task.eventId, workspaceId: task.workspaceId, webhookId: task.webhookId, eventType: task.eventType, occurredAt: now, acceptedAt: now, body: task.body, deliveryId, retryOfDeliveryId: task.retryOf }).finish(),
       { msgID: deliveryId, expectStream: this.topology.streams.deliver(task.webhookId) },
     );
-    await em.getConnection().execute(
-      `INSERT INTO deliveries (id, workspace_id, webhook_id, event_id, event_type, status, attempt_count, retry_of_delivery_id, body, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-      [deliveryId, task.workspaceId, task.webhookId, task.eventId, task.eventType, task.retryOf || null, task.body, now, now],
+    await withDays(this.orm, queryThrough(this.orm), [now], () =>
+      em.getConnection().execute(
+        `WITH body AS (INSERT INTO event_bodies (workspace_id, event_id, created_at, body) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING)
+         INSERT INTO deliveries (id, workspace_id, webhook_id, event_id, event_type, status, attempt_count, retry_of_delivery_id, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT (id, created_at) DO NOTHING`,
+        [task.workspaceId, task.eventId, now, task.body, deliveryId, task.workspaceId, task.webhookId, task.eventId, task.eventType, task.retryOf || null, now, now],
+      ),
     );
-    return asView(await em.findOneOrFail(DeliveryEntity, { id: deliveryId }, excludeBody));
+    return em.findOneOrFail(DeliveryEntity, { id: deliveryId, createdAt: now });
   }
 }

@@ -5,5 +5,6 @@ import { Migration20261124224308_delivery_log } from './Migration20261124224308_
 import { Migration20261129113513_workspace_version } from './Migration20261129113513_workspace_version.js';
 import { Migration20261201090000_endpoint_options } from './Migration20261201090000_endpoint_options.js';
 import { Migration20261205120000_webhook_activity } from './Migration20261205120000_webhook_activity.js';
+import { Migration20261205150000_partitioned_delivery_log } from './Migration20261205150000_partitioned_delivery_log.js';
 
-export const migrations = [Migration20261124213658_initial, Migration20261124224308_delivery_log, Migration20261129113513_workspace_version, Migration20261201090000_endpoint_options, Migration20261205120000_webhook_activity];
+export const migrations = [Migration20261124213658_initial, Migration20261124224308_delivery_log, Migration20261129113513_workspace_version, Migration20261201090000_endpoint_options, Migration20261205120000_webhook_activity, Migration20261205150000_partitioned_delivery_log];

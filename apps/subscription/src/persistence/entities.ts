@@ -65,7 +65,11 @@ export type Webhook = InferEntity<typeof WebhookEntity>;
 export const deliveryStatuses = ['pending', 'retrying', 'succeeded', 'dropped'] as const;
 export type DeliveryStatusName = (typeof deliveryStatuses)[number];
 
-/** One event for one webhook, with its current status; written from the dispatcher's attempt records. */
+/**
+ * One event for one webhook, with its current status; written from the dispatcher's attempt records. The
+ * table is partitioned by day of createdAt and its primary key is (id, createdAt); the body is stored once
+ * per event in event_bodies (delivery-log/partitions.ts).
+ */
 export const DeliveryEntity = defineEntity({
   name: 'Delivery',
   tableName: 'deliveries',
@@ -79,8 +83,7 @@ export const DeliveryEntity = defineEntity({
     dropReason: p.text().nullable(),
     attemptCount: p.integer(),
     retryOfDeliveryId: p.string().length(64).nullable(),
-    /** The delivered body, kept for replay until retention removes the delivery. */
-    body: p.blob().nullable(),
+    /** When its event was accepted: the day partition of the delivery, its attempts and its body (delivery-log/partitions.ts). */
     createdAt: p.datetime(),
     updatedAt: p.datetime(),
   },
@@ -91,7 +94,6 @@ export const DeliveryEntity = defineEntity({
     { properties: ['workspaceId', 'webhookId', 'createdAt', 'id'] },
     { properties: ['workspaceId', 'status', 'createdAt', 'id'] },
     { properties: ['workspaceId', 'eventType', 'createdAt', 'id'] },
-    { properties: ['createdAt'] },
   ],
 });
 export type Delivery = InferEntity<typeof DeliveryEntity>;
@@ -105,6 +107,8 @@ export const AttemptEntity = defineEntity({
   properties: {
     deliveryId: p.string().length(64).primary(),
     number: p.integer().primary(),
+    /** Its delivery's createdAt: the day partition it is stored in. */
+    createdAt: p.datetime(),
     startTime: p.datetime(),
     durationMs: p.integer(),
     statusCode: p.integer(),
