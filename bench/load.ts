@@ -115,6 +115,8 @@ export async function runSoak(): Promise<Record<string, unknown>> {
   const client = clientFor(system);
   const sentAt = new Map<string, number>();
   let minute: number[] = [];
+  /** How long each PublishEvent call of the period took, answer included (ingest's share of the latency). */
+  let calls: number[] = [];
   const target = await endpoint((id) => {
     const at = sentAt.get(id);
     if (at !== undefined) minute.push(Date.now() - at);
@@ -139,18 +141,27 @@ export async function runSoak(): Promise<Record<string, unknown>> {
       for (let i = 0; i < due; i++) {
         const id = `s${n}`;
         const workspaceId = workspaces[n++ % workspaces.length]!;
+        const callStarted = performance.now();
         sentAt.set(id, Date.now());
-        const call: Promise<unknown> = client.publishEvent({ event: event(id, workspaceId) }).catch(() => failed++);
+        const call: Promise<unknown> = client.publishEvent({ event: event(id, workspaceId) }).then(
+          () => calls.push(performance.now() - callStarted),
+          () => failed++,
+        );
         inFlight.add(call);
         void call.finally(() => inFlight.delete(call));
       }
       await new Promise((r) => setTimeout(r, tickMs));
       if (Date.now() >= periodEnds) {
         const sorted = minute.sort((a, b) => a - b);
+        const answered = calls.sort((a, b) => a - b);
         const label = warmupMs > 0 && perMinute.length === 0 ? `warm-up (${warmupMs / 1000} s)` : perMinute.length + (warmupMs > 0 ? 0 : 1);
-        perMinute.push({ minute: label, delivered: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), rss: memory(system) });
+        perMinute.push({
+          minute: label, delivered: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99),
+          publishP50: +percentile(answered, 50).toFixed(1), publishP95: +percentile(answered, 95).toFixed(1), publishP99: +percentile(answered, 99).toFixed(1), rss: memory(system),
+        });
         console.log(JSON.stringify(perMinute.at(-1)));
         minute = [];
+        calls = [];
         periodEnds += 60_000;
       }
     }

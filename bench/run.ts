@@ -7,6 +7,8 @@
 // default "1,20"), BENCH_OTEL_SDK_DISABLED (true: the services run without the OpenTelemetry SDK),
 // BENCH_TRACES (export: every service records and exports every span, to a sink that discards them;
 // by default no trace endpoint is set, so no spans are made),
+// BENCH_FANOUT (webhooks per event in the pipeline's fan-out row, default 5: a fifth of the events, the
+// same number of deliveries; 1 leaves the row out),
 // BENCH_SCENARIOS ("pipeline,backlog,query,idle,startup" by default; backlog.ts: busy webhooks, in runs
 // and as backlogs, beside the ordered BullMQ peer; query.ts is the delivery-log query
 // benchmark; "idle" and "startup" in idle.ts: the cost of 10,000 webhooks with no events on three
@@ -21,6 +23,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { callUnary, startSystem, testEnvironment, testToken, type RunningSystem } from '@webhooks/testing';
 import { direct } from './direct.js';
 import { cpuSeconds, pool, processCpuMeter, sampleEvent, startReceiver, waitForArrivals, type Receiver } from './harness.js';
@@ -34,6 +37,8 @@ const eventCount = Number(process.env.BENCH_EVENTS ?? 20_000);
 const webhookCounts = (process.env.BENCH_WEBHOOKS ?? '100,10000').split(',').map(Number);
 const publishers = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const batchSizes = (process.env.BENCH_BATCHES ?? '1,20').split(',').map(Number);
+/** Webhooks per workspace in the fan-out row (each event goes to all of them); 1 leaves the row out. */
+const fanOut = Number(process.env.BENCH_FANOUT ?? 5);
 
 /** The nats-server the system talks to: the one listening on TEST_NATS_URL's port (4222 by default). */
 const natsPort = new URL(testEnvironment.natsUrl).port || '4222';
@@ -76,10 +81,14 @@ function processes(system: RunningSystem, receiver: ChildProcess): Record<string
   return pids;
 }
 
-async function pipeline(system: RunningSystem, receiver: Receiver, webhooks: number, hangingShare: number, batchSize: number, events = eventCount) {
+/**
+ * Events published to `webhooks` webhooks and delivered to the receiver. `fanOut` webhooks share a
+ * workspace, so each event goes to that many of them: eventCount / fanOut events make eventCount deliveries.
+ */
+async function pipeline(system: RunningSystem, receiver: Receiver, webhooks: number, hangingShare: number, batchSize: number, events = eventCount, fanOut = 1) {
   const run = `${webhooks}_${Math.round(hangingShare * 100)}_${batchSize}_${Date.now().toString(36)}`;
   const setupStarted = Date.now();
-  const targets = await createWebhooks(system, receiver.url, webhooks, run);
+  const targets = await createWebhooks(system, receiver.url, webhooks, run, fanOut);
   const setupSeconds = +((Date.now() - setupStarted) / 1000).toFixed(1);
   const hanging = targets.slice(0, Math.round(webhooks * hangingShare));
   receiver.hang(hanging.map((t) => t.path));
@@ -88,6 +97,7 @@ async function pipeline(system: RunningSystem, receiver: Receiver, webhooks: num
   await new Promise((r) => setTimeout(r, 2_000 + webhooks * 2));
   const published = new Map<string, number>();
   const ids = Array.from({ length: events }, (_, i) => i);
+  const logBefore = await logBytes(system);
   const meter = cpuMeter(processes(system, receiver.child));
   const started = Date.now();
   const calls = Array.from({ length: Math.ceil(events / batchSize) }, (_, c) => ids.slice(c * batchSize, (c + 1) * batchSize));
@@ -100,20 +110,58 @@ async function pipeline(system: RunningSystem, receiver: Receiver, webhooks: num
   });
   const acceptedIn = Date.now() - started;
   const healthyPaths = new Set(healthy.map((t) => t.path));
-  const expected = ids.filter((i) => healthyPaths.has(targets[i % targets.length]!.path)).length;
+  const workspaceOf = new Map(targets.map((t) => [t.path, t.workspaceId]));
+  const healthyPerWorkspace = new Map<string, number>();
+  for (const path of healthyPaths) healthyPerWorkspace.set(workspaceOf.get(path)!, (healthyPerWorkspace.get(workspaceOf.get(path)!) ?? 0) + 1);
+  const expected = ids.reduce((sum, i) => sum + (healthyPerWorkspace.get(targets[i % targets.length]!.workspaceId) ?? 0), 0);
   const arrivals = (await waitForArrivals(receiver, expected, 300_000)).filter((a) => healthyPaths.has(a.path));
   const last = Math.max(...arrivals.map((a) => a.at));
   const latencies = arrivals.map((a) => a.at - published.get(a.id)!).sort((a, b) => a - b);
+  // The attempt log trails the deliveries by its batching: wait until it holds as many as arrived, so
+  // the CPU counted includes writing them.
+  const logAfter = await logBytes(system, arrivals.length);
   const cpu = meter();
   // Leave nothing behind for the next scenario: deleting a webhook drops what is still queued for it.
   await deleteWebhooks(system, targets);
   return {
     cpuSeconds: cpu,
-    webhooks, setupSeconds, eventsPerCall: batchSize, hangingWebhooks: hanging.length, events, delivered: arrivals.length, expected,
+    webhooks, setupSeconds, eventsPerCall: batchSize, hangingWebhooks: hanging.length, events, ...(fanOut > 1 ? { webhooksPerEvent: fanOut } : {}), delivered: arrivals.length, expected,
     acceptPerSecond: Math.round(events / (acceptedIn / 1000)),
     deliveriesPerSecond: Math.round(arrivals.length / ((last - started) / 1000)),
     p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99),
+    logBytesPerDelivery: logBefore && logAfter ? Math.round((logAfter.bytes - logBefore.bytes) / Math.max(1, logAfter.deliveries - logBefore.deliveries)) : undefined,
   };
+}
+
+/**
+ * The delivery log's size on disk (every table and partition of deliveries, attempts and event bodies,
+ * indexes and TOAST included) and its number of deliveries; with `atLeast`, waits up to 30 s for that
+ * many more deliveries than at the start of the scenario to be written.
+ */
+const logBaseline = new WeakMap<RunningSystem, number>();
+async function logBytes(system: RunningSystem, atLeast?: number): Promise<{ bytes: number; deliveries: number } | undefined> {
+  const client = new pg.Client({ connectionString: system.env.DATABASE_URL });
+  try {
+    await client.connect();
+    const read = async () => {
+      const { rows: [row] } = await client.query<{ bytes: string; deliveries: string }>(
+        `SELECT (SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE relkind = 'r' AND relname ~ '^(deliveries|attempts|event_bodies)') AS bytes,
+                (SELECT count(*) FROM deliveries) AS deliveries`);
+      return { bytes: Number(row!.bytes), deliveries: Number(row!.deliveries) };
+    };
+    let now = await read();
+    if (atLeast === undefined) logBaseline.set(system, now.deliveries);
+    const deadline = Date.now() + 30_000;
+    while (atLeast !== undefined && now.deliveries - (logBaseline.get(system) ?? 0) < atLeast && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      now = await read();
+    }
+    return now;
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
 
 /** The BullMQ peers at one size, each as a ratio to the direct ceiling and (when it ran) to our pipeline. */
@@ -182,6 +230,13 @@ async function main(withPipeline: boolean): Promise<void> {
           results.push({ scenario: 'isolation (10% hang)', ...isolation, healthyVsAllHealthy: +(isolation.deliveriesPerSecond / healthy.deliveriesPerSecond).toFixed(2) });
           console.log(JSON.stringify(results.at(-1)));
           await receiver.report();
+          if (fanOut > 1) {
+            // The same number of deliveries from fanOut times fewer events: what the log stores per event shows.
+            const spread = await pipeline(system, receiver, webhooks, 0, batchSize, Math.ceil(eventCount / fanOut), fanOut);
+            results.push({ scenario: `fan-out (${fanOut} webhooks per event)`, ...spread, vsOnePerEvent: +(spread.deliveriesPerSecond / healthy.deliveriesPerSecond).toFixed(2) });
+            console.log(JSON.stringify(results.at(-1)));
+            await receiver.report();
+          }
         }
         if (peers) results.push(...(await peerRows(peers, receiver, webhooks, batchSize, ceiling.requestsPerSecond, pipelinePerSecond)));
       }

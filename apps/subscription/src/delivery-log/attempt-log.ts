@@ -47,8 +47,10 @@ const decisions: Record<AttemptDecision, string | undefined> = {
 // The statement decides each delivery's status from the batch and what is stored: succeeded is final,
 // dropped is final unless it later succeeded, otherwise the delivery is retrying. Order of arrival does
 // not matter, so redelivered or reordered records converge on the same rows. A delivery's created_at is
-// its event's acceptance time (or its first record's start, for a record that carries none), its attempts
-// carry it too, and its event's body is stored once for all the event's deliveries (partitions.ts).
+// its event's acceptance time, which each of its records carries (a record without one, which no current
+// dispatcher writes, uses its start), its attempts carry it too, and its event's body is stored once for
+// all the event's deliveries (partitions.ts). Per-delivery figures come from one grouping, not from a
+// subquery per record: the statement's cost grows with the batch, not with its square.
 const writeBatchSql = `
 WITH input AS (
   SELECT r.*, coalesce(r.accepted_at, r.start_time) AS created_at FROM jsonb_to_recordset($1::jsonb) AS r(
@@ -57,15 +59,18 @@ WITH input AS (
     response_excerpt text, request_headers jsonb, decision text, retry_at timestamptz, drop_reason text,
     retry_of text, body text, accepted_at timestamptz)
 ),
+totals AS (
+  SELECT delivery_id, max(number) AS attempt_count,
+    (array_agg(body) FILTER (WHERE body IS NOT NULL AND body <> ''))[1] AS body
+  FROM input GROUP BY delivery_id
+),
 per_delivery AS (
   SELECT DISTINCT ON (i.delivery_id)
-    i.delivery_id, i.workspace_id, i.webhook_id, i.event_id, i.event_type, i.retry_of,
-    (SELECT min(c.created_at) FROM input c WHERE c.delivery_id = i.delivery_id) AS created_at,
+    i.delivery_id, i.workspace_id, i.webhook_id, i.event_id, i.event_type, i.retry_of, i.created_at,
     CASE i.decision WHEN 'succeeded' THEN 'succeeded' WHEN 'dropped' THEN 'dropped' ELSE 'retrying' END AS status,
     CASE WHEN i.decision = 'dropped' THEN i.drop_reason END AS drop_reason,
-    (SELECT max(a.number) FROM input a WHERE a.delivery_id = i.delivery_id) AS attempt_count,
-    (SELECT b.body FROM input b WHERE b.delivery_id = i.delivery_id AND b.body IS NOT NULL AND b.body <> '' LIMIT 1) AS body
-  FROM input i
+    t.attempt_count, t.body
+  FROM input i JOIN totals t USING (delivery_id)
   ORDER BY i.delivery_id, (i.decision = 'succeeded') DESC, (i.decision = 'dropped') DESC, i.seq DESC
 ),
 upserted AS (
@@ -169,11 +174,13 @@ export async function writeAttempts(orm: MikroORM, records: readonly AttemptReco
     // to a megabyte of JSON in JavaScript, and no parsing of it as a literal by PostgreSQL. query_timeout
     // is pg's client-side limit: it fails the query even when no byte comes back.
     // (pg honours query_timeout per query; its typings list it only per client.)
-    const run = (text: string, values: unknown[]) => client.query({ text, values, query_timeout: Math.max(1, timeoutMs - (Date.now() - started)) } as { text: string; values: unknown[] });
+    const run = (text: string, values: unknown[], name?: string) => client.query({ text, values, name, query_timeout: Math.max(1, timeoutMs - (Date.now() - started)) } as { text: string; values: unknown[] });
     // The days of the batch's deliveries have their partitions first (partitions.ts rule 3).
     const days = rows.map((row) => new Date(row.accepted_at ?? row.start_time));
     const batch = JSON.stringify(rows);
-    const { rows: [result] } = await withDays(orm, run, days, () => run(writeBatchSql, [batch]));
+    // A named (prepared) statement: each connection plans it once rather than per batch, which was a
+    // quarter of PostgreSQL's time for batches of 20 records.
+    const { rows: [result] } = await withDays(orm, run, days, () => run(writeBatchSql, [batch], 'attempt-log-write'));
     client.release();
     return { deliveries: Number(result!['deliveries']), attempts: Number(result!['attempts']) };
   } catch (error) {
