@@ -1,6 +1,6 @@
 // What every benchmark scenario shares: the receiver process (the customer's endpoint), a bounded pool of
 // workers, waiting for arrivals, the body an endpoint receives, and CPU seconds read from /proc.
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,30 @@ export function cpuSeconds(pid: number | undefined): number {
 export function processCpuMeter(pids: Record<string, number | undefined>): () => Record<string, number> {
   const start = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
   return () => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, +(cpuSeconds(pid) - start[name]!).toFixed(1)]));
+}
+
+/** CPU seconds of each PostgreSQL process (server, backends, helpers) alive now, by pid. */
+function postgresCpuSeconds(): Map<number, number> {
+  try {
+    const pids = execFileSync('pgrep', ['-x', 'postgres']).toString().trim().split('\n').map(Number);
+    return new Map(pids.map((pid) => [pid, cpuSeconds(pid) || 0]));
+  } catch {
+    return new Map();
+  }
+}
+
+/**
+ * processCpuMeter, with PostgreSQL counted as one more process: its processes alive at the end, each from
+ * the start (or from its birth); a backend that ended in between is not counted.
+ */
+export function processAndPostgresCpuMeter(pids: Record<string, number | undefined>): () => Record<string, number> {
+  const processes = processCpuMeter(pids);
+  const postgresStart = postgresCpuSeconds();
+  return () => {
+    let postgresql = 0;
+    for (const [pid, seconds] of postgresCpuSeconds()) postgresql += seconds - (postgresStart.get(pid) ?? 0);
+    return { ...processes(), postgresql: +postgresql.toFixed(1) };
+  };
 }
 
 export async function startReceiver(): Promise<Receiver> {

@@ -88,11 +88,12 @@ function openFilesLimit(): number {
   }
 }
 
-function ask(child: ChildProcess, command: PeerCommand, expected: PeerReport['kind']): Promise<PeerReport> {
+/** Sends a peer worker process a command and waits for its answer of the expected kind. */
+export function ask<Report extends { kind: string; message?: string }>(child: ChildProcess, command: { kind: string; [field: string]: unknown }, expected: Report['kind']): Promise<Report> {
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null) => reject(new Error(`the peer worker process exited (code ${code})`));
     child.once('exit', onExit);
-    child.once('message', (report: PeerReport) => {
+    child.once('message', (report: Report) => {
       child.off('exit', onExit);
       if (report.kind === expected) resolve(report);
       else reject(new Error(report.kind === 'error' ? `peer worker: ${report.message}` : `peer worker answered ${report.kind}, expected ${expected}`));
@@ -142,7 +143,7 @@ export async function startPeers(receiver: Receiver): Promise<Peers | undefined>
     const flows = new FlowProducer({ connection, prefix });
     let stopped = false;
     try {
-      const startWorkers = () => ask(worker, {
+      const startWorkers = () => ask<PeerReport>(worker, {
         kind: 'start', redisUrl, prefix, queues: queueNames, concurrency: mode === 'unordered' ? unorderedConcurrency : 1,
         webhooks: targets.map((t) => ({ url: receiver.url + t.path, secret: t.secret })), timeoutMs: deliveryTimeoutMs,
       }, 'ready');
@@ -176,7 +177,7 @@ export async function startPeers(receiver: Receiver): Promise<Peers | undefined>
       const cpuSeconds = meter();
       const latencies = arrivals.map((a) => a.at - published.get(a.id)!).sort((a, b) => a - b);
       stopped = true;
-      const { failedAttempts } = (await ask(worker, { kind: 'stop' }, 'stopped')) as Extract<PeerReport, { kind: 'stopped' }>;
+      const { failedAttempts } = (await ask<PeerReport>(worker, { kind: 'stop' }, 'stopped')) as Extract<PeerReport, { kind: 'stopped' }>;
       return {
         scenario, webhooks, eventsPerCall, events, delivered: arrivals.length, expected: events, failedAttempts,
         acceptPerSecond: Math.round(events / (acceptedIn / 1000)),
@@ -186,7 +187,7 @@ export async function startPeers(receiver: Receiver): Promise<Peers | undefined>
         cpuSeconds,
       };
     } finally {
-      if (!stopped && worker.connected) await ask(worker, { kind: 'stop' }, 'stopped').catch(() => undefined);
+      if (!stopped && worker.connected) await ask<PeerReport>(worker, { kind: 'stop' } satisfies PeerCommand, 'stopped').catch(() => undefined);
       // Leave nothing in Redis: obliterate removes every key of a queue, jobs still waiting or retrying included.
       await pool([...queues.values()], 16, async (q) => {
         await q.obliterate({ force: true });

@@ -17,7 +17,7 @@
 // BENCH_SETUP_CONCURRENCY (control-plane calls in flight while creating webhooks, default 24), BENCH_REDIS_URL (or REDIS_URL; the Redis of the BullMQ peers in peers.ts, default
 // redis://127.0.0.1:6379; without one the peers are skipped), BENCH_PROFILE (a folder: every service
 // writes a V8 CPU profile there when it stops; bench/profile.ts summarises them).
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -26,8 +26,9 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { callUnary, startSystem, testEnvironment, testToken, type RunningSystem } from '@webhooks/testing';
 import { direct } from './direct.js';
-import { cpuSeconds, pool, processCpuMeter, sampleEvent, startReceiver, waitForArrivals, type Receiver } from './harness.js';
-import { startPeers, type PeerMode, type Peers } from './peers.js';
+import { pool, processAndPostgresCpuMeter, sampleEvent, startReceiver, waitForArrivals, type Receiver } from './harness.js';
+import { startGraphilePeer, graphilePeerName, type GraphilePeer } from './graphile-peer.js';
+import { peerNames, startPeers, type PeerMode, type PeerResult, type PeerScenario, type Peers } from './peers.js';
 import { natsServerPid } from './procfs.js';
 import { percentile } from './stats.js';
 import { createWebhooks, deleteWebhooks } from './webhooks.js';
@@ -42,28 +43,6 @@ const fanOut = Number(process.env.BENCH_FANOUT ?? 5);
 
 /** The nats-server the system talks to: the one listening on TEST_NATS_URL's port (4222 by default). */
 const natsPort = new URL(testEnvironment.natsUrl).port || '4222';
-
-/** CPU seconds of each PostgreSQL process (server, backends, helpers) alive now, by pid. */
-function postgresCpuSeconds(): Map<number, number> {
-  try {
-    const pids = execFileSync('pgrep', ['-x', 'postgres']).toString().trim().split('\n').map(Number);
-    return new Map(pids.map((pid) => [pid, cpuSeconds(pid) || 0]));
-  } catch {
-    return new Map();
-  }
-}
-
-/** Where the CPU time of a scenario went, per process. PostgreSQL counts as one: its processes alive at
- * the end, each from the start (or from its birth); a backend that ended in between is not counted. */
-function cpuMeter(pids: Record<string, number | undefined>) {
-  const processes = processCpuMeter(pids);
-  const postgresStart = postgresCpuSeconds();
-  return () => {
-    let postgresql = 0;
-    for (const [pid, seconds] of postgresCpuSeconds()) postgresql += seconds - (postgresStart.get(pid) ?? 0);
-    return { ...processes(), postgresql: +postgresql.toFixed(1) };
-  };
-}
 
 /** An OTLP/HTTP endpoint that accepts every export and keeps nothing. */
 async function startTraceSink(): Promise<{ server: Server; url: string }> {
@@ -98,7 +77,7 @@ async function pipeline(system: RunningSystem, receiver: Receiver, webhooks: num
   const published = new Map<string, number>();
   const ids = Array.from({ length: events }, (_, i) => i);
   const logBefore = await logBytes(system);
-  const meter = cpuMeter(processes(system, receiver.child));
+  const meter = processAndPostgresCpuMeter(processes(system, receiver.child));
   const started = Date.now();
   const calls = Array.from({ length: Math.ceil(events / batchSize) }, (_, c) => ids.slice(c * batchSize, (c + 1) * batchSize));
   await pool(calls, publishers, async (call) => {
@@ -164,20 +143,24 @@ async function logBytes(system: RunningSystem, atLeast?: number): Promise<{ byte
   }
 }
 
-/** The BullMQ peers at one size, each as a ratio to the direct ceiling and (when it ran) to our pipeline. */
-async function peerRows(peers: Peers, receiver: Receiver, webhooks: number, batchSize: number, directPerSecond: number, pipelinePerSecond: number | undefined): Promise<Record<string, unknown>[]> {
+/** The peers at one size, each as a ratio to the direct ceiling and (when it ran) to our pipeline. */
+async function peerRows(peers: Peers | undefined, graphile: GraphilePeer | undefined, receiver: Receiver, webhooks: number, batchSize: number, directPerSecond: number, pipelinePerSecond: number | undefined): Promise<Record<string, unknown>[]> {
   const rows: Record<string, unknown>[] = [];
-  for (const mode of ['unordered', 'ordered'] as PeerMode[]) {
+  const runs: [string, (scenario: PeerScenario) => Promise<PeerResult>][] = [
+    ...(peers ? (['unordered', 'ordered'] as PeerMode[]).map((mode): [string, (scenario: PeerScenario) => Promise<PeerResult>] => [peerNames[mode], (scenario) => peers.run(mode, scenario)]) : []),
+    ...(graphile ? [[graphilePeerName, (scenario: PeerScenario) => graphile.run(scenario)] as [string, (scenario: PeerScenario) => Promise<PeerResult>]] : []),
+  ];
+  for (const [name, runPeer] of runs) {
     let row: Record<string, unknown>;
     try {
-      const result = await peers.run(mode, { webhooks, eventsPerCall: batchSize, events: eventCount, publishers });
+      const result = await runPeer({ webhooks, eventsPerCall: batchSize, events: eventCount, publishers });
       row = 'skipped' in result ? result : {
         ...result, directPerSecond, ratio: +(result.deliveriesPerSecond / directPerSecond).toFixed(2),
         ...(pipelinePerSecond ? { vsPipeline: +(result.deliveriesPerSecond / pipelinePerSecond).toFixed(2) } : {}),
       };
     } catch (error) {
       // A peer that breaks (Redis gone mid-run) costs its row, not the whole bench.
-      row = { scenario: `BullMQ ${mode}`, webhooks, eventsPerCall: batchSize, skipped: `failed: ${(error as Error).message}` };
+      row = { scenario: name, webhooks, eventsPerCall: batchSize, skipped: `failed: ${(error as Error).message}` };
     }
     rows.push(row);
     console.log(JSON.stringify(row));
@@ -203,6 +186,7 @@ async function main(withPipeline: boolean): Promise<void> {
     if (process.env.BENCH_PROFILE) writeFileSync(join(process.env.BENCH_PROFILE, 'pids.json'), JSON.stringify(processes(system, receiver.child)));
   }
   const peers = await startPeers(receiver);
+  const graphile = process.env.BENCH_GRAPHILE === 'false' ? undefined : await startGraphilePeer(receiver);
   const results: Record<string, unknown>[] = [];
   try {
     // Warm-up, not reported: every process compiles its hot paths before the first measured scenario.
@@ -210,6 +194,7 @@ async function main(withPipeline: boolean): Promise<void> {
     const warmUpWebhooks = Math.min(...webhookCounts, 100);
     if (system) await pipeline(system, receiver, warmUpWebhooks, 0, Math.max(...batchSizes), Math.min(eventCount, 5_000));
     if (peers) await peers.run('unordered', { webhooks: warmUpWebhooks, eventsPerCall: Math.max(...batchSizes), events: Math.min(eventCount, 5_000), publishers });
+    if (graphile) await graphile.run({ webhooks: warmUpWebhooks, eventsPerCall: Math.max(...batchSizes), events: Math.min(eventCount, 1_000), publishers });
     await receiver.report();
     for (const webhooks of webhookCounts) {
       const ceiling = await direct(receiver.url, webhooks, eventCount, publishers);
@@ -238,11 +223,12 @@ async function main(withPipeline: boolean): Promise<void> {
             await receiver.report();
           }
         }
-        if (peers) results.push(...(await peerRows(peers, receiver, webhooks, batchSize, ceiling.requestsPerSecond, pipelinePerSecond)));
+        results.push(...(await peerRows(peers, graphile, receiver, webhooks, batchSize, ceiling.requestsPerSecond, pipelinePerSecond)));
       }
     }
   } finally {
     await peers?.close();
+    await graphile?.close();
     // A service writes its CPU profile only when it exits by itself: give a busy dispatcher time to finish.
     const stopped = Date.now();
     await system?.stop(process.env.BENCH_PROFILE ? 120_000 : undefined);
@@ -296,7 +282,7 @@ async function busyWebhooks(): Promise<void> {
     await receiver.report();
     rows = await runBusyWebhookScenarios(system, receiver, peers, (dispatcherPid) => {
       const pids = processes(system, receiver.child);
-      return cpuMeter({ ...pids, dispatcher: dispatcherPid ?? pids.dispatcher });
+      return processAndPostgresCpuMeter({ ...pids, dispatcher: dispatcherPid ?? pids.dispatcher });
     });
   } finally {
     await peers?.close();
