@@ -102,6 +102,56 @@ export function ask<Report extends { kind: string; message?: string }>(child: Ch
   });
 }
 
+/** How a peer starts and stops its workers, queues a call's jobs, and which processes its CPU row counts. */
+export interface PeerDriver {
+  meter(): () => Record<string, number>;
+  startWorkers(): Promise<void>;
+  /** Stops the workers; returns the failed attempts they counted. */
+  stopWorkers(): Promise<number>;
+  enqueue(jobs: PeerJob[]): Promise<void>;
+}
+
+/**
+ * One peer row: the scenario's events queued a call at a time (`publishers` calls in flight), with the
+ * workers running or, for a backlog, started once all are queued; then every delivery awaited at the
+ * receiver and measured as our pipeline's are. Event `i` goes to webhook `i % webhooks`; its body is
+ * rendered when it is queued, as event-ingest does, and is what the endpoint receives.
+ */
+export async function measurePeer(scenario: string, receiver: Receiver, { webhooks, eventsPerCall, events, publishers, backlog = false }: PeerScenario, run: string, driver: PeerDriver): Promise<PeerResult> {
+  if (!backlog) await driver.startWorkers();
+  const published = new Map<string, number>();
+  const ids = Array.from({ length: events }, (_, i) => i);
+  const calls = Array.from({ length: Math.ceil(events / eventsPerCall) }, (_, c) => ids.slice(c * eventsPerCall, (c + 1) * eventsPerCall));
+  const meter = driver.meter();
+  const started = Date.now();
+  await pool(calls, publishers, async (call) => {
+    const now = Date.now();
+    await driver.enqueue(call.map((i) => {
+      const webhook = i % webhooks;
+      const eventId = `${run}_e${i}`;
+      published.set(eventId, now);
+      return { webhook, eventId, body: acceptEvent(sampleEvent(eventId, `bench_peer_${webhook}`), new Date(now), Number.MAX_SAFE_INTEGER).body.toString() };
+    }));
+  });
+  const acceptedIn = Date.now() - started;
+  if (backlog) await driver.startWorkers();
+  const ours = `/peer/${run}/`;
+  const arrivals = (await waitForArrivals(receiver, events, 300_000)).filter((a) => a.path.startsWith(ours));
+  const last = Math.max(...arrivals.map((a) => a.at));
+  const first = Math.min(...arrivals.map((a) => a.at));
+  const cpuSeconds = meter();
+  const latencies = arrivals.map((a) => a.at - published.get(a.id)!).sort((a, b) => a - b);
+  const failedAttempts = await driver.stopWorkers();
+  return {
+    scenario, webhooks, eventsPerCall, events, delivered: arrivals.length, expected: events, failedAttempts,
+    acceptPerSecond: Math.round(events / (acceptedIn / 1000)),
+    deliveriesPerSecond: Math.round(arrivals.length / ((last - started) / 1000)),
+    drainPerSecond: Math.round(arrivals.length / (Math.max(1, last - first) / 1000)),
+    p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99),
+    cpuSeconds,
+  };
+}
+
 export interface Peers {
   run(mode: PeerMode, scenario: PeerScenario): Promise<PeerResult>;
   close(): Promise<void>;
@@ -141,53 +191,33 @@ export async function startPeers(receiver: Receiver): Promise<Peers | undefined>
     const queues = new Map(queueNames.map((name) => [name, new Queue<PeerJob>(name, { connection, prefix })]));
     // Adds jobs to many queues in one transaction: the ordered peer's addBulk, since its events go to many queues.
     const flows = new FlowProducer({ connection, prefix });
-    let stopped = false;
-    try {
-      const startWorkers = () => ask<PeerReport>(worker, {
+    let started = false;
+    const startWorkers = async () => {
+      await ask<PeerReport>(worker, {
         kind: 'start', redisUrl, prefix, queues: queueNames, concurrency: mode === 'unordered' ? unorderedConcurrency : 1,
         webhooks: targets.map((t) => ({ url: receiver.url + t.path, secret: t.secret })), timeoutMs: deliveryTimeoutMs,
       }, 'ready');
-      if (!backlog) await startWorkers();
+      started = true;
+    };
+    const stopWorkers = async () => {
+      started = false;
+      return ((await ask<PeerReport>(worker, { kind: 'stop' }, 'stopped')) as Extract<PeerReport, { kind: 'stopped' }>).failedAttempts;
+    };
+    try {
       await Promise.all([...queues.values()].map((q) => q.waitUntilReady()));
-      const published = new Map<string, number>();
-      const ids = Array.from({ length: events }, (_, i) => i);
-      const calls = Array.from({ length: Math.ceil(events / eventsPerCall) }, (_, c) => ids.slice(c * eventsPerCall, (c + 1) * eventsPerCall));
-      const meter = processCpuMeter({ 'peer workers': worker.pid, 'redis-server': redisPid, receiver: receiver.child.pid, bench: process.pid });
-      const started = Date.now();
-      await pool(calls, publishers, async (call) => {
-        const now = Date.now();
-        // The body is rendered when the event is accepted, as event-ingest does, and is what the endpoint receives.
-        const jobs = call.map((i) => {
-          const webhook = i % webhooks;
-          const eventId = `pe${i}`;
-          published.set(eventId, now);
-          const body = acceptEvent(sampleEvent(eventId, `bench_peer_${webhook}`), new Date(now), Number.MAX_SAFE_INTEGER).body.toString();
-          return { name: 'delivery', queueName: queueOf(webhook), data: { webhook, eventId, body } satisfies PeerJob, opts: { ...jobOptions, jobId: eventId } };
-        });
-        if (jobs.length === 1) await queues.get(jobs[0]!.queueName)!.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
-        else if (mode === 'unordered') await queues.get(queueNames[0]!)!.addBulk(jobs);
-        else await flows.addBulk(jobs);
+      return await measurePeer(scenario, receiver, { webhooks, eventsPerCall, events, publishers, backlog }, run, {
+        meter: () => processCpuMeter({ 'peer workers': worker.pid, 'redis-server': redisPid, receiver: receiver.child.pid, bench: process.pid }),
+        startWorkers,
+        stopWorkers,
+        enqueue: async (call) => {
+          const jobs = call.map((job) => ({ name: 'delivery', queueName: queueOf(job.webhook), data: job, opts: { ...jobOptions, jobId: job.eventId } }));
+          if (jobs.length === 1) await queues.get(jobs[0]!.queueName)!.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+          else if (mode === 'unordered') await queues.get(queueNames[0]!)!.addBulk(jobs);
+          else await flows.addBulk(jobs);
+        },
       });
-      const acceptedIn = Date.now() - started;
-      if (backlog) await startWorkers();
-      const ours = `/peer/${run}/`;
-      const arrivals = (await waitForArrivals(receiver, events, 300_000)).filter((a) => a.path.startsWith(ours));
-      const last = Math.max(...arrivals.map((a) => a.at));
-      const first = Math.min(...arrivals.map((a) => a.at));
-      const cpuSeconds = meter();
-      const latencies = arrivals.map((a) => a.at - published.get(a.id)!).sort((a, b) => a - b);
-      stopped = true;
-      const { failedAttempts } = (await ask<PeerReport>(worker, { kind: 'stop' }, 'stopped')) as Extract<PeerReport, { kind: 'stopped' }>;
-      return {
-        scenario, webhooks, eventsPerCall, events, delivered: arrivals.length, expected: events, failedAttempts,
-        acceptPerSecond: Math.round(events / (acceptedIn / 1000)),
-        deliveriesPerSecond: Math.round(arrivals.length / ((last - started) / 1000)),
-        drainPerSecond: Math.round(arrivals.length / (Math.max(1, last - first) / 1000)),
-        p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99),
-        cpuSeconds,
-      };
     } finally {
-      if (!stopped && worker.connected) await ask<PeerReport>(worker, { kind: 'stop' } satisfies PeerCommand, 'stopped').catch(() => undefined);
+      if (started && worker.connected) await ask<PeerReport>(worker, { kind: 'stop' } satisfies PeerCommand, 'stopped').catch(() => undefined);
       // Leave nothing in Redis: obliterate removes every key of a queue, jobs still waiting or retrying included.
       await pool([...queues.values()], 16, async (q) => {
         await q.obliterate({ force: true });
