@@ -2,18 +2,19 @@
 //   burst:   runs of 20 and of 200 events per webhook over 100 webhooks, published live with PublishEvents
 //            of one workspace per call (a bulk import is many events for one workspace);
 //   backlog: tasks queued while no dispatcher runs, then one starts: over 100 webhooks interleaved, in
-//            runs of 20 and of 200 per webhook, and over 5 and 1 busy webhook; the ordered BullMQ peer
-//            drains the interleaved, 5 and 1 shapes on the same receiver (jobs queued before its workers
-//            start).
+//            runs of 20 and of 200 per webhook, and over 5 and 1 busy webhook; the ordered peers (BullMQ,
+//            and graphile-worker unless BENCH_GRAPHILE=false) drain the interleaved, 5 and 1 shapes on
+//            the same receiver (jobs queued before their workers start).
 // A drain rate counts from the first arrival to the last, so a process's start-up is not in it. Every
 // row has the whole system's CPU per 1,000 deliveries: ours is every service, nats-server and PostgreSQL,
-// from the first publish; the peer's is its workers and redis-server, from the first enqueue (the bench
+// from the first publish; a peer's is its workers and its store (redis-server or PostgreSQL), from the first enqueue (the bench
 // process publishes for both and is counted for neither). Options (env): BENCH_BACKLOG_EVENTS (default
 // 20000; a single webhook gets a quarter), BENCH_BACKLOG_SHAPES (which rows: "burst" and webhooks x run
 // for the backlogs; default "burst,100x1,100x20,100x200,5x1,1x1").
 import { callUnary, testToken, type RunningSystem } from '@webhooks/testing';
 import { pool, processCpuMeter, sampleEvent, waitForArrivals, type Receiver } from './harness.js';
-import type { Peers } from './peers.js';
+import { graphilePeerName, type GraphilePeer } from './graphile-peer.js';
+import type { PeerResult, PeerScenario, Peers } from './peers.js';
 import { percentile } from './stats.js';
 import { createWebhooks, deleteWebhooks, type BenchWebhook } from './webhooks.js';
 
@@ -25,7 +26,6 @@ const publishers = 16;
 
 /** Processes whose CPU is the system's, per side (see the opening comment). */
 const ours = ['dispatcher', 'event-ingest', 'subscription', 'notifier', 'nats-server', 'postgresql'];
-const theirs = ['peer workers', 'redis-server'];
 
 export type Meter = () => Record<string, number>;
 
@@ -127,19 +127,22 @@ export async function backlog(system: RunningSystem, receiver: Receiver, webhook
   };
 }
 
-/** The same backlog drained by the ordered BullMQ peer (a queue and a concurrency-1 worker per endpoint). */
-export async function peerBacklog(peers: Peers, webhooks: number, events: number) {
-  const result = await peers.run('ordered', { webhooks, eventsPerCall: callSize, events, publishers, backlog: true });
-  if ('skipped' in result) return { scenario: `BullMQ ordered backlog: ${webhooks}`, webhooks, skipped: result.skipped };
+/**
+ * The same backlog drained by an ordered peer: BullMQ (a queue and a concurrency-1 worker per endpoint)
+ * or graphile-worker (a named queue per endpoint); its CPU counts its workers and its store.
+ */
+export async function peerBacklog(name: string, runPeer: (scenario: PeerScenario) => Promise<PeerResult>, store: string, webhooks: number, events: number) {
+  const result = await runPeer({ webhooks, eventsPerCall: callSize, events, publishers, backlog: true });
+  if ('skipped' in result) return { scenario: `${name} backlog: ${webhooks}`, webhooks, skipped: result.skipped };
   return {
-    scenario: `BullMQ ordered backlog: ${webhooks}`, webhooks, events, delivered: result.delivered,
+    scenario: `${name} backlog: ${webhooks}`, webhooks, events, delivered: result.delivered,
     drainPerSecond: result.drainPerSecond ?? result.deliveriesPerSecond,
-    cpuPer1000: cpuPer1000(result.cpuSeconds, theirs, result.delivered), cpuSeconds: result.cpuSeconds,
+    cpuPer1000: cpuPer1000(result.cpuSeconds, ['peer workers', store], result.delivered), cpuSeconds: result.cpuSeconds,
   };
 }
 
 /** The scenarios of this module, in one run; prints each row as it comes and returns them all. */
-export async function runBusyWebhookScenarios(system: RunningSystem, receiver: Receiver, peers: Peers | undefined, meterOf: (dispatcherPid?: number) => Meter): Promise<Record<string, unknown>[]> {
+export async function runBusyWebhookScenarios(system: RunningSystem, receiver: Receiver, peers: Peers | undefined, graphile: GraphilePeer | undefined, meterOf: (dispatcherPid?: number) => Meter): Promise<Record<string, unknown>[]> {
   const rows: Record<string, unknown>[] = [];
   const add = (row: Record<string, unknown>) => {
     rows.push(row);
@@ -152,15 +155,23 @@ export async function runBusyWebhookScenarios(system: RunningSystem, receiver: R
     const events = webhooks === 1 ? Math.round(backlogEvents / 4) : backlogEvents;
     const row = await backlog(system, receiver, webhooks, events, (pid) => meterOf(pid), run);
     if (run === 1 && webhooks === 100) interleaved = row.drainPerSecond;
-    const peer = peers && run === 1 ? await peerBacklog(peers, webhooks, events) : undefined;
+    const peer = peers && run === 1 ? await peerBacklog('BullMQ ordered', (scenario) => peers.run('ordered', scenario), 'redis-server', webhooks, events) : undefined;
     await receiver.report();
+    // graphile-worker drains one named queue at 4 to 10 jobs a second here (a job waits for a worker's
+    // poll): a lone webhook's row gets a few hundred events, not minutes of them.
+    const durableEvents = webhooks === 1 ? Math.min(events, 300) : events;
+    const durable = graphile && run === 1 ? await peerBacklog(graphilePeerName, (scenario) => graphile.run(scenario), 'postgresql', webhooks, durableEvents) : undefined;
+    await receiver.report();
+    const durableRate = durable && 'drainPerSecond' in durable ? durable.drainPerSecond : undefined;
     const peerRate = peer && 'drainPerSecond' in peer ? peer.drainPerSecond : undefined;
     add({
       ...row,
       ...(run > 1 && interleaved ? { vsInterleaved: +(row.drainPerSecond / interleaved).toFixed(2) } : {}),
       ...(peerRate ? { vsOrderedBullMQ: +(row.drainPerSecond / peerRate).toFixed(2) } : {}),
+      ...(durableRate ? { vsGraphileWorker: +(row.drainPerSecond / durableRate).toFixed(2) } : {}),
     });
     if (peer) add(peer);
+    if (durable) add(durable);
   }
   return rows;
 }

@@ -274,18 +274,20 @@ async function busyWebhooks(): Promise<void> {
   if (process.env.BENCH_PROFILE) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}`;
   const system = await startSystem(env);
   const peers = await startPeers(receiver);
+  const graphile = process.env.BENCH_GRAPHILE === 'false' ? undefined : await startGraphilePeer(receiver);
   const { runBusyWebhookScenarios } = await import('./backlog.js');
   let rows: Record<string, unknown>[];
   try {
     // Warm-up, not reported, as in main().
     await pipeline(system, receiver, 100, 0, 20, 5_000);
     await receiver.report();
-    rows = await runBusyWebhookScenarios(system, receiver, peers, (dispatcherPid) => {
+    rows = await runBusyWebhookScenarios(system, receiver, peers, graphile, (dispatcherPid) => {
       const pids = processes(system, receiver.child);
       return processAndPostgresCpuMeter({ ...pids, dispatcher: dispatcherPid ?? pids.dispatcher });
     });
   } finally {
     await peers?.close();
+    await graphile?.close();
     await system.stop(process.env.BENCH_PROFILE ? 120_000 : undefined);
     receiver.child.send({ kind: 'stop' });
   }
