@@ -109,6 +109,29 @@ describe('attempt log', () => {
     assert.ok(!days.includes(dayOf(old)));
   });
 
+  it('pages newest first across days, neither skipping nor repeating, whether or not the newest day fills a page', async () => {
+    const log = new DeliveryLog(orm, undefined as never, undefined as never, 1024);
+    const hour = 3_600_000;
+    // Three deliveries within the last day, then one 2 days, one 3 days and one 10 days ago (each its own partition).
+    const ages = [1, 2, 3, 49, 73, 241];
+    await writeAttempts(orm, ages.map((age) => record(`dl_page_${age}`, 1, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED, { workspaceId: 'paging', acceptedAt: new Date(Date.now() - age * hour) })));
+    const pages = async (pageSize: number, filter = {}) => {
+      const seen: string[][] = [];
+      let token = '';
+      do {
+        const page = await log.list('paging', filter, pageSize, token);
+        seen.push(page.deliveries.map((d) => d.id));
+        token = page.nextPageToken;
+      } while (token);
+      return seen;
+    };
+    assert.deepEqual(await pages(2), [['dl_page_1', 'dl_page_2'], ['dl_page_3', 'dl_page_49'], ['dl_page_73', 'dl_page_241']]);
+    assert.deepEqual(await pages(4), [['dl_page_1', 'dl_page_2', 'dl_page_3', 'dl_page_49'], ['dl_page_73', 'dl_page_241']]);
+    assert.deepEqual(await pages(50), [['dl_page_1', 'dl_page_2', 'dl_page_3', 'dl_page_49', 'dl_page_73', 'dl_page_241']]);
+    // A range that ends days ago looks first in the day before its end.
+    assert.deepEqual(await pages(1, { from: new Date(Date.now() - 100 * hour), to: new Date(Date.now() - 48 * hour) }), [['dl_page_49'], ['dl_page_73']]);
+  });
+
   it('writes a late record of a day another process dropped: the day is made again', async () => {
     const late = new Date(Date.now() - 45 * 86_400_000);
     await writeAttempts(orm, [record('dl_late1', 1, AttemptDecision.ATTEMPT_DECISION_RETRY, { acceptedAt: late })]);

@@ -19,6 +19,8 @@ export const maxRecoveredPerCall = 10_000;
 /** Deliveries read from PostgreSQL at once while recovering. */
 const recoverBatch = 200;
 const defaultPageSize = 50;
+/** ListDeliveries looks for a page in this much of the newest log first (one or two day partitions). */
+const recentWindowMs = 86_400_000;
 
 export interface HourlyAttempts {
   readonly hourStart: Date;
@@ -159,21 +161,33 @@ export class DeliveryLog {
     if (filter.from && filter.to && filter.from >= filter.to) throw invalidArgument('start_time', 'must be before end_time');
     const limit = pageSize || defaultPageSize;
     const after = pageToken ? decodeCursor(pageToken) : undefined;
-    const created: Record<string, Date> = {};
-    if (filter.from) created.$gte = filter.from;
-    if (filter.to) created.$lt = filter.to;
-    const deliveries = await this.em().find(
-      DeliveryEntity,
-      {
-        workspaceId,
-        ...(filter.webhookId ? { webhookId: filter.webhookId } : {}),
-        ...(filter.eventType ? { eventType: filter.eventType } : {}),
-        ...(filter.status ? { status: filter.status } : {}),
-        ...(Object.keys(created).length > 0 ? { createdAt: created } : {}),
-        ...(after ? { $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] } : {}),
-      },
-      { orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], limit: limit + 1 },
-    );
+    const read = (from: Date | undefined) => {
+      const created: Record<string, Date> = {};
+      if (from) created.$gte = from;
+      if (filter.to) created.$lt = filter.to;
+      return this.em().find(
+        DeliveryEntity,
+        {
+          workspaceId,
+          ...(filter.webhookId ? { webhookId: filter.webhookId } : {}),
+          ...(filter.eventType ? { eventType: filter.eventType } : {}),
+          ...(filter.status ? { status: filter.status } : {}),
+          ...(Object.keys(created).length > 0 ? { createdAt: created } : {}),
+          ...(after ? { $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] } : {}),
+        },
+        { orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], limit: limit + 1 },
+      );
+    };
+    // The log is partitioned by day (partitions.ts), and a query over every day costs PostgreSQL a plan over
+    // every partition. The page is looked for first in the day before its newest possible time (the cursor,
+    // the end of the range, or now), one or two partitions: every delivery outside that day is older than
+    // every delivery in it, so a full page there is the page. Only a page it does not fill is read again
+    // over the whole range.
+    const newest = after?.createdAt ?? filter.to ?? new Date();
+    const recent = new Date(newest.getTime() - recentWindowMs);
+    const narrower = !filter.from || recent > filter.from;
+    let deliveries = await read(narrower ? recent : filter.from);
+    if (narrower && deliveries.length <= limit) deliveries = await read(filter.from);
     const page = deliveries.slice(0, limit);
     return { deliveries: page, nextPageToken: deliveries.length > limit ? encodeCursor(page[page.length - 1]!) : '' };
   }
