@@ -25,7 +25,9 @@ const callSize = 20;
 const publishers = 16;
 
 /** Processes whose CPU is the system's, per side (see the opening comment). */
-const ours = ['dispatcher', 'event-ingest', 'subscription', 'notifier', 'nats-server', 'postgresql'];
+export const ours = ['dispatcher', 'event-ingest', 'subscription', 'notifier', 'nats-server', 'postgresql'];
+/** A peer's system: its workers and its store. */
+export const theirs = ['peer workers', 'redis-server', 'postgresql'];
 
 export type Meter = () => Record<string, number>;
 

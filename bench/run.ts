@@ -31,6 +31,7 @@ import { startGraphilePeer, graphilePeerName, type GraphilePeer } from './graphi
 import { peerNames, startPeers, type PeerMode, type PeerResult, type PeerScenario, type Peers } from './peers.js';
 import { natsServerPid } from './procfs.js';
 import { percentile } from './stats.js';
+import { cpuPer1000, ours, runBusyWebhookScenarios, theirs } from './backlog.js';
 import { createWebhooks, deleteWebhooks } from './webhooks.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -236,6 +237,12 @@ async function main(withPipeline: boolean): Promise<void> {
     receiver.child.send({ kind: 'stop' });
     traceSink?.server.close();
   }
+  // Whole-system CPU per 1,000 deliveries: ours is every service, nats-server and PostgreSQL; a peer's is its
+  // workers and its store (the receiver and the bench process count for neither).
+  for (const row of results) {
+    const cpu = row.cpuSeconds as Record<string, number> | undefined;
+    if (cpu && typeof row.delivered === 'number' && row.delivered > 0) row.cpuPer1000 = cpuPer1000(cpu, 'peer workers' in cpu ? theirs : ours, row.delivered);
+  }
   console.table(results.map(({ cpuSeconds: _cpu, ...row }) => row));
   const measured = results.filter((r) => r.cpuSeconds);
   if (measured.length > 0) {
@@ -275,7 +282,6 @@ async function busyWebhooks(): Promise<void> {
   const system = await startSystem(env);
   const peers = await startPeers(receiver);
   const graphile = process.env.BENCH_GRAPHILE === 'false' ? undefined : await startGraphilePeer(receiver);
-  const { runBusyWebhookScenarios } = await import('./backlog.js');
   let rows: Record<string, unknown>[];
   try {
     // Warm-up, not reported, as in main().
