@@ -47,9 +47,10 @@ export interface WebhookHealth {
 }
 
 /**
- * How far back the health looks for deliveries whose attempts may fall in its last 24 hours: an attempt
- * can start long after its delivery was created (a backlog, a rate limit), and reading by the workspace's
- * deliveries keeps the query to one workspace's rows.
+ * How far back the health and the hourly figures look for deliveries whose attempts may fall in their last
+ * 24 hours, and so which day partitions they read: an attempt can start long after its delivery was
+ * created (a backlog, a rate limit), and reading by the workspace's deliveries keeps the query to one
+ * workspace's rows.
  */
 const healthDeliveriesBackMs = 48 * 3_600_000;
 const healthAttemptsBackMs = 24 * 3_600_000;
@@ -284,9 +285,10 @@ export class DeliveryLog {
               coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms), 0)::int AS p50,
               coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms), 0)::int AS p95
          FROM attempts a JOIN deliveries d ON d.id = a.delivery_id AND d.created_at = a.created_at
-        WHERE d.workspace_id = ? AND d.webhook_id = ? AND a.number > 0 AND a.start_time >= ?
+        WHERE d.workspace_id = ? AND d.webhook_id = ? AND a.number > 0 AND a.start_time >= ? AND a.created_at >= ?
         GROUP BY 1`,
-      [workspaceId, webhookId, from],
+      // Deliveries of the last 48 hours, as the health reads them: their day partitions only.
+      [workspaceId, webhookId, from, new Date(now.getTime() - healthDeliveriesBackMs)],
     )) as { hour: string | number; succeeded: number; failed: number; p50: number; p95: number }[];
     const byHour = new Map(rows.map((row) => [Number(row.hour) * 1000, row]));
     return Array.from({ length: 24 }, (_, i) => {
