@@ -132,6 +132,28 @@ describe('attempt log', () => {
     assert.deepEqual(await pages(1, { from: new Date(Date.now() - 100 * hour), to: new Date(Date.now() - 48 * hour) }), [['dl_page_49'], ['dl_page_73']]);
   });
 
+  it('lets two replicas run retention at once while records are written: each old day is dropped once, nothing fails', async () => {
+    const replica = await openOrm(database.url, () => {});
+    try {
+      const days = [50, 51].map((n) => new Date(Date.now() - n * 86_400_000));
+      await writeAttempts(orm, days.map((day, i) => record(`dl_both${i}`, 1, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED, { acceptedAt: day })));
+      const cutoff = new Date(Date.now() - 30 * 86_400_000);
+      const [mine, theirs] = await Promise.all([
+        dropOldDays(orm, cutoff),
+        dropOldDays(replica, cutoff),
+        writeAttempts(replica, [record('dl_during', 1, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED)]),
+      ]);
+      // Each replica lists the days before it drops them, so both may name a day; the drop itself is
+      // serialised and idempotent.
+      assert.ok([...mine, ...theirs].includes(dayOf(days[0]!)) && [...mine, ...theirs].includes(dayOf(days[1]!)));
+      const left = await partitionDays(orm);
+      assert.ok(!left.includes(dayOf(days[0]!)) && !left.includes(dayOf(days[1]!)));
+      assert.equal((await deliveryRow('dl_during'))!.status, 'succeeded');
+    } finally {
+      await replica.close();
+    }
+  });
+
   it('writes a late record of a day another process dropped: the day is made again', async () => {
     const late = new Date(Date.now() - 45 * 86_400_000);
     await writeAttempts(orm, [record('dl_late1', 1, AttemptDecision.ATTEMPT_DECISION_RETRY, { acceptedAt: late })]);
