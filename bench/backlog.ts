@@ -26,7 +26,7 @@ const publishers = 16;
 
 /** Processes whose CPU is the system's, per side (see the opening comment). */
 export const ours = ['dispatcher', 'event-ingest', 'subscription', 'notifier', 'nats-server', 'postgresql'];
-/** A peer's system: its workers and its store. */
+/** A peer's system: its workers and its store (a peer's CPU has only its own store of the two). */
 export const theirs = ['peer workers', 'redis-server', 'postgresql'];
 
 export type Meter = () => Record<string, number>;
@@ -133,13 +133,13 @@ export async function backlog(system: RunningSystem, receiver: Receiver, webhook
  * The same backlog drained by an ordered peer: BullMQ (a queue and a concurrency-1 worker per endpoint)
  * or graphile-worker (a named queue per endpoint); its CPU counts its workers and its store.
  */
-export async function peerBacklog(name: string, runPeer: (scenario: PeerScenario) => Promise<PeerResult>, store: string, webhooks: number, events: number) {
+export async function peerBacklog(name: string, runPeer: (scenario: PeerScenario) => Promise<PeerResult>, webhooks: number, events: number) {
   const result = await runPeer({ webhooks, eventsPerCall: callSize, events, publishers, backlog: true });
   if ('skipped' in result) return { scenario: `${name} backlog: ${webhooks}`, webhooks, skipped: result.skipped };
   return {
     scenario: `${name} backlog: ${webhooks}`, webhooks, events, delivered: result.delivered,
     drainPerSecond: result.drainPerSecond ?? result.deliveriesPerSecond,
-    cpuPer1000: cpuPer1000(result.cpuSeconds, ['peer workers', store], result.delivered), cpuSeconds: result.cpuSeconds,
+    cpuPer1000: cpuPer1000(result.cpuSeconds, theirs, result.delivered), cpuSeconds: result.cpuSeconds,
   };
 }
 
@@ -157,12 +157,12 @@ export async function runBusyWebhookScenarios(system: RunningSystem, receiver: R
     const events = webhooks === 1 ? Math.round(backlogEvents / 4) : backlogEvents;
     const row = await backlog(system, receiver, webhooks, events, (pid) => meterOf(pid), run);
     if (run === 1 && webhooks === 100) interleaved = row.drainPerSecond;
-    const peer = peers && run === 1 ? await peerBacklog('BullMQ ordered', (scenario) => peers.run('ordered', scenario), 'redis-server', webhooks, events) : undefined;
+    const peer = peers && run === 1 ? await peerBacklog('BullMQ ordered', (scenario) => peers.run('ordered', scenario), webhooks, events) : undefined;
     await receiver.report();
     // graphile-worker drains one named queue at 4 to 10 jobs a second here (a job waits for a worker's
     // poll): a lone webhook's row gets a few hundred events, not minutes of them.
     const durableEvents = webhooks === 1 ? Math.min(events, 300) : events;
-    const durable = graphile && run === 1 ? await peerBacklog(graphilePeerName, (scenario) => graphile.run(scenario), 'postgresql', webhooks, durableEvents) : undefined;
+    const durable = graphile && run === 1 ? await peerBacklog(graphilePeerName, (scenario) => graphile.run(scenario), webhooks, durableEvents) : undefined;
     await receiver.report();
     const durableRate = durable && 'drainPerSecond' in durable ? durable.drainPerSecond : undefined;
     const peerRate = peer && 'drainPerSecond' in peer ? peer.drainPerSecond : undefined;

@@ -1,25 +1,19 @@
 // The graphile-worker peer's worker, in its own process so its CPU time is counted apart from the
 // bench's (which enqueues). One runner: `concurrency` jobs at once, each job one delivery
 // (peer-delivery.ts); a job's named queue (one per webhook) makes graphile-worker run that webhook's jobs
-// one at a time, in order. A failed job is retried by graphile-worker. Driven over IPC by
-// bench/graphile-peer.ts: start -> ready, stop -> stopped, exit.
+// one at a time, in order. A failed job is retried by graphile-worker. Driven by bench/graphile-peer.ts
+// (peer-delivery.ts serveWorkerCommands).
 import { signingKey } from '@webhooks/domain';
-import { Logger, run, type Runner } from 'graphile-worker';
-import { peerAgent, postDelivery, type PeerJob } from './peer-delivery.js';
+import { run, type Runner } from 'graphile-worker';
+import { quietLogger } from './graphile-logger.js';
+import { postDelivery, serveWorkerCommands, type PeerJob, type WorkerCommand, type WorkerReport } from './peer-delivery.js';
 
-export type GraphilePeerCommand =
-  | { kind: 'start'; connectionString: string; concurrency: number; webhooks: { url: string; secret: string }[]; timeoutMs: number }
-  | { kind: 'stop' }
-  | { kind: 'exit' };
+export type GraphilePeerCommand = WorkerCommand<{ connectionString: string; concurrency: number; webhooks: { url: string; secret: string }[]; timeoutMs: number }>;
 
-export type GraphilePeerReport = { kind: 'ready' } | { kind: 'stopped'; failedAttempts: number } | { kind: 'error'; message: string };
+export type GraphilePeerReport = WorkerReport;
 
 const userAgent = 'Graphile-Worker-Peer-Bench/0.1.0';
 
-/** Warnings and errors only: graphile-worker logs every completed job at info, which costs as much as a delivery. */
-export const quietLogger = new Logger(() => (level, message) => {
-  if (level === 'error' || level === 'warning') console.error(`graphile-worker peer: ${message}`);
-});
 
 let running: { runner: Runner; failedAttempts: number } | undefined;
 
@@ -47,14 +41,4 @@ async function stop(): Promise<number> {
   return state.failedAttempts;
 }
 
-function reply(report: GraphilePeerReport): void {
-  process.send!(report);
-}
-
-process.on('message', (command: GraphilePeerCommand) => {
-  if (command.kind === 'start') start(command).then(() => reply({ kind: 'ready' }), (error: Error) => reply({ kind: 'error', message: error.message }));
-  if (command.kind === 'stop') stop().then((failedAttempts) => reply({ kind: 'stopped', failedAttempts }), (error: Error) => reply({ kind: 'error', message: error.message }));
-  if (command.kind === 'exit') stop().finally(() => peerAgent.close().finally(() => process.exit(0)));
-});
-// The bench went away without saying so: do not keep PostgreSQL connections open.
-process.on('disconnect', () => stop().finally(() => process.exit(0)));
+serveWorkerCommands(start, stop);

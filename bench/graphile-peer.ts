@@ -12,7 +12,7 @@ import { createTestDatabase } from '@webhooks/testing';
 import { makeWorkerUtils, runMigrations, type AddJobsJobSpec } from 'graphile-worker';
 import { processAndPostgresCpuMeter, type Receiver } from './harness.js';
 import type { GraphilePeerCommand, GraphilePeerReport } from './graphile-peer-worker.js';
-import { quietLogger } from './graphile-peer-worker.js';
+import { quietLogger } from './graphile-logger.js';
 import { ask, measurePeer, type PeerResult, type PeerScenario } from './peers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

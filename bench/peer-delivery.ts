@@ -1,7 +1,8 @@
-// One delivery as every peer's worker makes it, so the work per delivery matches our dispatcher's: sign
-// the body (Standard Webhooks, HMAC-SHA256 over id.timestamp.body), POST it with a 5 s deadline over
-// keep-alive sockets with no cap per origin, read the answer, and throw on anything but 2xx so the peer's
-// queue retries the job.
+// What every peer's worker process shares. One delivery as each makes it, so the work per delivery matches
+// our dispatcher's: sign the body (Standard Webhooks, HMAC-SHA256 over id.timestamp.body), POST it with a
+// 5 s deadline over keep-alive sockets with no cap per origin, read the answer, and throw on anything but
+// 2xx so the peer's queue retries the job. And the process's loop: driven over IPC by the bench (start ->
+// ready, stop -> stopped, exit), stopping its workers when the bench goes away without saying so.
 import type { KeyObject } from 'node:crypto';
 import { signatureHeaders } from '@webhooks/domain';
 import { Agent, request } from 'undici';
@@ -27,4 +28,22 @@ export async function postDelivery(webhook: PeerWebhook, job: PeerJob, timeoutMs
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The commands every peer worker process takes; `start` carries the peer's own settings. */
+export type WorkerCommand<Start> = ({ kind: 'start' } & Start) | { kind: 'stop' } | { kind: 'exit' };
+
+export type WorkerReport = { kind: 'ready' } | { kind: 'stopped'; failedAttempts: number } | { kind: 'error'; message: string };
+
+/** Serves the bench's commands: `start` starts the workers, `stop` stops them and counts their failed attempts. */
+export function serveWorkerCommands<Start>(start: (command: { kind: 'start' } & Start) => Promise<void>, stop: () => Promise<number>): void {
+  const reply = (report: WorkerReport) => process.send!(report);
+  const failed = (error: Error) => reply({ kind: 'error', message: error.message });
+  process.on('message', (command: WorkerCommand<Start>) => {
+    if (command.kind === 'start') start(command).then(() => reply({ kind: 'ready' }), failed);
+    if (command.kind === 'stop') stop().then((failedAttempts) => reply({ kind: 'stopped', failedAttempts }), failed);
+    if (command.kind === 'exit') stop().finally(() => peerAgent.close().finally(() => process.exit(0)));
+  });
+  // The bench went away without saying so: do not keep the store's connections open.
+  process.on('disconnect', () => stop().finally(() => process.exit(0)));
 }

@@ -1,28 +1,24 @@
 // The BullMQ peer's workers, in their own process so their CPU time is counted apart from the bench's
 // (which enqueues). Each job is one delivery (peer-delivery.ts); a failed one is retried by BullMQ.
-// Driven over IPC by bench/peers.ts: start -> ready, stop -> stopped, exit.
+// Driven by bench/peers.ts (peer-delivery.ts serveWorkerCommands).
 import { signingKey } from '@webhooks/domain';
 import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { peerAgent, postDelivery, type PeerJob } from './peer-delivery.js';
+import { postDelivery, serveWorkerCommands, type PeerJob, type WorkerCommand, type WorkerReport } from './peer-delivery.js';
 
 export type { PeerJob } from './peer-delivery.js';
 
-export type PeerCommand =
-  | {
-      kind: 'start';
-      redisUrl: string;
-      prefix: string;
-      /** One queue served by one worker of this concurrency, or one queue per webhook, one worker each. */
-      queues: string[];
-      concurrency: number;
-      webhooks: { url: string; secret: string }[];
-      timeoutMs: number;
-    }
-  | { kind: 'stop' }
-  | { kind: 'exit' };
+export type PeerCommand = WorkerCommand<{
+  redisUrl: string;
+  prefix: string;
+  /** One queue served by one worker of this concurrency, or one queue per webhook, one worker each. */
+  queues: string[];
+  concurrency: number;
+  webhooks: { url: string; secret: string }[];
+  timeoutMs: number;
+}>;
 
-export type PeerReport = { kind: 'ready' } | { kind: 'stopped'; failedAttempts: number } | { kind: 'error'; message: string };
+export type PeerReport = WorkerReport;
 
 const userAgent = 'BullMQ-Peer-Bench/0.1.0';
 
@@ -53,14 +49,4 @@ async function stop(): Promise<number> {
   return state.failedAttempts;
 }
 
-function reply(report: PeerReport): void {
-  process.send!(report);
-}
-
-process.on('message', (command: PeerCommand) => {
-  if (command.kind === 'start') start(command).then(() => reply({ kind: 'ready' }), (error: Error) => reply({ kind: 'error', message: error.message }));
-  if (command.kind === 'stop') stop().then((failedAttempts) => reply({ kind: 'stopped', failedAttempts }), (error: Error) => reply({ kind: 'error', message: error.message }));
-  if (command.kind === 'exit') stop().finally(() => peerAgent.close().finally(() => process.exit(0)));
-});
-// The bench went away without saying so: do not keep Redis connections open.
-process.on('disconnect', () => stop().finally(() => process.exit(0)));
+serveWorkerCommands(start, stop);

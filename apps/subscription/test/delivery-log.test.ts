@@ -6,7 +6,7 @@ import { AttemptDecision, type AttemptRecord } from '@webhooks/contracts';
 import { createTestDatabase, type TestDatabase } from '@webhooks/testing';
 import { writeAttempts } from '../src/delivery-log/attempt-log.js';
 import { DeliveryLog } from '../src/delivery-log/delivery-log.js';
-import { dayOf, dropOldDays, partitionDays } from '../src/delivery-log/partitions.js';
+import { dayOf, dropOldDays, partitionDays, queryThrough, withDays } from '../src/delivery-log/partitions.js';
 import { migrate, openOrm, type Orm } from '../src/persistence/orm.js';
 
 /** Every record of a delivery carries its event's acceptance time, as the dispatcher's do. */
@@ -42,6 +42,15 @@ describe('attempt log', () => {
     (await orm.em.getConnection().execute<{ status: string; attempt_count: number; drop_reason: string | null }[]>('select status, attempt_count, drop_reason from deliveries where id = ?', [id]))[0];
   const bodiesOf = async (workspaceId: string, eventId: string) =>
     (await orm.em.getConnection().execute<{ body: Buffer }[]>('select body from event_bodies where workspace_id = ? and event_id = ?', [workspaceId, eventId])).map((row) => row.body.toString());
+  /** Waits until this many sessions wait for the partitions' advisory lock. */
+  const waitForLockWaiters = async (count: number) => {
+    for (let tries = 0; tries < 200; tries++) {
+      const [row] = await orm.em.getConnection().execute<{ n: string }[]>("select count(*) as n from pg_locks where locktype = 'advisory' and not granted");
+      if (Number(row!.n) >= count) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.fail(`${count} sessions never waited for the partitions' lock`);
+  };
   const attemptCount = async (id: string) => Number((await orm.em.getConnection().execute<{ n: string }[]>('select count(*) as n from attempts where delivery_id = ?', [id]))[0]!.n);
 
   it('writes a batch once, however often it arrives', async () => {
@@ -152,6 +161,45 @@ describe('attempt log', () => {
     } finally {
       await replica.close();
     }
+  });
+
+  it('lets two replicas make the same new day at once: one makes it, the other finds it, both write', async () => {
+    const replicas = [await openOrm(database.url, () => {}), await openOrm(database.url, () => {})];
+    const holder = await openOrm(database.url, () => {});
+    try {
+      const day = new Date(Date.now() - 60 * 86_400_000);
+      // The race forced: a third session holds the partitions' lock, so both replicas are inside
+      // log_ensure_partitions, waiting, before either makes the day.
+      const lockSql = "SELECT pg_advisory_lock(hashtext('webhooks.log_partitions'))";
+      const connection = await (await holder.em.getConnection().getNativeClient()).connect();
+      await connection.query(lockSql);
+      const writes = replicas.map((replica, i) => writeAttempts(replica, [record(`dl_race${i}`, 1, AttemptDecision.ATTEMPT_DECISION_SUCCEEDED, { acceptedAt: day })]));
+      await waitForLockWaiters(2);
+      await connection.query("SELECT pg_advisory_unlock(hashtext('webhooks.log_partitions'))");
+      connection.release();
+      assert.deepEqual(await Promise.all(writes), [{ deliveries: 1, attempts: 1 }, { deliveries: 1, attempts: 1 }]);
+      assert.ok((await partitionDays(orm)).includes(dayOf(day)));
+    } finally {
+      for (const replica of [...replicas, holder]) await replica.close();
+    }
+  });
+
+  it('writes once more when the answer to making a day was lost after PostgreSQL made it', async () => {
+    const day = dayOf(new Date(Date.now() - 70 * 86_400_000));
+    const query = queryThrough(orm);
+    let lost = false;
+    // The statement runs, then its answer is lost (a timeout on the way back).
+    const losing: typeof query = async (sql, params) => {
+      await query(sql, params);
+      if (!lost) {
+        lost = true;
+        throw new Error('the answer was lost');
+      }
+    };
+    await assert.rejects(withDays(orm, losing, [day], async () => 'written'), /the answer was lost/);
+    assert.ok((await partitionDays(orm)).includes(day), 'the day was made all the same');
+    // The batch comes again (it was not acked): this time the day is asked for again, and exists.
+    assert.equal(await withDays(orm, losing, [day], async () => 'written'), 'written');
   });
 
   it('writes a late record of a day another process dropped: the day is made again', async () => {

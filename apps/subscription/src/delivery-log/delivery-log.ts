@@ -8,7 +8,7 @@ import type { JetStreamPublisher, Topology } from '@webhooks/messaging';
 import { AttemptEntity, DeliveryEntity, WebhookEntity, type Attempt, type Delivery, type DeliveryStatusName, type Webhook } from '../persistence/entities.js';
 import { recordActivity, unattributed, type Actor } from '../activity/activity-log.js';
 import { dateOf, epochMs } from '../persistence/raw-sql.js';
-import { queryThrough, withDays } from './partitions.js';
+import { dayOf, queryThrough, withDays } from './partitions.js';
 
 /** A delivery as the log shows it (its body is stored once per event, in event_bodies). */
 export type DeliveryView = Delivery;
@@ -328,7 +328,7 @@ export class DeliveryLog {
       DeliveryTask.encode({ eventId: task.eventId, workspaceId: task.workspaceId, webhookId: task.webhookId, eventType: task.eventType, occurredAt: now, acceptedAt: now, body: task.body, deliveryId, retryOfDeliveryId: task.retryOf }).finish(),
       { msgID: deliveryId, expectStream: this.topology.streams.deliver(task.webhookId) },
     );
-    await withDays(this.orm, queryThrough(this.orm), [now], () =>
+    await withDays(this.orm, queryThrough(this.orm), [dayOf(now)], () =>
       em.getConnection().execute(
         `WITH body AS (INSERT INTO event_bodies (workspace_id, event_id, created_at, body) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING)
          INSERT INTO deliveries (id, workspace_id, webhook_id, event_id, event_type, status, attempt_count, retry_of_delivery_id, created_at, updated_at)

@@ -42,10 +42,10 @@ function ensuredOf(database: object): Set<string> {
   return days;
 }
 
-/** Makes sure the partitions of the days of these times exist; one statement when a day is new here. */
-export async function ensureDays(database: object, query: Query, times: readonly Date[]): Promise<void> {
+/** Makes sure the partitions of these days (YYYY-MM-DD) exist; one statement when a day is new here. */
+export async function ensureDays(database: object, query: Query, days: readonly string[]): Promise<void> {
   const known = ensuredOf(database);
-  const missing = [...new Set(times.map(dayOf))].filter((day) => !known.has(day));
+  const missing = [...new Set(days)].filter((day) => !known.has(day));
   if (missing.length === 0) return;
   // An array literal rather than an array: the drivers expand arrays into lists of parameters differently.
   await query('SELECT log_ensure_partitions($1::date[])', [`{${missing.join(',')}}`]);
@@ -59,18 +59,18 @@ export function isMissingPartition(error: unknown): boolean {
 }
 
 /**
- * Runs a write of rows with these times after making sure their days exist (rule 3); when PostgreSQL
- * still finds no partition, forgets what this process knew of the days, makes them again and runs the
- * write once more.
+ * Runs a write of rows of these days after making sure the days exist (rule 3); when PostgreSQL still
+ * finds no partition, forgets what this process knew of the days, makes them again and runs the write
+ * once more.
  */
-export async function withDays<T>(database: object, query: Query, times: readonly Date[], write: () => Promise<T>): Promise<T> {
-  await ensureDays(database, query, times);
+export async function withDays<T>(database: object, query: Query, days: readonly string[], write: () => Promise<T>): Promise<T> {
+  await ensureDays(database, query, days);
   try {
     return await write();
   } catch (error) {
     if (!isMissingPartition(error)) throw error;
     ensuredOf(database).clear();
-    await ensureDays(database, query, times);
+    await ensureDays(database, query, days);
     return write();
   }
 }
@@ -97,7 +97,7 @@ export async function partitionDays(orm: MikroORM): Promise<string[]> {
  * and makes the next days ahead (rule 3). Returns the days dropped.
  */
 export async function dropOldDays(orm: MikroORM, before: Date, now = new Date()): Promise<string[]> {
-  const ahead = Array.from({ length: daysAhead + 1 }, (_, n) => new Date(now.getTime() + n * dayMs));
+  const ahead = Array.from({ length: daysAhead + 1 }, (_, n) => dayOf(new Date(now.getTime() + n * dayMs)));
   await ensureDays(orm, queryThrough(orm), ahead);
   const old = (await partitionDays(orm)).filter((day) => Date.parse(`${day}T00:00:00Z`) + dayMs <= before.getTime());
   for (const day of old) {
