@@ -56,7 +56,8 @@ async function main(): Promise<void> {
   const breakerQueue = new BreakerQueue(breaker, logger);
   // A success unacked here comes back after ack_wait; a recalled one at once: remembered twice that and a lease (record-batches.ts rule 4).
   const recallWindowMs = 2 * (config.ackWait + config.leaseTtl);
-  const dispatch = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breakerQueue, suspensions, logger, budget.recordPublishTimeoutMs, new RecordBatches(publisher, t), js, recallWindowMs, (shard) =>
+  const batches = new RecordBatches(publisher, t);
+  const dispatch = new Dispatch(publisher, jsm, t, routes, deliverer, retryPolicy, breakerQueue, suspensions, logger, budget.recordPublishTimeoutMs, batches, js, recallWindowMs, (shard) =>
     followers.consumers ? followers.consumers.mayAct(shard) : Promise.resolve(false),
     budget.freshForMs,
   );
@@ -119,6 +120,8 @@ async function main(): Promise<void> {
     await ownership.stop();
     dispatch.stop();
     await consumers.stop();
+    // Acks still waiting for a record batch to travel with (deferred-acks.ts).
+    batches.acks.flush();
     await breakerQueue.idle();
     routes.stop();
     await sender.close();

@@ -11,7 +11,8 @@
 // retries a record, the task is redelivered after ack_wait and, finding no record of that attempt, makes
 // it again: the endpoint may see that one event twice (the documented at-least-once repeat).
 //
-// A success's record is stored with others of its shard (record-batches.ts); retries and drops have one
+// A success's record is stored with others of its shard (record-batches.ts), and its ack goes out with
+// the next batch (deferred-acks.ts); retries and drops have one
 // message each on the webhook's subject, where the next attempt reads them back, and so has a parked
 // task's success: a parked task is read again by whoever reads the park next, however long after, and
 // finds its end there (a recall covers only what a predecessor may have had out of the shard consumer). A task that ended here
@@ -316,7 +317,9 @@ export class Dispatch {
       this.ended.add(deliveryOf(task), attempt, 'succeeded');
       dispatcherMetrics.deliveries.add(1, { result: 'succeeded' });
       if (task.acceptedAt) dispatcherMetrics.deliveryLatency.record((Date.now() - task.acceptedAt.getTime()) / 1000);
-      message.ack();
+      // A lane task's ack goes with the next record batch (deferred-acks.ts); a parked task's ack deletes it from its park.
+      if (path === 'lane') this.batches.acks.add(message);
+      else message.ack();
     } else if (decision.kind === 'retry') {
       const reason = outcome.result.kind === 'failed' ? outcome.result.reason : '';
       // The retry keeps its planned time, however long the record took to store.

@@ -23,6 +23,7 @@
 //    after the task. Parked tasks' successes are not batched (dispatch.ts).
 import { AttemptDecision, AttemptRecord, AttemptRecordBatch, encodeMessage } from '@webhooks/contracts';
 import { eachStored, type JetStreamClient, type JetStreamPublisher, type Topology } from '@webhooks/messaging';
+import { DeferredAcks } from './deferred-acks.js';
 import { dispatcherMetrics } from './metrics.js';
 
 export interface RecordBatchLimits {
@@ -54,6 +55,8 @@ export class RecordBatches {
     private readonly publisher: JetStreamPublisher,
     private readonly topology: Topology,
     private readonly limits: RecordBatchLimits = defaultRecordBatchLimits,
+    /** Acks of delivered lane tasks, written to the socket with the next batch (deferred-acks.ts). */
+    readonly acks = new DeferredAcks(),
   ) {}
 
   /** Stores the record with others of the shard; resolves once stored (rule 3). */
@@ -76,6 +79,8 @@ export class RecordBatches {
     queue.storing = true;
     const now = Date.now();
     for (const item of batch) if (now - item.since > keepAliveAfterMs) item.keepAlive();
+    // In the same turn as the publish: the client writes the acks and the batch at once.
+    this.acks.flush();
     this.publisher
       .publish(this.topology.subjects.attemptBatch(shard), frame(batch.map((item) => item.encoded)))
       .then(

@@ -16,6 +16,7 @@ import { BreakerQueue } from '../src/breaker-queue.js';
 import { Deliverer } from '../src/delivery.js';
 import { Dispatch, type TaskMessage } from '../src/dispatch.js';
 import { HttpSender } from '../src/http-sender.js';
+import { flushAfterMs } from '../src/deferred-acks.js';
 import { RecordBatches } from '../src/record-batches.js';
 
 const logger = createLogger('record-batches-test');
@@ -150,6 +151,8 @@ describe('attempt record batches on real NATS', () => {
     const first = taskMessage(task, 7);
     assert.equal(await replica().handle(first, 'lane'), 'settled');
     assert.equal(receiver.requests.length, before + 1);
+    // The ack goes with the next record batch, or flushAfterMs later (deferred-acks.ts).
+    await new Promise((resolve) => setTimeout(resolve, flushAfterMs * 4));
     assert.equal(first.acks, 1);
 
     // The next owner is handed the same task as maybe attempted, and recalls the shard first.
