@@ -181,6 +181,8 @@ async function main(withPipeline: boolean): Promise<void> {
     // Traces exported to a collector that takes them and throws them away: what tracing every event costs.
     traceSink = process.env.BENCH_TRACES === 'export' ? await startTraceSink() : undefined;
     if (traceSink) env.OTEL_EXPORTER_OTLP_ENDPOINT = traceSink.url;
+    // Node makes the profile folder only when a process exits; pids.json goes there first.
+    if (process.env.BENCH_PROFILE) mkdirSync(process.env.BENCH_PROFILE, { recursive: true });
     if (process.env.BENCH_PROFILE) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}`;
     system = await startSystem(env);
     // Profiles are named by process id; this tells bench/profile.ts which service each one is.
