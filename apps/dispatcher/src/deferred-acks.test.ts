@@ -37,6 +37,20 @@ describe('deferred acks', () => {
     assert.equal(b.acks, 1);
   });
 
+  it('gives an ack added after a flush its whole wait, though the timer started before', async () => {
+    const acks = new DeferredAcks(40);
+    acks.add(message());
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    // A record batch took the first along; the next ack comes 30 ms into the timer's 40.
+    acks.flush();
+    const b = message();
+    acks.add(b);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(b.acks, 0, 'not sent when the earlier timer ran out');
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    assert.equal(b.acks, 1, 'sent once its own wait was over');
+  });
+
   it('goes out in the same turn as the next record batch, before its publish', async () => {
     const order: string[] = [];
     const publisher = {

@@ -6,8 +6,9 @@
 //    parked tasks are settled at once: their settling is not a plain ack (term, nak, a park's delete).
 // 2. When it goes: right before the next record batch is published (record-batches.ts), in the same
 //    synchronous turn, so the client writes the acks and the batch to the socket at once; at the latest
-//    flushAfterMs after the first ack waiting (a shard's handover, which waits for the server to count
-//    the acks sent, shard-consumer.ts rule 3, sees them then); and when the dispatcher shuts down.
+//    flushAfterMs after the oldest ack waiting was added, not sooner (a batch every few milliseconds
+//    takes them all along; a shard's handover, which waits for the server to count the acks sent,
+//    shard-consumer.ts rule 3, sees them then); and when the dispatcher shuts down.
 // 3. Why a deferred ack repeats nothing: the task is settled here already (the lane forgot it, and its
 //    sequence is in the shard's settled memory, so a redelivery is acked, not attempted). If this replica
 //    dies before the ack is sent, the task's success is stored in a record batch, and the next owner
@@ -25,19 +26,27 @@ export const flushAfterMs = 5;
 
 export class DeferredAcks {
   private pending: Ackable[] = [];
+  /** When the oldest waiting ack was added. */
+  private oldestAt = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly afterMs = flushAfterMs) {}
 
   /** Sends the ack with the next record batch, or within afterMs (rule 2). */
   add(message: Ackable): void {
+    if (this.pending.length === 0) this.oldestAt = Date.now();
     this.pending.push(message);
-    // One timer at a time; a flush by a batch leaves it running, to find nothing or the acks since.
-    this.timer ??= setTimeout(() => {
-      this.timer = undefined;
-      this.flush();
-    }, this.afterMs).unref();
+    // One timer at a time; a flush by a batch leaves it running, and it waits again for what came since.
+    this.timer ??= setTimeout(this.due, this.afterMs).unref();
   }
+
+  private readonly due = (): void => {
+    this.timer = undefined;
+    if (this.pending.length === 0) return;
+    const waited = Date.now() - this.oldestAt;
+    if (waited < this.afterMs) this.timer = setTimeout(this.due, this.afterMs - waited).unref();
+    else this.flush();
+  };
 
   /** Sends every ack waiting now. */
   flush(): void {
