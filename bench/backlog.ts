@@ -12,7 +12,7 @@
 // 20000; a single webhook gets a quarter), BENCH_BACKLOG_SHAPES (which rows: "burst" and webhooks x run
 // for the backlogs; default "burst,100x1,100x20,100x200,5x1,1x1").
 import { callUnary, testToken, type RunningSystem } from '@webhooks/testing';
-import { pool, processCpuMeter, sampleEvent, waitForArrivals, type Receiver } from './harness.js';
+import { natsMessages, natsPerDelivery, pool, processCpuMeter, sampleEvent, waitForArrivals, type Receiver } from './harness.js';
 import { graphilePeerName, type GraphilePeer } from './graphile-peer.js';
 import type { PeerResult, PeerScenario, Peers } from './peers.js';
 import { percentile } from './stats.js';
@@ -113,19 +113,22 @@ export async function backlog(system: RunningSystem, receiver: Receiver, webhook
   await receiver.report();
   // The system's CPU from the first publish (as the peer's from its first enqueue); the dispatcher's from its start.
   const systemCpu = meter(undefined);
+  // The stopped dispatcher's counts went with it; the new one counts from its start.
+  const natsBefore = await natsMessages(system);
   const published = await publishRuns(system, targets, events, run, tag);
   const dispatcher = await system.startService('dispatcher');
   const dispatcherCpu = processCpuMeter({ dispatcher: dispatcher.pid });
   const started = Date.now();
   const arrivals = (await waitForArrivals(receiver, events, 600_000)).filter((a) => a.id.startsWith(tag));
   const cpuSeconds = { ...systemCpu(), ...dispatcherCpu() };
+  const natsMessagesPerDelivery = natsPerDelivery(natsBefore, await natsMessages(system), arrivals.length);
   await deleteWebhooks(system, targets);
   const { drainPerSecond, deliveriesPerSecond } = rates(arrivals, published, started);
   return {
     scenario: `backlog: ${webhooks} webhook${webhooks === 1 ? '' : 's'}${run > 1 ? `, runs of ${run}` : ''}`, webhooks, events, delivered: arrivals.length,
     drainPerSecond, fromStartPerSecond: deliveriesPerSecond,
     dispatcherCpuMsPerDelivery: +(((cpuSeconds.dispatcher ?? NaN) / arrivals.length) * 1000).toFixed(2),
-    cpuPer1000: cpuPer1000(cpuSeconds, ours, arrivals.length), cpuSeconds,
+    cpuPer1000: cpuPer1000(cpuSeconds, ours, arrivals.length), natsMessagesPerDelivery, cpuSeconds,
   };
 }
 

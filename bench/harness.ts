@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Event } from '@webhooks/contracts';
+import type { RunningSystem } from '@webhooks/testing';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -107,4 +108,32 @@ export function sampleEvent(id: string, workspaceId: string): Event {
       message: { id: `m_${id}`, channelMessageId: '', text: 'Hello, I would like to know more about your plans.', attachments: [], sender: undefined, status: 'received', sentAt: new Date() },
       channel: { id: 'ch_1', name: 'WhatsApp', source: 'whatsapp' }, conversationId: 'conv_1' } },
   };
+}
+
+/**
+ * Messages every running service has sent to and received from the NATS server so far (the client's own
+ * counts, nats.client.messages on each service's /metrics). Undefined when a service cannot be read.
+ * Per delivery they show what a change costs the NATS server, in counts that do not move with the
+ * machine's speed.
+ */
+export async function natsMessages(system: RunningSystem): Promise<number | undefined> {
+  try {
+    let total = 0;
+    for (const services of system.services.values()) {
+      for (const service of services) {
+        if (!service.running) continue;
+        const text = await (await fetch(`http://${service.address('opsPort')}/metrics`)).text();
+        for (const match of text.matchAll(/^nats_client_messages_total\{[^}]*\} (\S+)$/gm)) total += Number(match[1]);
+      }
+    }
+    return total;
+  } catch {
+    return undefined;
+  }
+}
+
+/** NATS messages per delivery between two counts of natsMessages. */
+export function natsPerDelivery(before: number | undefined, after: number | undefined, delivered: number): number | undefined {
+  if (before === undefined || after === undefined || delivered <= 0) return undefined;
+  return +((after - before) / delivered).toFixed(2);
 }

@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { callUnary, startSystem, testEnvironment, testToken, type RunningSystem } from '@webhooks/testing';
 import { direct } from './direct.js';
-import { pool, processAndPostgresCpuMeter, sampleEvent, startReceiver, waitForArrivals, type Receiver } from './harness.js';
+import { natsMessages, natsPerDelivery, pool, processAndPostgresCpuMeter, sampleEvent, startReceiver, waitForArrivals, type Receiver } from './harness.js';
 import { startGraphilePeer, graphilePeerName, type GraphilePeer } from './graphile-peer.js';
 import { peerNames, startPeers, type PeerMode, type PeerResult, type PeerScenario, type Peers } from './peers.js';
 import { natsServerPid } from './procfs.js';
@@ -208,19 +208,19 @@ async function main(withPipeline: boolean): Promise<void> {
         let pipelinePerSecond: number | undefined;
         if (system) {
           const batchesBefore = await recordBatches(system);
-          const healthy = await pipeline(system, receiver, webhooks, 0, batchSize);
+          const healthy = await withNatsCounts(system, () => pipeline(system!, receiver, webhooks, 0, batchSize));
           const recordsPerBatch = perBatch(batchesBefore, await recordBatches(system));
           pipelinePerSecond = healthy.deliveriesPerSecond;
           results.push({ scenario: 'throughput', ...healthy, directPerSecond: ceiling.requestsPerSecond, ratio: +(healthy.deliveriesPerSecond / ceiling.requestsPerSecond).toFixed(2), recordsPerBatch });
           console.log(JSON.stringify(results.at(-1)));
           await receiver.report();
-          const isolation = await pipeline(system, receiver, webhooks, 0.1, batchSize);
+          const isolation = await withNatsCounts(system, () => pipeline(system!, receiver, webhooks, 0.1, batchSize));
           results.push({ scenario: 'isolation (10% hang)', ...isolation, healthyVsAllHealthy: +(isolation.deliveriesPerSecond / healthy.deliveriesPerSecond).toFixed(2) });
           console.log(JSON.stringify(results.at(-1)));
           await receiver.report();
           if (fanOut > 1) {
             // The same number of deliveries from fanOut times fewer events: what the log stores per event shows.
-            const spread = await pipeline(system, receiver, webhooks, 0, batchSize, Math.ceil(eventCount / fanOut), fanOut);
+            const spread = await withNatsCounts(system, () => pipeline(system!, receiver, webhooks, 0, batchSize, Math.ceil(eventCount / fanOut), fanOut));
             results.push({ scenario: `fan-out (${fanOut} webhooks per event)`, ...spread, vsOnePerEvent: +(spread.deliveriesPerSecond / healthy.deliveriesPerSecond).toFixed(2) });
             console.log(JSON.stringify(results.at(-1)));
             await receiver.report();
@@ -255,6 +255,13 @@ async function main(withPipeline: boolean): Promise<void> {
   const file = join(here, 'results', `${withPipeline ? '' : 'peers-'}${new Date().toISOString().replaceAll(':', '-')}.json`);
   writeFileSync(file, JSON.stringify({ events: eventCount, publishers, results }, null, 2));
   console.log(`wrote ${file}`);
+}
+
+/** A pipeline scenario's row with the messages between the services and the NATS server per delivery (every service's client counts). */
+async function withNatsCounts(system: RunningSystem, scenario: () => ReturnType<typeof pipeline>) {
+  const before = await natsMessages(system);
+  const row = await scenario();
+  return { ...row, natsMessagesPerDelivery: natsPerDelivery(before, await natsMessages(system), row.delivered) };
 }
 
 /**

@@ -3,6 +3,7 @@ import { JetStreamApiError, jetstream, jetstreamManager, type ConsumerConfig, ty
 import { Kvm, type Bucket, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { acceptedBucketOptions, dispatchersBucketOptions, streamConfigs, type Topology } from './topology.js';
+import { countConnection } from './connection-metrics.js';
 import { coalesceWrites } from './write-coalescing.js';
 import { cheapRequestCancel } from './request-cancel.js';
 
@@ -12,6 +13,7 @@ export async function connectNats(servers: string, name: string): Promise<NatsCo
   cheapRequestCancel();
   const nc = await connect({ servers: servers.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 500, noAsyncTraces: true });
   coalesceWrites(nc);
+  countConnection(nc);
   return nc;
 }
 

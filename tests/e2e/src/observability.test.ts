@@ -181,6 +181,12 @@ describe('observability', () => {
     assert.equal(delta('i', 'webhook_events_accepted_total'), 2);
     assert.equal(delta('i', 'webhook_events_rejected_total', { reason: 'invalid-argument' }), 1);
     assert.match(after.d, /webhook_stream_messages\{[^}]*stream="/);
+    // The NATS client's own counts: two accepted events cost ingest at least a lookup, a task and a record
+    // each; two deliveries cost the dispatcher at least a stored record batch and two acks.
+    assert.ok(delta('i', 'nats_client_messages_total', { direction: 'out' }) >= 6, 'ingest counted its NATS messages');
+    assert.ok(delta('d', 'nats_client_messages_total', { direction: 'out' }) >= 3, 'the dispatcher counted its NATS messages');
+    assert.ok(delta('d', 'nats_client_messages_total', { direction: 'in' }) >= 2, 'the dispatcher counted the tasks it received');
+    assert.ok(delta('i', 'nats_client_bytes_total', { direction: 'out' }) > 0);
 
     for (const service of [dispatcher, ingest, system.services.get('subscription')![0]!, system.services.get('notifier')![0]!]) {
       const base = `http://127.0.0.1:${service.port('opsPort')}`;
