@@ -121,14 +121,14 @@ export async function backlog(system: RunningSystem, receiver: Receiver, webhook
   const started = Date.now();
   const arrivals = (await waitForArrivals(receiver, events, 600_000)).filter((a) => a.id.startsWith(tag));
   const cpuSeconds = { ...systemCpu(), ...dispatcherCpu() };
-  const natsMessagesPerDelivery = natsPerDelivery(natsBefore, await natsMessages(system), arrivals.length);
+  const nats = natsPerDelivery(natsBefore, await natsMessages(system), arrivals.length);
   await deleteWebhooks(system, targets);
   const { drainPerSecond, deliveriesPerSecond } = rates(arrivals, published, started);
   return {
     scenario: `backlog: ${webhooks} webhook${webhooks === 1 ? '' : 's'}${run > 1 ? `, runs of ${run}` : ''}`, webhooks, events, delivered: arrivals.length,
     drainPerSecond, fromStartPerSecond: deliveriesPerSecond,
     dispatcherCpuMsPerDelivery: +(((cpuSeconds.dispatcher ?? NaN) / arrivals.length) * 1000).toFixed(2),
-    cpuPer1000: cpuPer1000(cpuSeconds, ours, arrivals.length), natsMessagesPerDelivery, cpuSeconds,
+    cpuPer1000: cpuPer1000(cpuSeconds, ours, arrivals.length), ...nats, cpuSeconds,
   };
 }
 

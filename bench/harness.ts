@@ -111,29 +111,34 @@ export function sampleEvent(id: string, workspaceId: string): Event {
 }
 
 /**
- * Messages every running service has sent to and received from the NATS server so far (the client's own
- * counts, nats.client.messages on each service's /metrics). Undefined when a service cannot be read.
- * Per delivery they show what a change costs the NATS server, in counts that do not move with the
- * machine's speed.
+ * Messages every running service has sent to and received from the NATS server so far, by service (the
+ * client's own counts, nats.client.messages on each service's /metrics, summed over its replicas).
+ * Undefined when a service cannot be read. Per delivery they show what a change costs the NATS server,
+ * in counts that do not move with the machine's speed.
  */
-export async function natsMessages(system: RunningSystem): Promise<number | undefined> {
+export async function natsMessages(system: RunningSystem): Promise<Record<string, number> | undefined> {
   try {
-    let total = 0;
-    for (const services of system.services.values()) {
+    const byService: Record<string, number> = {};
+    for (const [name, services] of system.services) {
       for (const service of services) {
         if (!service.running) continue;
         const text = await (await fetch(`http://${service.address('opsPort')}/metrics`)).text();
-        for (const match of text.matchAll(/^nats_client_messages_total\{[^}]*\} (\S+)$/gm)) total += Number(match[1]);
+        for (const match of text.matchAll(/^nats_client_messages_total\{[^}]*\} (\S+)$/gm)) byService[name] = (byService[name] ?? 0) + Number(match[1]);
       }
     }
-    return total;
+    return byService;
   } catch {
     return undefined;
   }
 }
 
-/** NATS messages per delivery between two counts of natsMessages. */
-export function natsPerDelivery(before: number | undefined, after: number | undefined, delivered: number): number | undefined {
-  if (before === undefined || after === undefined || delivered <= 0) return undefined;
-  return +((after - before) / delivered).toFixed(2);
+/** NATS messages per delivery between two counts of natsMessages: in all, and by service (those above 0.05). */
+export function natsPerDelivery(before: Record<string, number> | undefined, after: Record<string, number> | undefined, delivered: number): { natsMessagesPerDelivery?: number; natsByService?: string } {
+  if (!before || !after || delivered <= 0) return {};
+  const perService = Object.entries(after).map(([name, count]) => [name, (count - (before[name] ?? 0)) / delivered] as const);
+  const total = perService.reduce((sum, [, count]) => sum + count, 0);
+  return {
+    natsMessagesPerDelivery: +total.toFixed(2),
+    natsByService: perService.filter(([, count]) => count >= 0.05).map(([name, count]) => `${name} ${count.toFixed(1)}`).join(', '),
+  };
 }

@@ -261,7 +261,7 @@ async function main(withPipeline: boolean): Promise<void> {
 async function withNatsCounts(system: RunningSystem, scenario: () => ReturnType<typeof pipeline>) {
   const before = await natsMessages(system);
   const row = await scenario();
-  return { ...row, natsMessagesPerDelivery: natsPerDelivery(before, await natsMessages(system), row.delivered) };
+  return { ...row, ...natsPerDelivery(before, await natsMessages(system), row.delivered) };
 }
 
 /**
