@@ -12,7 +12,7 @@
 // 20000; a single webhook gets a quarter), BENCH_BACKLOG_SHAPES (which rows: "burst" and webhooks x run
 // for the backlogs; default "burst,100x1,100x20,100x200,5x1,1x1").
 import { callUnary, testToken, type RunningSystem } from '@webhooks/testing';
-import { natsMessages, natsPerDelivery, pool, processCpuMeter, sampleEvent, waitForArrivals, type Receiver } from './harness.js';
+import { natsMessagesMetric, natsPerDelivery, serviceMetrics, pool, processCpuMeter, sampleEvent, waitForArrivals, type Receiver } from './harness.js';
 import { graphilePeerName, type GraphilePeer } from './graphile-peer.js';
 import type { PeerResult, PeerScenario, Peers } from './peers.js';
 import { percentile } from './stats.js';
@@ -114,14 +114,14 @@ export async function backlog(system: RunningSystem, receiver: Receiver, webhook
   // The system's CPU from the first publish (as the peer's from its first enqueue); the dispatcher's from its start.
   const systemCpu = meter(undefined);
   // The stopped dispatcher's counts went with it; the new one counts from its start.
-  const natsBefore = await natsMessages(system);
+  const natsBefore = await serviceMetrics(system, [natsMessagesMetric]);
   const published = await publishRuns(system, targets, events, run, tag);
   const dispatcher = await system.startService('dispatcher');
   const dispatcherCpu = processCpuMeter({ dispatcher: dispatcher.pid });
   const started = Date.now();
   const arrivals = (await waitForArrivals(receiver, events, 600_000)).filter((a) => a.id.startsWith(tag));
   const cpuSeconds = { ...systemCpu(), ...dispatcherCpu() };
-  const nats = natsPerDelivery(natsBefore, await natsMessages(system), arrivals.length);
+  const nats = natsPerDelivery(natsBefore, await serviceMetrics(system, [natsMessagesMetric]), arrivals.length);
   await deleteWebhooks(system, targets);
   const { drainPerSecond, deliveriesPerSecond } = rates(arrivals, published, started);
   return {

@@ -110,20 +110,28 @@ export function sampleEvent(id: string, workspaceId: string): Event {
   };
 }
 
+/** Samples read off every running service's /metrics: by service name, by metric, summed over labels and replicas. */
+export type ServiceMetrics = Record<string, Record<string, number>>;
+
+/** The NATS client's own count of messages a service sent and received (connection-metrics.ts). */
+export const natsMessagesMetric = 'nats_client_messages_total';
+
 /**
- * Messages every running service has sent to and received from the NATS server so far, by service (the
- * client's own counts, nats.client.messages on each service's /metrics, summed over its replicas).
- * Undefined when a service cannot be read. Per delivery they show what a change costs the NATS server,
- * in counts that do not move with the machine's speed.
+ * The samples of `names` (Prometheus names) on every running service's /metrics, each summed over its
+ * labels and the service's replicas. Undefined when a service cannot be read.
  */
-export async function natsMessages(system: RunningSystem): Promise<Record<string, number> | undefined> {
+export async function serviceMetrics(system: RunningSystem, names: readonly string[]): Promise<ServiceMetrics | undefined> {
   try {
-    const byService: Record<string, number> = {};
+    const byService: ServiceMetrics = {};
     for (const [name, services] of system.services) {
       for (const service of services) {
         if (!service.running) continue;
         const text = await (await fetch(`http://${service.address('opsPort')}/metrics`)).text();
-        for (const match of text.matchAll(/^nats_client_messages_total\{[^}]*\} (\S+)$/gm)) byService[name] = (byService[name] ?? 0) + Number(match[1]);
+        const sums = (byService[name] ??= {});
+        for (const line of text.split('\n')) {
+          const metric = names.find((n) => line.startsWith(`${n}{`) || line.startsWith(`${n} `));
+          if (metric) sums[metric] = (sums[metric] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+        }
       }
     }
     return byService;
@@ -132,10 +140,14 @@ export async function natsMessages(system: RunningSystem): Promise<Record<string
   }
 }
 
-/** NATS messages per delivery between two counts of natsMessages: in all, and by service (those above 0.05). */
-export function natsPerDelivery(before: Record<string, number> | undefined, after: Record<string, number> | undefined, delivered: number): { natsMessagesPerDelivery?: number; natsByService?: string } {
+/**
+ * NATS messages per delivery between two reads of serviceMetrics that include natsMessagesMetric: in
+ * all, and by service (those above 0.05). Per delivery they show what a change costs the NATS server,
+ * in counts that do not move with the machine's speed.
+ */
+export function natsPerDelivery(before: ServiceMetrics | undefined, after: ServiceMetrics | undefined, delivered: number): { natsMessagesPerDelivery?: number; natsByService?: string } {
   if (!before || !after || delivered <= 0) return {};
-  const perService = Object.entries(after).map(([name, count]) => [name, (count - (before[name] ?? 0)) / delivered] as const);
+  const perService = Object.entries(after).map(([name, metrics]) => [name, ((metrics[natsMessagesMetric] ?? 0) - (before[name]?.[natsMessagesMetric] ?? 0)) / delivered] as const);
   const total = perService.reduce((sum, [, count]) => sum + count, 0);
   return {
     natsMessagesPerDelivery: +total.toFixed(2),

@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { callUnary, startSystem, testEnvironment, testToken, type RunningSystem } from '@webhooks/testing';
 import { direct } from './direct.js';
-import { natsMessages, natsPerDelivery, pool, processAndPostgresCpuMeter, sampleEvent, startReceiver, waitForArrivals, type Receiver } from './harness.js';
+import { natsMessagesMetric, natsPerDelivery, serviceMetrics, type ServiceMetrics, pool, processAndPostgresCpuMeter, sampleEvent, startReceiver, waitForArrivals, type Receiver } from './harness.js';
 import { startGraphilePeer, graphilePeerName, type GraphilePeer } from './graphile-peer.js';
 import { peerNames, startPeers, type PeerMode, type PeerResult, type PeerScenario, type Peers } from './peers.js';
 import { natsServerPid } from './procfs.js';
@@ -207,20 +207,18 @@ async function main(withPipeline: boolean): Promise<void> {
       for (const batchSize of batchSizes) {
         let pipelinePerSecond: number | undefined;
         if (system) {
-          const batchesBefore = await recordBatches(system);
-          const healthy = await withNatsCounts(system, () => pipeline(system!, receiver, webhooks, 0, batchSize));
-          const recordsPerBatch = perBatch(batchesBefore, await recordBatches(system));
+          const healthy = await withCounts(system, () => pipeline(system!, receiver, webhooks, 0, batchSize));
           pipelinePerSecond = healthy.deliveriesPerSecond;
-          results.push({ scenario: 'throughput', ...healthy, directPerSecond: ceiling.requestsPerSecond, ratio: +(healthy.deliveriesPerSecond / ceiling.requestsPerSecond).toFixed(2), recordsPerBatch });
+          results.push({ scenario: 'throughput', ...healthy, directPerSecond: ceiling.requestsPerSecond, ratio: +(healthy.deliveriesPerSecond / ceiling.requestsPerSecond).toFixed(2) });
           console.log(JSON.stringify(results.at(-1)));
           await receiver.report();
-          const isolation = await withNatsCounts(system, () => pipeline(system!, receiver, webhooks, 0.1, batchSize));
+          const isolation = await withCounts(system, () => pipeline(system!, receiver, webhooks, 0.1, batchSize));
           results.push({ scenario: 'isolation (10% hang)', ...isolation, healthyVsAllHealthy: +(isolation.deliveriesPerSecond / healthy.deliveriesPerSecond).toFixed(2) });
           console.log(JSON.stringify(results.at(-1)));
           await receiver.report();
           if (fanOut > 1) {
             // The same number of deliveries from fanOut times fewer events: what the log stores per event shows.
-            const spread = await withNatsCounts(system, () => pipeline(system!, receiver, webhooks, 0, batchSize, Math.ceil(eventCount / fanOut), fanOut));
+            const spread = await withCounts(system, () => pipeline(system!, receiver, webhooks, 0, batchSize, Math.ceil(eventCount / fanOut), fanOut));
             results.push({ scenario: `fan-out (${fanOut} webhooks per event)`, ...spread, vsOnePerEvent: +(spread.deliveriesPerSecond / healthy.deliveriesPerSecond).toFixed(2) });
             console.log(JSON.stringify(results.at(-1)));
             await receiver.report();
@@ -257,30 +255,25 @@ async function main(withPipeline: boolean): Promise<void> {
   console.log(`wrote ${file}`);
 }
 
-/** A pipeline scenario's row with the messages between the services and the NATS server per delivery (every service's client counts). */
-async function withNatsCounts(system: RunningSystem, scenario: () => ReturnType<typeof pipeline>) {
-  const before = await natsMessages(system);
-  const row = await scenario();
-  return { ...row, ...natsPerDelivery(before, await natsMessages(system), row.delivered) };
-}
+/** What a pipeline scenario is measured by on the services' /metrics besides time: NATS messages, and the dispatcher's record batches. */
+const countedMetrics = [natsMessagesMetric, 'webhook_attempt_record_batch_size_sum', 'webhook_attempt_record_batch_size_count'];
 
 /**
- * The dispatcher's record batches so far (the histogram webhook.attempt_record.batch_size on its
- * /metrics): records and batches, to show how many records one stored message held during a scenario.
+ * A pipeline scenario's row with what its deliveries cost in counts: the messages between the services and
+ * the NATS server per delivery, and how many records one stored record batch held (the dispatcher's
+ * histogram webhook.attempt_record.batch_size).
  */
-async function recordBatches(system: RunningSystem): Promise<{ records: number; batches: number } | undefined> {
-  try {
-    const text = await (await fetch(`http://${system.services.get('dispatcher')![0]!.address('opsPort')}/metrics`)).text();
-    const value = (suffix: string) => Number(new RegExp(`^webhook_attempt_record_batch_size_${suffix}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-    return { records: value('sum'), batches: value('count') };
-  } catch {
-    return undefined;
-  }
+async function withCounts(system: RunningSystem, scenario: () => ReturnType<typeof pipeline>) {
+  const before = await serviceMetrics(system, countedMetrics);
+  const row = await scenario();
+  const after = await serviceMetrics(system, countedMetrics);
+  return { ...row, recordsPerBatch: perBatch(before, after), ...natsPerDelivery(before, after, row.delivered) };
 }
 
-function perBatch(before: { records: number; batches: number } | undefined, after: { records: number; batches: number } | undefined): number | undefined {
-  if (!before || !after || !(after.batches > before.batches)) return undefined;
-  return +((after.records - before.records) / (after.batches - before.batches)).toFixed(1);
+function perBatch(before: ServiceMetrics | undefined, after: ServiceMetrics | undefined): number | undefined {
+  const delta = (suffix: string) => (after?.dispatcher?.[`webhook_attempt_record_batch_size_${suffix}`] ?? NaN) - (before?.dispatcher?.[`webhook_attempt_record_batch_size_${suffix}`] ?? NaN);
+  const batches = delta('count');
+  return batches > 0 ? +(delta('sum') / batches).toFixed(1) : undefined;
 }
 
 /** Busy webhooks (backlog.ts): bursts in runs per webhook, and backlogs drained by a dispatcher that starts. */

@@ -317,8 +317,8 @@ export class Dispatch {
       this.ended.add(deliveryOf(task), attempt, 'succeeded');
       dispatcherMetrics.deliveries.add(1, { result: 'succeeded' });
       if (task.acceptedAt) dispatcherMetrics.deliveryLatency.record((Date.now() - task.acceptedAt.getTime()) / 1000);
-      // A lane task's ack goes with the next record batch (deferred-acks.ts); a parked task's ack deletes it from its park.
-      if (path === 'lane') this.batches.acks.add(message);
+      // A batched success's ack goes with the next record batch (deferred-acks.ts); a parked task's ack deletes it from its park.
+      if (batched(decision, path)) this.batches.acks.add(message);
       else message.ack();
     } else if (decision.kind === 'retry') {
       const reason = outcome.result.kind === 'failed' ? outcome.result.reason : '';
@@ -402,13 +402,18 @@ export class Dispatch {
       acceptedAt: task.acceptedAt,
       traceContext: {},
     };
-    if (decision.kind === 'succeeded' && path === 'lane') {
+    if (batched(decision, path)) {
       record.traceContext = traceEntries();
       return this.batches.add(deliverShardOf(task.webhookId), record, keepAlive);
     }
     const headers = traceHeaders();
     await this.publisher.publish(this.topology.subjects.attempt(task.workspaceId, task.webhookId), encodeMessage(AttemptRecord, record), { msgID, ...(headers ? { headers } : {}) });
   }
+}
+
+/** A lane task's success: its record goes into its shard's batch (record-batches.ts), and its ack with the next batch (deferred-acks.ts). */
+function batched(decision: Decision, path: TaskPath): boolean {
+  return decision.kind === 'succeeded' && path === 'lane';
 }
 
 function decisionOf(record: AttemptRecord): Decision {

@@ -25,16 +25,17 @@ function totals(): Stats {
   return sum;
 }
 
-messages.addCallback((result) => {
-  const sum = totals();
-  result.observe(sum.outMsgs, { direction: 'out' });
-  result.observe(sum.inMsgs, { direction: 'in' });
-});
-bytes.addCallback((result) => {
-  const sum = totals();
-  result.observe(sum.outBytes, { direction: 'out' });
-  result.observe(sum.inBytes, { direction: 'in' });
-});
+// One read of the connections per collection, for both counters.
+meter.addBatchObservableCallback(
+  (result) => {
+    const sum = totals();
+    result.observe(messages, sum.outMsgs, { direction: 'out' });
+    result.observe(messages, sum.inMsgs, { direction: 'in' });
+    result.observe(bytes, sum.outBytes, { direction: 'out' });
+    result.observe(bytes, sum.inBytes, { direction: 'in' });
+  },
+  [messages, bytes],
+);
 
 /** Counts the connection's messages and bytes in the service's metrics until it closes, and keeps them after. */
 export function countConnection(nc: NatsConnection): void {
